@@ -1,0 +1,201 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "rp_buf.h"
+#include "rp_file.h"
+
+int rp_cli_common_opt(struct rp_cli *cli, int c, const char *arg)
+{
+	switch (c) {
+	case RP_OPT_STORE:
+		cli->store_dir = arg;
+		return 1;
+	case RP_OPT_PASSFILE:
+		cli->pass_file = arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int rp_cli_exit(enum rp_err err)
+{
+	switch (err) {
+	case RP_OK:
+		return RP_EXIT_OK;
+	case RP_ERR_USAGE:
+		return RP_EXIT_USAGE;
+	case RP_ERR_FORMAT:
+	case RP_ERR_AUTH:
+	case RP_ERR_UNLICENSED:
+		return RP_EXIT_BADDOC;
+	case RP_ERR_NOKEY:
+		return RP_EXIT_NOKEY;
+	case RP_ERR_REVOKED:
+		return RP_EXIT_REVOKED;
+	case RP_ERR_STATE:
+	case RP_ERR_EXISTS:
+	case RP_ERR_NOTFOUND:
+	case RP_ERR_PASSPHRASE:
+	case RP_ERR_LOCKED:
+		return RP_EXIT_STORE;
+	default:
+		return RP_EXIT_SYSTEM;
+	}
+}
+
+int rp_cli_error(const struct rp_status *st)
+{
+	fprintf(stderr, "reprotect: %s\n", rp_status_msg(st));
+	return rp_cli_exit(st->err);
+}
+
+int rp_cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "reprotect %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'reprotect %s --help'.\n", cmd);
+	return RP_EXIT_USAGE;
+}
+
+static enum rp_err prompt(struct rp_status *st, const char *msg, char *out,
+			  size_t cap, size_t *out_len)
+{
+	struct termios old, quiet;
+	FILE *tty = fopen("/dev/tty", "r+");
+	enum rp_err err = RP_OK;
+	size_t n;
+
+	if (!tty) {
+		return rp_status_fail(st, RP_ERR_PASSPHRASE,
+				      "no passphrase: set REPROTECT_PASSPHRASE "
+				      "or give --passphrase-file");
+	}
+	fputs(msg, tty);
+	fflush(tty);
+	if (tcgetattr(fileno(tty), &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= (tcflag_t)~ECHO;
+		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	}
+	if (!fgets(out, (int)cap, tty)) {
+		err = rp_status_fail(st, RP_ERR_PASSPHRASE,
+				     "no passphrase was entered");
+	}
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fputc('\n', tty);
+	fclose(tty);
+	if (err) {
+		return err;
+	}
+	n = strlen(out);
+	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) {
+		out[--n] = '\0';
+	}
+	*out_len = n;
+	return RP_OK;
+}
+
+enum rp_err rp_cli_passphrase(const struct rp_cli *cli, struct rp_status *st,
+			      int is_new, char **out, size_t *out_len)
+{
+	const char *env = getenv("REPROTECT_PASSPHRASE");
+	char *p = OPENSSL_zalloc(1024);
+	char *again = NULL;
+	size_t n = 0, n2 = 0;
+	enum rp_err err = RP_OK;
+
+	if (!p) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	if (cli->pass_file) {
+		struct rp_buf b = { 0 };
+
+		err = rp_file_read(&b, st, cli->pass_file, 1023);
+		if (!err) {
+			n = b.len;
+			while (n && (b.p[n - 1] == '\n' || b.p[n - 1] == '\r')) {
+				n--;
+			}
+			memcpy(p, b.p, n);
+		}
+		rp_buf_fini(&b);
+	} else if (env) {
+		n = strlen(env);
+		if (n > 1023) {
+			err = rp_status_fail(st, RP_ERR_USAGE,
+					     "REPROTECT_PASSPHRASE is too long");
+		} else {
+			memcpy(p, env, n);
+		}
+	} else {
+		err = prompt(st, "store passphrase: ", p, 1024, &n);
+		if (!err && is_new) {
+			again = OPENSSL_zalloc(1024);
+			err = again ? prompt(st, "again: ", again, 1024, &n2)
+				    : RP_ERR_NOMEM;
+			if (!err && (n != n2 || memcmp(p, again, n))) {
+				err = rp_status_fail(st, RP_ERR_PASSPHRASE,
+						     "the passphrases differ");
+			}
+		}
+	}
+	if (!err && n == 0) {
+		err = rp_status_fail(st, RP_ERR_PASSPHRASE,
+				     "the passphrase is empty");
+	}
+	OPENSSL_clear_free(again, 1024);
+	if (err) {
+		OPENSSL_clear_free(p, 1024);
+		return err;
+	}
+	*out = p;
+	*out_len = n;
+	return RP_OK;
+}
+
+enum rp_err rp_cli_store_dir(const struct rp_cli *cli, struct rp_status *st,
+			     char *out, size_t out_cap)
+{
+	if (cli->store_dir) {
+		if (snprintf(out, out_cap, "%s", cli->store_dir) >=
+		    (int)out_cap) {
+			return rp_status_fail(st, RP_ERR_USAGE,
+					      "store path too long");
+		}
+		return RP_OK;
+	}
+	return rp_store_default_dir(out, out_cap, st);
+}
+
+enum rp_err rp_cli_open_store(const struct rp_cli *cli, struct rp_status *st,
+			      struct rp_store **out)
+{
+	char dir[4096];
+	char *pass = NULL;
+	size_t pass_len = 0;
+	enum rp_err err = rp_cli_store_dir(cli, st, dir, sizeof(dir));
+
+	if (!err) {
+		err = rp_cli_passphrase(cli, st, 0, &pass, &pass_len);
+	}
+	if (!err) {
+		err = rp_store_open(out, st, dir, (const uint8_t *)pass,
+				    pass_len);
+	}
+	OPENSSL_clear_free(pass, 1024);
+	return err;
+}

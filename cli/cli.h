@@ -1,0 +1,104 @@
+#ifndef RP_CLI_CLI_H
+#define RP_CLI_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rp_err.h"
+#include "store.h"
+
+/*
+ * Exit codes. Scripts rely on them: keep them stable, only append.
+ */
+enum rp_exit {
+	RP_EXIT_OK = 0,
+	RP_EXIT_PARTIAL = 1,  /* some inputs failed (many-file commands) */
+	RP_EXIT_USAGE = 2,    /* bad command line */
+	RP_EXIT_BADDOC = 3,   /* malformed, tampered or unlicensed input */
+	RP_EXIT_NOKEY = 4,    /* no key in the store matches */
+	RP_EXIT_REVOKED = 5,  /* the key is revoked (or destroyed) */
+	RP_EXIT_SYSTEM = 6,   /* I/O or system error */
+	RP_EXIT_STORE = 7,    /* store refused: passphrase, lock, key state */
+};
+
+#define RP_EXIT_CODES_HELP                                                     \
+	"Exit codes:\n"                                                        \
+	"  0  success\n"                                                       \
+	"  1  some inputs failed (commands over many files)\n"                 \
+	"  2  usage error\n"                                                   \
+	"  3  malformed, tampered or unlicensed input\n"                       \
+	"  4  no key in the store matches\n"                                   \
+	"  5  the key is revoked or destroyed\n"                               \
+	"  6  I/O or system error\n"                                           \
+	"  7  the store refused: wrong passphrase, locked, existing output,\n" \
+	"     or a key state that does not allow the operation\n"
+
+#define RP_COMMON_HELP                                                         \
+	"Common options:\n"                                                    \
+	"  --store DIR            the store folder (env REPROTECT_STORE;\n"    \
+	"                         default $XDG_DATA_HOME/reprotect)\n"         \
+	"  --passphrase-file FILE read the store passphrase from FILE\n"       \
+	"                         (else env REPROTECT_PASSPHRASE, else a\n"    \
+	"                         prompt on the terminal)\n"                   \
+	"  -h, --help             this help\n"
+
+/* Options every command takes. */
+struct rp_cli {
+	const char *prog;
+	const char *store_dir; /* NULL: default */
+	const char *pass_file; /* NULL: env or prompt */
+};
+
+/* Long option ids shared by every command (beyond ASCII). */
+enum {
+	RP_OPT_STORE = 1000,
+	RP_OPT_PASSFILE,
+	RP_OPT_FIRST_CMD, /* commands number their own options from here */
+};
+
+#define RP_COMMON_LONGOPTS                                                     \
+	{ "store", required_argument, NULL, RP_OPT_STORE },                   \
+		{ "passphrase-file", required_argument, NULL,                 \
+		  RP_OPT_PASSFILE },                                          \
+		{ "help", no_argument, NULL, 'h' }
+
+/*
+ * rp_cli_common_opt handles a shared option `c`; returns 1 if it was one.
+ */
+int rp_cli_common_opt(struct rp_cli *cli, int c, const char *arg);
+
+/* rp_cli_exit maps an error to the exit code. */
+int rp_cli_exit(enum rp_err err);
+
+/* rp_cli_error prints "reprotect: <msg>" to stderr and returns the code. */
+int rp_cli_error(const struct rp_status *st);
+
+/* rp_cli_usage prints a usage error and a hint; returns RP_EXIT_USAGE. */
+int rp_cli_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * rp_cli_passphrase gets the passphrase: --passphrase-file, then
+ * REPROTECT_PASSPHRASE, then a prompt on the terminal (twice when
+ * `is_new`). The caller cleanses and frees *out.
+ */
+enum rp_err rp_cli_passphrase(const struct rp_cli *cli, struct rp_status *st,
+			      int is_new, char **out, size_t *out_len);
+
+/* rp_cli_store_dir resolves the store folder. */
+enum rp_err rp_cli_store_dir(const struct rp_cli *cli, struct rp_status *st,
+			     char *out, size_t out_cap);
+
+/* rp_cli_open_store opens the store (asking for the passphrase). */
+enum rp_err rp_cli_open_store(const struct rp_cli *cli, struct rp_status *st,
+			      struct rp_store **out);
+
+/* the commands: argc/argv start at the command name */
+int rp_cmd_init(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_key(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_protect(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_unprotect(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_inspect(struct rp_cli *cli, int argc, char **argv);
+
+#endif

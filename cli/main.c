@@ -1,0 +1,91 @@
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: reprotect [--store DIR] [--passphrase-file FILE] COMMAND "
+	"[ARGS]\n"
+	"\n"
+	"Keeps protected documents (age v1 files with a signed license) safe\n"
+	"through the life of the tenant key.\n"
+	"\n"
+	"Commands:\n"
+	"  init                      create a store (world key + keyring)\n"
+	"  key create|import|list    manage tenant keys\n"
+	"  protect IN...             protect files under the active key\n"
+	"  unprotect IN              check and open a protected document\n"
+	"  inspect FILE              show a document's key, license and "
+	"checks\n"
+	"  version                   print the version\n"
+	"\n"
+	"Run 'reprotect COMMAND --help' for a command's options.\n"
+	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
+
+struct command {
+	const char *name;
+	int (*fn)(struct rp_cli *cli, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "init", rp_cmd_init },	   { "key", rp_cmd_key },
+	{ "protect", rp_cmd_protect },	   { "unprotect", rp_cmd_unprotect },
+	{ "inspect", rp_cmd_inspect },
+};
+
+int main(int argc, char **argv)
+{
+	struct rp_cli cli = { .prog = "reprotect" };
+	int i = 1;
+
+	/* global options before the command */
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return RP_EXIT_OK;
+		}
+		if (!strcmp(argv[i], "--version")) {
+			printf("reprotect %s\n", RP_VERSION);
+			return RP_EXIT_OK;
+		}
+		if (i + 1 < argc && !strcmp(argv[i], "--store")) {
+			cli.store_dir = argv[i + 1];
+		} else if (i + 1 < argc &&
+			   !strcmp(argv[i], "--passphrase-file")) {
+			cli.pass_file = argv[i + 1];
+		} else {
+			fprintf(stderr,
+				"reprotect: unknown option '%s'\n"
+				"Try 'reprotect --help'.\n",
+				argv[i]);
+			return RP_EXIT_USAGE;
+		}
+		i += 2;
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return RP_EXIT_USAGE;
+	}
+	if (!strcmp(argv[i], "version")) {
+		printf("reprotect %s\n", RP_VERSION);
+		return RP_EXIT_OK;
+	}
+	if (!strcmp(argv[i], "help")) {
+		fputs(usage, stdout);
+		return RP_EXIT_OK;
+	}
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+		if (!strcmp(argv[i], commands[c].name)) {
+			const int rc = commands[c].fn(&cli, argc - i, argv + i);
+
+			fflush(stdout);
+			return rc;
+		}
+	}
+	fprintf(stderr,
+		"reprotect: unknown command '%s'\nTry 'reprotect --help'.\n",
+		argv[i]);
+	return RP_EXIT_USAGE;
+}

@@ -1,0 +1,802 @@
+#include "doc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "afile.h"
+#include "age_header.h"
+#include "age_recip.h"
+#include "age_stream.h"
+#include "merkle.h"
+#include "rp_buf.h"
+#include "zcodec.h"
+
+#define IO_CHUNK (256 * 1024)
+
+/* A document's header, read and parsed. */
+struct doc_hdr {
+	int fd;
+	struct stat sb;
+	uint8_t *buf; /* owned: the first bytes of the file */
+	size_t buf_len;
+	struct rp_age_header hdr;
+	uint8_t nonce[RP_AGE_NONCE_LEN];
+	long license_i; /* stanza index of rp-license, -1 if none */
+	long recip_i;	/* stanza index of the recipient, -1 if none */
+};
+
+static void doc_hdr_fini(struct doc_hdr *d)
+{
+	rp_age_header_fini(&d->hdr);
+	free(d->buf);
+	if (d->fd >= 0) {
+		close(d->fd);
+	}
+	d->fd = -1;
+	d->buf = NULL;
+}
+
+static enum rp_err doc_hdr_read(struct doc_hdr *d, struct rp_status *st,
+				const char *path)
+{
+	size_t want;
+	enum rp_err err;
+
+	memset(d, 0, sizeof(*d));
+	d->license_i = -1;
+	d->recip_i = -1;
+	d->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (d->fd < 0) {
+		return rp_status_errno(st, errno, "cannot open", path);
+	}
+	if (fstat(d->fd, &d->sb) < 0) {
+		return rp_status_errno(st, errno, "cannot stat", path);
+	}
+	if (!S_ISREG(d->sb.st_mode)) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "'%s' is not a regular file", path);
+	}
+	want = RP_AGE_MAX_HEADER_LEN + RP_AGE_NONCE_LEN;
+	if ((uint64_t)d->sb.st_size < want) {
+		want = (size_t)d->sb.st_size;
+	}
+	d->buf = malloc(want ? want : 1);
+	if (!d->buf) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	err = rp_read_full(d->fd, st, path, d->buf, want, 0, &d->buf_len);
+	if (err) {
+		return err;
+	}
+	err = rp_age_header_parse(&d->hdr, st, d->buf, d->buf_len);
+	if (err) {
+		return err;
+	}
+	if (d->buf_len - d->hdr.header_len < RP_AGE_NONCE_LEN) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "no payload nonce after the header");
+	}
+	memcpy(d->nonce, d->buf + d->hdr.header_len, RP_AGE_NONCE_LEN);
+	for (size_t i = 0; i < d->hdr.num_stanzas; i++) {
+		const struct rp_age_stanza *s = &d->hdr.stanzas[i];
+
+		if (rp_age_stanza_is(s, RP_LICENSE_STANZA_TYPE)) {
+			if (d->license_i >= 0) {
+				return rp_status_fail(st, RP_ERR_FORMAT,
+						      "more than one "
+						      "rp-license stanza");
+			}
+			d->license_i = (long)i;
+		}
+	}
+	return RP_OK;
+}
+
+static int stanza_is_recipient(const struct rp_age_stanza *s)
+{
+	return rp_age_stanza_is(s, "X25519") || rp_age_stanza_is(s, "ssh-rsa");
+}
+
+/* the key's recipient stanza type, and for RSA the tag it must carry */
+static enum rp_err key_stanza_match(struct rp_status *st,
+				    const struct rp_key_info *k,
+				    const struct rp_age_stanza *s, int *out)
+{
+	EVP_PKEY *pub = NULL;
+	char tag[8];
+	enum rp_err err = RP_OK;
+
+	*out = 0;
+	if (k->alg == RP_ALG_X25519) {
+		*out = rp_age_stanza_is(s, "X25519");
+		return RP_OK;
+	}
+	if (!rp_age_stanza_is(s, "ssh-rsa") || s->num_args != 2) {
+		return RP_OK;
+	}
+	err = rp_key_pubkey(&pub, st, k);
+	if (!err) {
+		err = rp_sshrsa_tag(tag, st, pub);
+	}
+	if (!err) {
+		*out = s->args[1].len == RP_SSHRSA_TAG_LEN &&
+		       !memcmp(s->args[1].p, tag, RP_SSHRSA_TAG_LEN);
+	}
+	EVP_PKEY_free(pub);
+	return err;
+}
+
+static void digest(uint8_t out[32], const uint8_t *p, size_t len)
+{
+	unsigned int n = 0;
+
+	if (!EVP_Digest(p, len, out, &n, EVP_sha256(), NULL)) {
+		RP_BUG("sha-256 failed");
+	}
+}
+
+static int is_usable(const struct rp_key_info *k)
+{
+	return k->state != RP_KEY_REVOKED && k->state != RP_KEY_DESTROYED;
+}
+
+/*
+ * check_doc runs every check of a document it can, each into its own
+ * status in `info`. With `out_file_key`, unwraps and checks the MAC.
+ */
+static void check_doc(struct rp_store *s, struct doc_hdr *d,
+		      struct rp_doc_info *info, uint8_t *out_file_key,
+		      int *has_file_key)
+{
+	const struct rp_keyring *kr = s ? rp_store_keyring(s) : NULL;
+	const struct rp_age_stanza *ls = NULL;
+	const struct rp_age_stanza *rs = NULL;
+	size_t tbs_len = 0;
+	size_t num_recip = 0;
+	EVP_PKEY *spub = NULL;
+	uint8_t dg[32];
+
+	*has_file_key = 0;
+	info->key_idx = -1;
+	info->signer_idx = -1;
+	info->num_stanzas = d->hdr.num_stanzas;
+	info->header_len = d->hdr.header_len;
+	info->file_size = (uint64_t)d->sb.st_size;
+	for (size_t i = 0; i < d->hdr.num_stanzas; i++) {
+		if (stanza_is_recipient(&d->hdr.stanzas[i])) {
+			num_recip++;
+			if (d->recip_i < 0) {
+				d->recip_i = (long)i;
+			}
+		}
+	}
+	if (d->recip_i >= 0) {
+		rs = &d->hdr.stanzas[d->recip_i];
+		snprintf(info->recip_type, sizeof(info->recip_type), "%.*s",
+			 (int)rs->args[0].len, (const char *)rs->args[0].p);
+		if (rs->num_args > 1) {
+			snprintf(info->recip_arg, sizeof(info->recip_arg),
+				 "%.*s", (int)rs->args[1].len,
+				 (const char *)rs->args[1].p);
+		}
+	}
+
+	/* the license */
+	if (d->license_i < 0) {
+		rp_status_fail(&info->license_st, RP_ERR_UNLICENSED,
+			       "no rp-license stanza (a plain age file?)");
+	} else {
+		ls = &d->hdr.stanzas[d->license_i];
+		info->has_license = 1;
+		if (ls->num_args != 2 || ls->args[1].len != 1 ||
+		    ls->args[1].p[0] != '1') {
+			rp_status_fail(&info->license_st, RP_ERR_FORMAT,
+				       "rp-license stanza: unknown version");
+		} else if (!rp_license_decode(&info->lic, &info->license_st,
+					      ls->body.p, ls->body.len,
+					      &tbs_len)) {
+			if (num_recip != 1 || d->hdr.num_stanzas != 2) {
+				rp_status_fail(&info->license_st,
+					       RP_ERR_FORMAT,
+					       "a licensed document has "
+					       "exactly one recipient stanza "
+					       "and one rp-license stanza");
+			}
+		}
+	}
+	if (info->license_st.err == RP_ERR_FORMAT) {
+		info->has_license = 1;
+		goto out; /* nothing else can be trusted */
+	}
+
+	/* the key */
+	if (!kr) {
+		rp_status_fail(&info->key_st, RP_ERR_NOKEY, "no store");
+	} else if (!info->license_st.err) {
+		char hex[2 * RP_KEY_ID_LEN + 1];
+
+		info->key_idx = rp_keyring_find_id(kr, info->lic.key_id);
+		rp_key_id_hex(hex, info->lic.key_id);
+		if (info->key_idx < 0) {
+			rp_status_fail(&info->key_st, RP_ERR_NOKEY,
+				       "protected under key %.16s, which is "
+				       "not in this store",
+				       hex);
+		} else {
+			int is_match = 0;
+
+			if (!rp_store_check_usable(s, &info->key_st,
+						   (size_t)info->key_idx) &&
+			    !key_stanza_match(&info->key_st,
+					      &kr->keys[info->key_idx], rs
+					      ? rs : &d->hdr.stanzas[0],
+					      &is_match) &&
+			    (!rs || !is_match)) {
+				rp_status_fail(&info->key_st, RP_ERR_FORMAT,
+					       "the recipient stanza is not "
+					       "for the license's key %.16s",
+					       hex);
+			}
+		}
+	} else {
+		/* unlicensed: find a store key whose stanza is present */
+		for (size_t i = 0; i < d->hdr.num_stanzas && info->key_idx < 0;
+		     i++) {
+			for (size_t k = 0; k < kr->num_keys; k++) {
+				int is_match = 0;
+				struct rp_status tmp = { 0 };
+
+				if (key_stanza_match(&tmp, &kr->keys[k],
+						     &d->hdr.stanzas[i],
+						     &is_match) ||
+				    !is_match) {
+					continue;
+				}
+				if (kr->keys[k].alg == RP_ALG_X25519 &&
+				    out_file_key && is_usable(&kr->keys[k])) {
+					/* X25519 has no tag: try to open */
+					if (rp_store_unwrap(s, &tmp, k,
+							    &d->hdr.stanzas[i],
+							    out_file_key)) {
+						continue;
+					}
+					*has_file_key = 1;
+				}
+				info->key_idx = (long)k;
+				rs = &d->hdr.stanzas[i];
+				d->recip_i = (long)i;
+				break;
+			}
+		}
+		if (info->key_idx < 0) {
+			rp_status_fail(&info->key_st, RP_ERR_NOKEY,
+				       "no key in the store matches any of "
+				       "the document's recipient stanzas");
+		} else {
+			(void)!rp_store_check_usable(s, &info->key_st,
+						     (size_t)info->key_idx);
+		}
+	}
+
+	/* bindings and signature (licensed only) */
+	if (!info->license_st.err) {
+		digest(dg, rs->raw.p, rs->raw.len);
+		if (CRYPTO_memcmp(dg, info->lic.stanza_digest, 32)) {
+			rp_status_fail(&info->stanza_st, RP_ERR_AUTH,
+				       "the license is not bound to this "
+				       "recipient stanza");
+		}
+		if (CRYPTO_memcmp(d->nonce, info->lic.payload_nonce,
+				  RP_AGE_NONCE_LEN)) {
+			rp_status_fail(&info->nonce_st, RP_ERR_AUTH,
+				       "the license is not bound to this "
+				       "payload (nonce differs)");
+		}
+		info->signer_idx =
+			kr ? rp_keyring_find_id(kr, info->lic.sig.key_id) : -1;
+		if (info->signer_idx < 0) {
+			rp_status_fail(&info->sig_st, RP_ERR_NOKEY,
+				       "the license's signing key is not in "
+				       "this store");
+		} else if (!rp_key_sign_pubkey(&spub, &info->sig_st,
+					       &kr->keys[info->signer_idx])) {
+			(void)!rp_license_sig_verify(&info->lic, &info->sig_st,
+						     ls->body.p, tbs_len,
+						     spub);
+		}
+	}
+
+	/* unwrap and header MAC */
+	if (!out_file_key) {
+		goto out;
+	}
+	if (info->key_st.err) {
+		rp_status_fail(&info->mac_st, info->key_st.err, "%s",
+			       rp_status_msg(&info->key_st));
+		goto out;
+	}
+	if (!*has_file_key) {
+		if (rp_store_unwrap(s, &info->mac_st, (size_t)info->key_idx, rs,
+				    out_file_key)) {
+			goto out;
+		}
+		*has_file_key = 1;
+	}
+	(void)!rp_age_header_verify_mac(&d->hdr, &info->mac_st, out_file_key,
+					d->buf);
+out:
+	EVP_PKEY_free(spub);
+}
+
+enum rp_err rp_doc_inspect(struct rp_store *s, struct rp_status *st,
+			   const char *path, struct rp_doc_info *out)
+{
+	struct doc_hdr d;
+	uint8_t file_key[RP_AGE_FILE_KEY_LEN];
+	int has_file_key = 0;
+	enum rp_err err;
+
+	memset(out, 0, sizeof(*out));
+	err = doc_hdr_read(&d, st, path);
+	if (!err) {
+		check_doc(s, &d, out, s ? file_key : NULL, &has_file_key);
+	}
+	OPENSSL_cleanse(file_key, sizeof(file_key));
+	doc_hdr_fini(&d);
+	return err;
+}
+
+/* first_failure returns the first failed check, in the order that matters */
+static const struct rp_status *first_failure(const struct rp_doc_info *i,
+					     int allow_unlicensed)
+{
+	const struct rp_status *order[] = { &i->license_st, &i->key_st,
+					    &i->stanza_st,  &i->nonce_st,
+					    &i->sig_st,	    &i->mac_st };
+
+	for (size_t k = 0; k < RP_ARRAY_LEN(order); k++) {
+		if (order[k]->err == RP_ERR_UNLICENSED && allow_unlicensed) {
+			continue;
+		}
+		if (order[k]->err) {
+			return order[k];
+		}
+	}
+	return NULL;
+}
+
+struct sink {
+	struct rp_afile *af; /* borrowed; NULL: stdout */
+	struct rp_zcodec *z; /* borrowed; NULL: not compressed */
+	uint64_t total;
+	uint64_t limit; /* UINT64_MAX: none */
+	struct rp_status *st;
+};
+
+static enum rp_err sink_write(void *arg, const uint8_t *p, size_t len)
+{
+	struct sink *k = arg;
+
+	if (k->total + len > k->limit) {
+		return rp_status_fail(k->st, RP_ERR_FORMAT,
+				      "plaintext is longer than the license "
+				      "says");
+	}
+	k->total += len;
+	if (k->af) {
+		return rp_afile_write(k->af, k->st, p, len);
+	}
+	return rp_write_full(STDOUT_FILENO, k->st, "standard output", p, len);
+}
+
+static enum rp_err sink_decompress(void *arg, const uint8_t *p, size_t len)
+{
+	struct sink *k = arg;
+
+	return rp_zcodec_feed(k->z, k->st, p, len, sink_write, k);
+}
+
+static enum rp_err decrypt_payload(struct doc_hdr *d, struct rp_status *st,
+				   const char *path,
+				   const uint8_t file_key[RP_AGE_FILE_KEY_LEN],
+				   struct sink *k)
+{
+	struct rp_stream *s = malloc(sizeof(*s));
+	uint8_t *buf = malloc(IO_CHUNK);
+	off_t off = (off_t)(d->hdr.header_len + RP_AGE_NONCE_LEN);
+	rp_stream_out_fn *fn = k->z ? sink_decompress : sink_write;
+	enum rp_err err;
+
+	if (!s || !buf) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memset(s, 0, sizeof(*s));
+	err = rp_stream_init(s, st, RP_STREAM_OPEN, file_key, d->nonce);
+	while (!err) {
+		size_t n = 0;
+
+		err = rp_read_full(d->fd, st, path, buf, IO_CHUNK, off, &n);
+		if (err || n == 0) {
+			break;
+		}
+		off += (off_t)n;
+		err = rp_stream_feed(s, st, buf, n, fn, k);
+	}
+	if (!err) {
+		err = rp_stream_finish(s, st, fn, k);
+	}
+	if (!err && k->z) {
+		err = rp_zcodec_finish(k->z, st, sink_write, k);
+	}
+out:
+	if (s) {
+		rp_stream_fini(s);
+		free(s);
+	}
+	free(buf);
+	return err;
+}
+
+enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
+			     const struct rp_unprotect_opts *o,
+			     const char *in_path, const char *out_path)
+{
+	struct doc_hdr d;
+	struct rp_doc_info *info = calloc(1, sizeof(*info));
+	struct rp_afile af = { .fd = -1 };
+	struct rp_zcodec z = { 0 };
+	uint8_t file_key[RP_AGE_FILE_KEY_LEN];
+	int has_file_key = 0;
+	const int is_stdout = !strcmp(out_path, "-");
+	struct sink k = { NULL, NULL, 0, UINT64_MAX, st };
+	const struct rp_status *bad;
+	enum rp_err err;
+
+	if (!info) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	err = doc_hdr_read(&d, st, in_path);
+	if (err) {
+		goto out;
+	}
+	check_doc(s, &d, info, file_key, &has_file_key);
+	bad = first_failure(info, o->allow_unlicensed);
+	if (bad) {
+		err = rp_status_fail(st, bad->err, "%s", rp_status_msg(bad));
+		if (bad->err == RP_ERR_UNLICENSED) {
+			rp_status_clear(st);
+			err = rp_status_fail(st, RP_ERR_UNLICENSED,
+					     "no rp-license stanza (made by "
+					     "plain age?): give "
+					     "--allow-unlicensed to open it "
+					     "anyway");
+		}
+		goto out;
+	}
+	if (info->has_license) {
+		k.limit = info->lic.plaintext_size;
+		if (info->lic.encoding == RP_ENC_ZSTD) {
+			err = rp_zcodec_init_decompress(
+				&z, st, info->lic.plaintext_size);
+			if (err) {
+				goto out;
+			}
+			k.z = &z;
+		}
+	}
+	if (!is_stdout) {
+		err = rp_afile_open(&af, st, out_path, !o->is_force);
+		if (err) {
+			goto out;
+		}
+		k.af = &af;
+	}
+	err = decrypt_payload(&d, st, in_path, file_key, &k);
+	if (!err && info->has_license && k.total != info->lic.plaintext_size) {
+		err = rp_status_fail(st, RP_ERR_FORMAT,
+				     "plaintext is %llu bytes, the license "
+				     "says %llu",
+				     (unsigned long long)k.total,
+				     (unsigned long long)info->lic
+					     .plaintext_size);
+	}
+	if (!err && k.af) {
+		err = rp_afile_commit(&af, st);
+	}
+out:
+	rp_afile_fini(&af);
+	rp_zcodec_fini(&z);
+	OPENSSL_cleanse(file_key, sizeof(file_key));
+	doc_hdr_fini(&d);
+	free(info);
+	return err;
+}
+
+/* protect */
+
+struct src {
+	int fd;
+	uint64_t size;
+};
+
+static enum rp_err build_license(struct rp_store *s, struct rp_status *st,
+				 size_t kidx, const struct rp_protect_opts *o,
+				 uint64_t size, const uint8_t nonce[16],
+				 const struct rp_span *raw,
+				 struct rp_buf *out)
+{
+	const struct rp_key_info *k = &rp_store_keyring(s)->keys[kidx];
+	struct rp_license *lic = calloc(1, sizeof(*lic));
+	struct rp_buf tbs = { 0 };
+	uint8_t leaf[RP_MERKLE_HASH_LEN];
+	uint8_t msg[64];
+	size_t msg_len;
+	EVP_PKEY *spub = NULL;
+	enum rp_err err;
+
+	if (!lic) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	lic->version = RP_LICENSE_VERSION;
+	if (RAND_bytes(lic->doc_id, sizeof(lic->doc_id)) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
+		goto out;
+	}
+	memcpy(lic->key_id, k->id, RP_KEY_ID_LEN);
+	snprintf(lic->template_id, sizeof(lic->template_id), "%s",
+		 o->template_id ? o->template_id : "");
+	snprintf(lic->owner, sizeof(lic->owner), "%s",
+		 o->owner ? o->owner : "");
+	lic->issued_at = (uint64_t)time(NULL);
+	lic->encoding = o->is_compress ? RP_ENC_ZSTD : RP_ENC_NONE;
+	lic->plaintext_size = size;
+	digest(lic->stanza_digest, raw->p, raw->len);
+	memcpy(lic->payload_nonce, nonce, RP_AGE_NONCE_LEN);
+	err = rp_license_encode_tbs(&tbs, st, lic);
+	if (err) {
+		goto out;
+	}
+	/* a per-document signature is a batch of one: root = leaf */
+	rp_merkle_leaf(leaf, tbs.p, tbs.len);
+	msg_len = rp_license_root_message(msg, leaf, 1);
+	lic->sig.alg = k->alg == RP_ALG_X25519 ? RP_SIG_ED25519
+					       : RP_SIG_RSA_PSS_SHA256;
+	memcpy(lic->sig.key_id, k->id, RP_KEY_ID_LEN);
+	lic->sig.batch_size = 1;
+	lic->sig.leaf_index = 0;
+	lic->sig.num_path = 0;
+	err = rp_store_sign(s, st, kidx, msg, msg_len, lic->sig.sig,
+			    sizeof(lic->sig.sig), &lic->sig.sig_len);
+	if (err) {
+		goto out;
+	}
+	/* check the signature before it leaves: a faulty signer is caught */
+	err = rp_key_sign_pubkey(&spub, st, k);
+	if (!err) {
+		err = rp_license_sig_verify(lic, st, tbs.p, tbs.len, spub);
+	}
+	if (!err) {
+		err = rp_license_encode(out, st, lic);
+	}
+out:
+	EVP_PKEY_free(spub);
+	rp_buf_fini(&tbs);
+	free(lic);
+	return err;
+}
+
+static enum rp_err build_header(struct rp_store *s, struct rp_status *st,
+				const struct rp_protect_opts *o, uint64_t size,
+				const uint8_t file_key[16],
+				const uint8_t nonce[16], struct rp_buf *hdr)
+{
+	const struct rp_keyring *kr = rp_store_keyring(s);
+	const long kidx = rp_keyring_active(kr);
+	struct rp_recip_stanza *rs = calloc(1, sizeof(*rs));
+	struct rp_buf lic = { 0 };
+	EVP_PKEY *pub = NULL;
+	size_t off = 0, len = 0;
+	struct rp_span raw;
+	const char *largs[] = { RP_LICENSE_STANZA_TYPE, RP_LICENSE_STANZA_ARG };
+	enum rp_err err;
+
+	if (!rs) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	if (kidx < 0) {
+		err = rp_status_fail(st, RP_ERR_STATE,
+				     "no active key: create one with "
+				     "'reprotect key create --activate'");
+		goto out;
+	}
+	err = rp_key_pubkey(&pub, st, &kr->keys[kidx]);
+	if (err) {
+		goto out;
+	}
+	if (kr->keys[kidx].alg == RP_ALG_X25519) {
+		uint8_t r[RP_X25519_LEN];
+		size_t rl = sizeof(r);
+
+		if (EVP_PKEY_get_raw_public_key(pub, r, &rl) != 1) {
+			err = rp_status_ossl(st, RP_ERR_CRYPTO, "x25519 key");
+			goto out;
+		}
+		err = rp_x25519_wrap(rs, st, r, file_key);
+	} else {
+		err = rp_sshrsa_wrap(rs, st, pub, file_key);
+	}
+	if (!err) {
+		err = rp_age_header_begin(hdr);
+	}
+	if (!err) {
+		err = rp_recip_stanza_add(hdr, rs, &off, &len);
+	}
+	if (err) {
+		rp_status_fail(st, err, "cannot write the header");
+		goto out;
+	}
+	raw = rp_span_of(hdr->p + off, len);
+	err = build_license(s, st, (size_t)kidx, o, size, nonce, &raw, &lic);
+	if (!err) {
+		err = rp_age_header_add_stanza(hdr, largs, 2, lic.p, lic.len,
+					       NULL, NULL);
+		if (err) {
+			rp_status_fail(st, err, "cannot write the license");
+		}
+	}
+	if (!err) {
+		err = rp_age_header_finish(hdr, st, file_key);
+	}
+out:
+	EVP_PKEY_free(pub);
+	rp_buf_fini(&lic);
+	free(rs);
+	return err;
+}
+
+struct enc_sink {
+	struct rp_afile *af;
+	struct rp_stream *s;
+	struct rp_status *st;
+};
+
+static enum rp_err enc_write(void *arg, const uint8_t *p, size_t len)
+{
+	struct enc_sink *e = arg;
+
+	return rp_afile_write(e->af, e->st, p, len);
+}
+
+static enum rp_err enc_seal(void *arg, const uint8_t *p, size_t len)
+{
+	struct enc_sink *e = arg;
+
+	return rp_stream_feed(e->s, e->st, p, len, enc_write, e);
+}
+
+static enum rp_err encrypt_payload(int fd, struct rp_status *st,
+				   const char *in_path, uint64_t size,
+				   const struct rp_protect_opts *o,
+				   const uint8_t file_key[16],
+				   const uint8_t nonce[16], struct rp_afile *af)
+{
+	struct rp_stream *s = malloc(sizeof(*s));
+	uint8_t *buf = malloc(IO_CHUNK);
+	struct rp_zcodec z = { 0 };
+	struct enc_sink e = { af, s, st };
+	uint64_t total = 0;
+	enum rp_err err;
+
+	if (!s || !buf) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memset(s, 0, sizeof(*s));
+	err = rp_stream_init(s, st, RP_STREAM_SEAL, file_key, nonce);
+	if (!err && o->is_compress) {
+		err = rp_zcodec_init_compress(&z, st, o->compress_level);
+	}
+	while (!err) {
+		size_t n = 0;
+
+		err = rp_read_full(fd, st, in_path, buf, IO_CHUNK,
+				   (off_t)total, &n);
+		if (err || n == 0) {
+			break;
+		}
+		total += n;
+		if (o->is_compress) {
+			err = rp_zcodec_feed(&z, st, buf, n, enc_seal, &e);
+		} else {
+			err = enc_seal(&e, buf, n);
+		}
+	}
+	if (!err && total != size) {
+		err = rp_status_fail(st, RP_ERR_IO,
+				     "'%s' changed size while being read",
+				     in_path);
+	}
+	if (!err && o->is_compress) {
+		err = rp_zcodec_finish(&z, st, enc_seal, &e);
+	}
+	if (!err) {
+		err = rp_stream_finish(s, st, enc_write, &e);
+	}
+out:
+	rp_zcodec_fini(&z);
+	if (s) {
+		rp_stream_fini(s);
+		free(s);
+	}
+	if (buf) {
+		OPENSSL_cleanse(buf, IO_CHUNK);
+		free(buf);
+	}
+	return err;
+}
+
+enum rp_err rp_doc_protect(struct rp_store *s, struct rp_status *st,
+			   const struct rp_protect_opts *o, const char *in_path,
+			   const char *out_path)
+{
+	struct rp_afile af = { .fd = -1 };
+	struct rp_buf hdr = { 0 };
+	uint8_t file_key[RP_AGE_FILE_KEY_LEN];
+	uint8_t nonce[RP_AGE_NONCE_LEN];
+	struct stat sb;
+	enum rp_err err;
+	const int fd = open(in_path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		return rp_status_errno(st, errno, "cannot open", in_path);
+	}
+	if (fstat(fd, &sb) < 0) {
+		err = rp_status_errno(st, errno, "cannot stat", in_path);
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		err = rp_status_fail(st, RP_ERR_USAGE,
+				     "'%s' is not a regular file", in_path);
+		goto out;
+	}
+	if (RAND_priv_bytes(file_key, sizeof(file_key)) != 1 ||
+	    RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
+		goto out;
+	}
+	err = build_header(s, st, o, (uint64_t)sb.st_size, file_key, nonce,
+			   &hdr);
+	if (!err) {
+		err = rp_afile_open(&af, st, out_path, !o->is_force);
+	}
+	if (!err) {
+		err = rp_afile_write(&af, st, hdr.p, hdr.len);
+	}
+	if (!err) {
+		err = rp_afile_write(&af, st, nonce, sizeof(nonce));
+	}
+	if (!err) {
+		err = encrypt_payload(fd, st, in_path, (uint64_t)sb.st_size, o,
+				      file_key, nonce, &af);
+	}
+	if (!err) {
+		err = rp_afile_commit(&af, st);
+	}
+out:
+	rp_afile_fini(&af);
+	rp_buf_fini(&hdr);
+	OPENSSL_cleanse(file_key, sizeof(file_key));
+	close(fd);
+	return err;
+}

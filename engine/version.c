@@ -1,0 +1,6 @@
+#include "version.h"
+
+const char *rp_version(void)
+{
+	return "0.1.0";
+}

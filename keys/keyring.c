@@ -1,0 +1,319 @@
+#include "keyring.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "rp_b64.h"
+#include "rp_span.h"
+
+#define KEYRING_MAGIC	"RPKR"
+#define KEYRING_VERSION 1
+
+static const char *const alg_names[] = {
+	[RP_ALG_RSA2048] = "rsa2048",
+	[RP_ALG_RSA3072] = "rsa3072",
+	[RP_ALG_RSA4096] = "rsa4096",
+	[RP_ALG_X25519] = "x25519",
+};
+
+static const char *const state_names[] = {
+	[RP_KEY_PENDING] = "pending",	[RP_KEY_ACTIVE] = "active",
+	[RP_KEY_ARCHIVED] = "archived", [RP_KEY_REVOKED] = "revoked",
+	[RP_KEY_DESTROYED] = "destroyed",
+};
+
+const char *rp_key_alg_name(uint8_t alg)
+{
+	if (alg >= RP_ARRAY_LEN(alg_names) || !alg_names[alg]) {
+		return "unknown";
+	}
+	return alg_names[alg];
+}
+
+enum rp_err rp_key_alg_parse(uint8_t *out, const char *name)
+{
+	for (size_t i = 0; i < RP_ARRAY_LEN(alg_names); i++) {
+		if (alg_names[i] && !strcmp(alg_names[i], name)) {
+			*out = (uint8_t)i;
+			return RP_OK;
+		}
+	}
+	return RP_ERR_USAGE;
+}
+
+const char *rp_key_state_name(uint8_t state)
+{
+	if (state >= RP_ARRAY_LEN(state_names) || !state_names[state]) {
+		return "unknown";
+	}
+	return state_names[state];
+}
+
+void rp_key_id_hex(char out[RP_ATLEAST(2 * RP_KEY_ID_LEN + 1)],
+		   const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)])
+{
+	rp_hex_encode(out, id, RP_KEY_ID_LEN);
+}
+
+long rp_keyring_find_hex(const struct rp_keyring *kr, struct rp_status *st,
+			 const char *hex)
+{
+	const size_t n = strlen(hex);
+	long found = -1;
+
+	if (n < 4 || n > 2 * RP_KEY_ID_LEN) {
+		rp_status_fail(st, RP_ERR_USAGE,
+			       "key id '%s': give 4 to 64 hex digits", hex);
+		return -1;
+	}
+	for (size_t i = 0; i < kr->num_keys; i++) {
+		char h[2 * RP_KEY_ID_LEN + 1];
+
+		rp_key_id_hex(h, kr->keys[i].id);
+		if (strncasecmp(h, hex, n)) {
+			continue;
+		}
+		if (found >= 0) {
+			rp_status_fail(st, RP_ERR_USAGE,
+				       "key id '%s' is ambiguous: give more "
+				       "digits",
+				       hex);
+			return -1;
+		}
+		found = (long)i;
+	}
+	if (found < 0) {
+		rp_status_fail(st, RP_ERR_NOTFOUND, "no key '%s' in the store",
+			       hex);
+	}
+	return found;
+}
+
+long rp_keyring_find_id(const struct rp_keyring *kr,
+			const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)])
+{
+	for (size_t i = 0; i < kr->num_keys; i++) {
+		if (!memcmp(kr->keys[i].id, id, RP_KEY_ID_LEN)) {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+long rp_keyring_active(const struct rp_keyring *kr)
+{
+	for (size_t i = 0; i < kr->num_keys; i++) {
+		if (kr->keys[i].state == RP_KEY_ACTIVE) {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+enum rp_err rp_keyring_add(struct rp_keyring *kr, struct rp_status *st,
+			   const struct rp_key_info *ki)
+{
+	if (rp_keyring_find_id(kr, ki->id) >= 0) {
+		return rp_status_fail(st, RP_ERR_EXISTS,
+				      "the key is already in the store");
+	}
+	if (kr->num_keys >= RP_KEYRING_MAX_KEYS) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "the store holds the maximum of %d keys",
+				      RP_KEYRING_MAX_KEYS);
+	}
+	if (kr->num_keys == kr->cap) {
+		const size_t cap = kr->cap ? kr->cap * 2 : 8;
+		struct rp_key_info *k = realloc(kr->keys, cap * sizeof(*k));
+
+		if (!k) {
+			return rp_status_fail(st, RP_ERR_NOMEM,
+					      "out of memory");
+		}
+		kr->keys = k;
+		kr->cap = cap;
+	}
+	kr->keys[kr->num_keys++] = *ki;
+	return RP_OK;
+}
+
+static enum rp_err add_key(struct rp_buf *b, const struct rp_key_info *k)
+{
+	enum rp_err err = rp_buf_add(b, k->id, RP_KEY_ID_LEN);
+
+	if (!err) {
+		err = rp_buf_add_u8(b, k->alg);
+	}
+	if (!err) {
+		err = rp_buf_add_u8(b, k->state);
+	}
+	if (!err) {
+		err = rp_buf_add_u8(b, k->backend);
+	}
+	if (!err) {
+		err = rp_buf_add_u8(b, k->flags);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(b, k->created_at);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(b, k->activated_at);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(b, k->archived_at);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(b, k->revoked_at);
+	}
+	if (!err) {
+		err = rp_buf_add_u16be(b, (uint16_t)k->pub_len);
+	}
+	if (!err) {
+		err = rp_buf_add(b, k->pub, k->pub_len);
+	}
+	if (!err) {
+		err = rp_buf_add(b, k->sign_pub, sizeof(k->sign_pub));
+	}
+	return err;
+}
+
+static int keyring_mac(uint8_t out[32], const uint8_t key[32],
+		       const uint8_t *p, size_t len)
+{
+	unsigned int n = 0;
+
+	return HMAC(EVP_sha256(), key, 32, p, len, out, &n) && n == 32;
+}
+
+enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
+			      const struct rp_keyring *kr,
+			      const uint8_t mac_key[RP_ATLEAST(32)])
+{
+	const size_t start = out->len;
+	uint8_t mac[32];
+	enum rp_err err;
+
+	err = rp_buf_add(out, KEYRING_MAGIC, 4);
+	if (!err) {
+		err = rp_buf_add_u8(out, KEYRING_VERSION);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(out, kr->generation);
+	}
+	if (!err) {
+		err = rp_buf_add_u32be(out, (uint32_t)kr->num_keys);
+	}
+	for (size_t i = 0; !err && i < kr->num_keys; i++) {
+		err = add_key(out, &kr->keys[i]);
+	}
+	if (err) {
+		return rp_status_fail(st, err, "cannot encode the keyring");
+	}
+	if (!keyring_mac(mac, mac_key, out->p + start, out->len - start)) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "keyring mac");
+	}
+	err = rp_buf_add(out, mac, sizeof(mac));
+	if (err) {
+		return rp_status_fail(st, err, "cannot encode the keyring");
+	}
+	return RP_OK;
+}
+
+static int valid_key(const struct rp_key_info *k)
+{
+	return k->alg >= RP_ALG_RSA2048 && k->alg <= RP_ALG_X25519 &&
+	       k->state >= RP_KEY_PENDING && k->state <= RP_KEY_DESTROYED &&
+	       (k->backend == RP_BACKEND_SOFT ||
+		k->backend == RP_BACKEND_PKCS11) &&
+	       !(k->flags & ~(RP_KEY_EXPORTABLE | RP_KEY_IMPORTED)) &&
+	       k->pub_len > 0;
+}
+
+static int get_key(struct rp_span *s, struct rp_key_info *k)
+{
+	uint16_t pub_len;
+
+	memset(k, 0, sizeof(*k));
+	if (!rp_span_copy(s, k->id, RP_KEY_ID_LEN) ||
+	    !rp_span_get_u8(s, &k->alg) || !rp_span_get_u8(s, &k->state) ||
+	    !rp_span_get_u8(s, &k->backend) || !rp_span_get_u8(s, &k->flags) ||
+	    !rp_span_get_u64be(s, &k->created_at) ||
+	    !rp_span_get_u64be(s, &k->activated_at) ||
+	    !rp_span_get_u64be(s, &k->archived_at) ||
+	    !rp_span_get_u64be(s, &k->revoked_at) ||
+	    !rp_span_get_u16be(s, &pub_len) || pub_len > RP_PUB_DER_MAX ||
+	    !rp_span_copy(s, k->pub, pub_len) ||
+	    !rp_span_copy(s, k->sign_pub, sizeof(k->sign_pub))) {
+		return 0;
+	}
+	k->pub_len = pub_len;
+	return valid_key(k);
+}
+
+enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
+			      const uint8_t *in, size_t in_len,
+			      const uint8_t mac_key[RP_ATLEAST(32)])
+{
+	uint8_t mac[32];
+	struct rp_span s;
+	uint8_t version;
+	uint32_t num;
+	size_t num_active = 0;
+	enum rp_err err;
+
+	memset(out, 0, sizeof(*out));
+	if (in_len < 4 + 1 + 8 + 4 + 32 || memcmp(in, KEYRING_MAGIC, 4)) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "keyring: not a keyring file");
+	}
+	if (!keyring_mac(mac, mac_key, in, in_len - 32)) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "keyring mac");
+	}
+	if (CRYPTO_memcmp(mac, in + in_len - 32, 32)) {
+		return rp_status_fail(st, RP_ERR_AUTH,
+				      "keyring integrity check failed: the "
+				      "keyring was modified outside reprotect "
+				      "or belongs to another store");
+	}
+	s = rp_span_of(in + 4, in_len - 4 - 32);
+	if (!rp_span_get_u8(&s, &version) || version != KEYRING_VERSION ||
+	    !rp_span_get_u64be(&s, &out->generation) ||
+	    !rp_span_get_u32be(&s, &num) || num > RP_KEYRING_MAX_KEYS) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "keyring: bad header or version");
+	}
+	for (uint32_t i = 0; i < num; i++) {
+		struct rp_key_info k;
+
+		if (!get_key(&s, &k)) {
+			rp_keyring_fini(out);
+			return rp_status_fail(st, RP_ERR_FORMAT,
+					      "keyring: key record %u is "
+					      "malformed",
+					      i);
+		}
+		num_active += k.state == RP_KEY_ACTIVE;
+		err = rp_keyring_add(out, st, &k);
+		if (err) {
+			rp_keyring_fini(out);
+			return err;
+		}
+	}
+	if (s.len || num_active > 1) {
+		rp_keyring_fini(out);
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "keyring: trailing bytes or more than "
+				      "one active key");
+	}
+	return RP_OK;
+}
+
+void rp_keyring_fini(struct rp_keyring *kr)
+{
+	free(kr->keys);
+	memset(kr, 0, sizeof(*kr));
+}

@@ -1,0 +1,130 @@
+#ifndef RP_KEYS_KEYRING_H
+#define RP_KEYS_KEYRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "license.h"
+#include "rp_buf.h"
+#include "rp_compiler.h"
+#include "rp_err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * The keyring: every tenant key's metadata and public key, with its state.
+ * Its file is MACed (HMAC-SHA-256 under a key derived from the world key),
+ * so an edit by hand is detected. Key material is not in it.
+ */
+#define RP_KEYRING_MAX_KEYS 4096
+#define RP_PUB_DER_MAX	    600 /* SubjectPublicKeyInfo DER, RSA-4096 fits */
+#define RP_KEYRING_FILE_MAX (RP_KEYRING_MAX_KEYS * 800 + 64)
+
+enum rp_key_alg {
+	RP_ALG_RSA2048 = 1,
+	RP_ALG_RSA3072 = 2,
+	RP_ALG_RSA4096 = 3,
+	RP_ALG_X25519 = 4, /* X25519 wrapping + an Ed25519 signing key */
+};
+
+enum rp_key_state {
+	RP_KEY_PENDING = 1,
+	RP_KEY_ACTIVE = 2,
+	RP_KEY_ARCHIVED = 3,
+	RP_KEY_REVOKED = 4,
+	RP_KEY_DESTROYED = 5,
+};
+
+enum rp_backend {
+	RP_BACKEND_SOFT = 1,
+	RP_BACKEND_PKCS11 = 2,
+};
+
+enum rp_key_flags {
+	RP_KEY_EXPORTABLE = 1 << 0,
+	RP_KEY_IMPORTED = 1 << 1,
+};
+
+struct rp_key_info {
+	uint8_t id[RP_KEY_ID_LEN];
+	uint8_t alg;	 /* enum rp_key_alg */
+	uint8_t state;	 /* enum rp_key_state */
+	uint8_t backend; /* enum rp_backend */
+	uint8_t flags;	 /* enum rp_key_flags */
+	uint64_t created_at;
+	uint64_t activated_at; /* 0: never */
+	uint64_t archived_at;
+	uint64_t revoked_at;
+	size_t pub_len;
+	uint8_t pub[RP_PUB_DER_MAX]; /* SubjectPublicKeyInfo DER */
+	uint8_t sign_pub[32];	     /* Ed25519 public key (X25519 type) */
+};
+
+struct rp_keyring {
+	uint64_t generation; /* bumped on every write */
+	size_t num_keys;
+	struct rp_key_info *keys; /* owned */
+	size_t cap;
+};
+
+/* rp_key_alg_name returns "rsa2048", ..., "x25519", or "unknown". */
+const char *rp_key_alg_name(uint8_t alg);
+
+/* rp_key_alg_parse maps a name to an algorithm; RP_ERR_USAGE if unknown. */
+RP_MUST_CHECK enum rp_err rp_key_alg_parse(uint8_t *out, const char *name);
+
+/* rp_key_state_name returns "pending", "active", ..., or "unknown". */
+const char *rp_key_state_name(uint8_t state);
+
+/* rp_key_id_hex writes the 64-char hex key id and a NUL. */
+void rp_key_id_hex(char out[RP_ATLEAST(2 * RP_KEY_ID_LEN + 1)],
+		   const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)]);
+
+/*
+ * rp_keyring_find looks up a key by id; with a prefix (`prefix_len` hex
+ * digits of `hex`) it must be unambiguous. Returns the index, or -1 with
+ * RP_ERR_NOTFOUND / RP_ERR_USAGE (ambiguous) recorded in `st`.
+ */
+long rp_keyring_find_hex(const struct rp_keyring *kr, struct rp_status *st,
+			 const char *hex);
+
+/* rp_keyring_find_id returns the index of the key with `id`, or -1. */
+long rp_keyring_find_id(const struct rp_keyring *kr,
+			const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)]);
+
+/* rp_keyring_active returns the index of the active key, or -1. */
+long rp_keyring_active(const struct rp_keyring *kr);
+
+/* rp_keyring_add appends a copy of `ki`. RP_ERR_EXISTS if the id is there. */
+RP_MUST_CHECK enum rp_err rp_keyring_add(struct rp_keyring *kr,
+					 struct rp_status *st,
+					 const struct rp_key_info *ki);
+
+/*
+ * rp_keyring_encode serialises the keyring and appends its MAC under
+ * `mac_key`.
+ */
+RP_MUST_CHECK enum rp_err rp_keyring_encode(struct rp_buf *out,
+					    struct rp_status *st,
+					    const struct rp_keyring *kr,
+					    const uint8_t mac_key[RP_ATLEAST(32)]);
+
+/*
+ * rp_keyring_decode verifies the MAC first (RP_ERR_AUTH "keyring integrity
+ * check failed" if it differs), then parses strictly (RP_ERR_FORMAT).
+ */
+RP_MUST_CHECK enum rp_err rp_keyring_decode(struct rp_keyring *out,
+					    struct rp_status *st,
+					    const uint8_t *in, size_t in_len,
+					    const uint8_t mac_key[RP_ATLEAST(32)]);
+
+/* rp_keyring_fini frees the keyring; safe on a zeroed struct. */
+void rp_keyring_fini(struct rp_keyring *kr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,69 @@
+#include "keystore.h"
+
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+void rp_keystore_free(struct rp_keystore *ks)
+{
+	if (ks) {
+		ks->ops->free(ks);
+	}
+}
+
+enum rp_err rp_key_pubkey(EVP_PKEY **out, struct rp_status *st,
+			  const struct rp_key_info *ki)
+{
+	const unsigned char *p = ki->pub;
+
+	*out = d2i_PUBKEY(NULL, &p, (long)ki->pub_len);
+	if (!*out || p != ki->pub + ki->pub_len) {
+		EVP_PKEY_free(*out);
+		*out = NULL;
+		return rp_status_ossl(st, RP_ERR_FORMAT,
+				      "keyring: bad public key");
+	}
+	return RP_OK;
+}
+
+enum rp_err rp_key_sign_pubkey(EVP_PKEY **out, struct rp_status *st,
+			       const struct rp_key_info *ki)
+{
+	if (ki->alg != RP_ALG_X25519) {
+		return rp_key_pubkey(out, st, ki);
+	}
+	*out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
+					   ki->sign_pub, sizeof(ki->sign_pub));
+	if (!*out) {
+		return rp_status_ossl(st, RP_ERR_FORMAT,
+				      "keyring: bad signing key");
+	}
+	return RP_OK;
+}
+
+enum rp_err rp_key_fill_public(struct rp_key_info *ki, struct rp_status *st,
+			       EVP_PKEY *pub)
+{
+	unsigned char *der = NULL;
+	const int n = i2d_PUBKEY(pub, &der);
+	unsigned int md_len = 0;
+	enum rp_err err = RP_OK;
+
+	if (n <= 0) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "encode public key");
+	}
+	if ((size_t)n > sizeof(ki->pub)) {
+		err = rp_status_fail(st, RP_ERR_USAGE,
+				     "public key too large (%d bytes)", n);
+		goto out;
+	}
+	memcpy(ki->pub, der, (size_t)n);
+	ki->pub_len = (size_t)n;
+	if (!EVP_Digest(der, (size_t)n, ki->id, &md_len, EVP_sha256(), NULL)) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "key id");
+	}
+out:
+	OPENSSL_free(der);
+	return err;
+}

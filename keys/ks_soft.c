@@ -1,0 +1,608 @@
+/*
+ * The soft keystore: each private key in <dir>/<key id hex>.key, sealed
+ * with AES-256-GCM under a key derived from the store's world key. The
+ * X25519 key type derives its Ed25519 signing key from the X25519 secret
+ * (HKDF), so the same age identity imported into two stores signs alike.
+ */
+#include "keystore.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "age_recip.h"
+#include "ks_soft.h"
+#include "rp_buf.h"
+#include "rp_file.h"
+
+#define SK_MAGIC     "RPSK"
+#define SK_VERSION   1
+#define SK_NONCE_LEN 12
+#define SK_TAG_LEN   16
+#define SK_FILE_MAX  16384
+#define NUM_CACHE    8
+
+struct cached_key {
+	uint8_t id[RP_KEY_ID_LEN];
+	int is_used;
+	EVP_PKEY *rsa;	   /* owned */
+	EVP_PKEY *ed25519; /* owned */
+	uint8_t x25519[RP_X25519_LEN];
+};
+
+struct soft_ks {
+	struct rp_keystore base;
+	char dir[PATH_MAX];
+	uint8_t enc_key[32];
+	struct cached_key cache[NUM_CACHE];
+	size_t next_evict;
+};
+
+enum rp_err rp_soft_derive(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
+			   const uint8_t world_key[RP_ATLEAST(32)],
+			   const char *info)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[4];
+	enum rp_err err = RP_OK;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						     (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(
+		OSSL_KDF_PARAM_KEY, (void *)world_key, 32);
+	params[2] = OSSL_PARAM_construct_octet_string(
+		OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
+	params[3] = OSSL_PARAM_construct_end();
+	if (!ctx || EVP_KDF_derive(ctx, out, 32, params) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "hkdf");
+	}
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return err;
+}
+
+static enum rp_err ed25519_from_x25519(EVP_PKEY **out, struct rp_status *st,
+				       const uint8_t secret[RP_X25519_LEN])
+{
+	uint8_t seed[32];
+	enum rp_err err;
+
+	err = rp_soft_derive(seed, st, secret,
+			     "reprotect/v1 x25519 key: ed25519 signing seed");
+	if (!err) {
+		*out = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL,
+						    seed, sizeof(seed));
+		if (!*out) {
+			err = rp_status_ossl(st, RP_ERR_CRYPTO, "ed25519 key");
+		}
+	}
+	OPENSSL_cleanse(seed, sizeof(seed));
+	return err;
+}
+
+static void cache_clear(struct cached_key *c)
+{
+	EVP_PKEY_free(c->rsa);
+	EVP_PKEY_free(c->ed25519);
+	OPENSSL_cleanse(c, sizeof(*c));
+}
+
+static enum rp_err key_path(char out[PATH_MAX], struct rp_status *st,
+			    const struct soft_ks *ks,
+			    const uint8_t id[RP_KEY_ID_LEN])
+{
+	char hex[2 * RP_KEY_ID_LEN + 1];
+	char name[2 * RP_KEY_ID_LEN + 8];
+
+	rp_key_id_hex(hex, id);
+	snprintf(name, sizeof(name), "%s.key", hex);
+	if (rp_path_join(out, PATH_MAX, ks->dir, name)) {
+		return rp_status_fail(st, RP_ERR_USAGE, "store path too long");
+	}
+	return RP_OK;
+}
+
+/* seal/open: AES-256-GCM, AAD = magic || version || key id */
+static enum rp_err seal_secret(struct rp_buf *out, struct rp_status *st,
+			       const struct soft_ks *ks,
+			       const uint8_t id[RP_KEY_ID_LEN],
+			       const uint8_t *secret, size_t len)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	uint8_t nonce[SK_NONCE_LEN];
+	int n = 0;
+	enum rp_err err = RP_OK;
+	size_t ct_off;
+
+	if (!ctx || RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "seal key");
+		goto out;
+	}
+	if (rp_buf_add(out, SK_MAGIC, 4) || rp_buf_add_u8(out, SK_VERSION) ||
+	    rp_buf_add(out, nonce, sizeof(nonce)) ||
+	    rp_buf_reserve(out, len + SK_TAG_LEN)) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	ct_off = out->len;
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, ks->enc_key,
+			       nonce) != 1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t *)SK_MAGIC, 4) !=
+		    1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t[]){ SK_VERSION },
+			      1) != 1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &n, id, RP_KEY_ID_LEN) != 1 ||
+	    EVP_EncryptUpdate(ctx, out->p + ct_off, &n, secret, (int)len) !=
+		    1 ||
+	    EVP_EncryptFinal_ex(ctx, out->p + ct_off + n, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SK_TAG_LEN,
+				out->p + ct_off + len) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "seal key");
+		goto out;
+	}
+	out->len += len + SK_TAG_LEN;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return err;
+}
+
+static enum rp_err open_secret(struct rp_buf *out, struct rp_status *st,
+			       const struct soft_ks *ks,
+			       const uint8_t id[RP_KEY_ID_LEN],
+			       const uint8_t *in, size_t in_len)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	const size_t hdr = 4 + 1 + SK_NONCE_LEN;
+	size_t ct_len;
+	int n = 0;
+	enum rp_err err = RP_OK;
+
+	if (in_len < hdr + SK_TAG_LEN || memcmp(in, SK_MAGIC, 4) ||
+	    in[4] != SK_VERSION) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "key file: not a soft key file");
+	}
+	ct_len = in_len - hdr - SK_TAG_LEN;
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx || rp_buf_reserve(out, ct_len + 16)) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, ks->enc_key,
+			       in + 5) != 1 ||
+	    EVP_DecryptUpdate(ctx, NULL, &n, in, 5) != 1 ||
+	    EVP_DecryptUpdate(ctx, NULL, &n, id, RP_KEY_ID_LEN) != 1 ||
+	    EVP_DecryptUpdate(ctx, out->p, &n, in + hdr, (int)ct_len) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SK_TAG_LEN,
+				(void *)(in + hdr + ct_len)) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "open key");
+		goto out;
+	}
+	if (EVP_DecryptFinal_ex(ctx, out->p + n, &n) != 1) {
+		OPENSSL_cleanse(out->p, ct_len);
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "key file does not authenticate under "
+				     "this store's world key");
+		goto out;
+	}
+	out->len = ct_len;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return err;
+}
+
+/* The sealed plaintext: alg (1 byte) || PKCS#8 DER (RSA) or secret (X25519) */
+static enum rp_err store_secret(struct soft_ks *ks, struct rp_status *st,
+				const struct rp_key_info *ki,
+				const uint8_t *secret, size_t len)
+{
+	struct rp_buf plain = { 0 };
+	struct rp_buf sealed = { 0 };
+	char path[PATH_MAX];
+	enum rp_err err;
+
+	err = key_path(path, st, ks, ki->id);
+	if (err) {
+		goto out;
+	}
+	if (rp_buf_add_u8(&plain, ki->alg) || rp_buf_add(&plain, secret, len)) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	err = seal_secret(&sealed, st, ks, ki->id, plain.p, plain.len);
+	if (!err) {
+		err = rp_file_write_atomic(st, path, sealed.p, sealed.len, 1);
+	}
+	if (err == RP_ERR_EXISTS) {
+		rp_status_clear(st);
+		err = rp_status_fail(st, RP_ERR_EXISTS,
+				     "the key is already in the store");
+	}
+out:
+	rp_buf_fini(&plain);
+	rp_buf_fini(&sealed);
+	return err;
+}
+
+static enum rp_err fill_x25519(struct rp_key_info *ki, struct rp_status *st,
+			       const uint8_t secret[RP_X25519_LEN])
+{
+	uint8_t pub[RP_X25519_LEN];
+	EVP_PKEY *xp = NULL;
+	EVP_PKEY *ed = NULL;
+	size_t ed_len = sizeof(ki->sign_pub);
+	enum rp_err err;
+
+	err = rp_x25519_public(pub, st, secret);
+	if (err) {
+		goto out;
+	}
+	xp = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub,
+					 sizeof(pub));
+	if (!xp) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "x25519 key");
+		goto out;
+	}
+	err = rp_key_fill_public(ki, st, xp);
+	if (!err) {
+		err = ed25519_from_x25519(&ed, st, secret);
+	}
+	if (!err && EVP_PKEY_get_raw_public_key(ed, ki->sign_pub, &ed_len) !=
+			    1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "ed25519 key");
+	}
+out:
+	EVP_PKEY_free(xp);
+	EVP_PKEY_free(ed);
+	return err;
+}
+
+static enum rp_err store_rsa(struct soft_ks *ks, struct rp_status *st,
+			     struct rp_key_info *ki, EVP_PKEY *pk)
+{
+	unsigned char *der = NULL;
+	int n;
+	enum rp_err err;
+
+	err = rp_key_fill_public(ki, st, pk);
+	if (err) {
+		return err;
+	}
+	n = i2d_PrivateKey(pk, &der);
+	if (n <= 0) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "encode private key");
+	}
+	err = store_secret(ks, st, ki, der, (size_t)n);
+	OPENSSL_clear_free(der, (size_t)n);
+	return err;
+}
+
+static int rsa_bits(uint8_t alg)
+{
+	switch (alg) {
+	case RP_ALG_RSA2048:
+		return 2048;
+	case RP_ALG_RSA3072:
+		return 3072;
+	case RP_ALG_RSA4096:
+		return 4096;
+	default:
+		return 0;
+	}
+}
+
+static enum rp_err soft_generate(struct rp_keystore *base,
+				 struct rp_status *st, struct rp_key_info *ki)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	uint8_t secret[RP_X25519_LEN];
+	EVP_PKEY *pk = NULL;
+	enum rp_err err;
+
+	if (ki->alg == RP_ALG_X25519) {
+		if (RAND_priv_bytes(secret, sizeof(secret)) != 1) {
+			err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
+			goto out;
+		}
+		err = fill_x25519(ki, st, secret);
+		if (!err) {
+			err = store_secret(ks, st, ki, secret, sizeof(secret));
+		}
+		goto out;
+	}
+	if (!rsa_bits(ki->alg)) {
+		err = rp_status_fail(st, RP_ERR_USAGE, "unknown algorithm");
+		goto out;
+	}
+	pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)rsa_bits(ki->alg));
+	if (!pk) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "rsa key generation");
+		goto out;
+	}
+	err = store_rsa(ks, st, ki, pk);
+out:
+	EVP_PKEY_free(pk);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return err;
+}
+
+static enum rp_err import_rsa(struct soft_ks *ks, struct rp_status *st,
+			      struct rp_key_info *ki, const uint8_t *data,
+			      size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(data, (int)len);
+	EVP_PKEY *pk = NULL;
+	enum rp_err err;
+	int bits;
+
+	if (!bio) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+	if (!pk || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
+		ERR_clear_error();
+		err = rp_status_fail(st, RP_ERR_FORMAT,
+				     "not an unencrypted PEM RSA private key "
+				     "nor an age X25519 identity");
+		goto out;
+	}
+	bits = EVP_PKEY_get_bits(pk);
+	if (bits == 2048) {
+		ki->alg = RP_ALG_RSA2048;
+	} else if (bits == 3072) {
+		ki->alg = RP_ALG_RSA3072;
+	} else if (bits == 4096) {
+		ki->alg = RP_ALG_RSA4096;
+	} else {
+		err = rp_status_fail(st, RP_ERR_USAGE,
+				     "RSA-%d is not supported: use 2048, 3072 "
+				     "or 4096 bits",
+				     bits);
+		goto out;
+	}
+	err = store_rsa(ks, st, ki, pk);
+out:
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	return err;
+}
+
+/* find_identity returns the first "AGE-SECRET-KEY-" line of `data` */
+static int find_identity(const uint8_t *data, size_t len, size_t *off,
+			 size_t *n)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t e = i;
+
+		while (e < len && data[e] != '\n') {
+			e++;
+		}
+		if (e - i > 15 && !memcmp(data + i, "AGE-SECRET-KEY-", 15)) {
+			*off = i;
+			*n = e - i;
+			if (*n && data[i + *n - 1] == '\r') {
+				(*n)--;
+			}
+			return 1;
+		}
+		i = e + 1;
+	}
+	return 0;
+}
+
+static enum rp_err soft_import(struct rp_keystore *base, struct rp_status *st,
+			       struct rp_key_info *ki, const uint8_t *data,
+			       size_t len)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	uint8_t secret[RP_X25519_LEN];
+	size_t off, n;
+	enum rp_err err;
+
+	if (!find_identity(data, len, &off, &n)) {
+		return import_rsa(ks, st, ki, data, len);
+	}
+	err = rp_age_identity_decode(secret, st, (const char *)data + off, n);
+	if (!err) {
+		ki->alg = RP_ALG_X25519;
+		err = fill_x25519(ki, st, secret);
+	}
+	if (!err) {
+		err = store_secret(ks, st, ki, secret, sizeof(secret));
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return err;
+}
+
+static enum rp_err load_key(struct soft_ks *ks, struct rp_status *st,
+			    const struct rp_key_info *ki,
+			    struct cached_key **out)
+{
+	struct rp_buf file = { 0 };
+	struct rp_buf plain = { 0 };
+	char path[PATH_MAX];
+	struct cached_key *c;
+	enum rp_err err;
+
+	for (size_t i = 0; i < NUM_CACHE; i++) {
+		if (ks->cache[i].is_used &&
+		    !memcmp(ks->cache[i].id, ki->id, RP_KEY_ID_LEN)) {
+			*out = &ks->cache[i];
+			return RP_OK;
+		}
+	}
+	c = &ks->cache[ks->next_evict];
+	ks->next_evict = (ks->next_evict + 1) % NUM_CACHE;
+	cache_clear(c);
+	err = key_path(path, st, ks, ki->id);
+	if (!err) {
+		err = rp_file_read(&file, st, path, SK_FILE_MAX);
+	}
+	if (err == RP_ERR_NOTFOUND) {
+		rp_status_clear(st);
+		err = rp_status_fail(st, RP_ERR_NOKEY,
+				     "the key material is missing from the "
+				     "store");
+	}
+	if (!err) {
+		err = open_secret(&plain, st, ks, ki->id, file.p, file.len);
+	}
+	if (err) {
+		goto out;
+	}
+	if (plain.len < 1 || plain.p[0] != ki->alg) {
+		err = rp_status_fail(st, RP_ERR_FORMAT,
+				     "key file does not match the keyring");
+		goto out;
+	}
+	if (ki->alg == RP_ALG_X25519) {
+		if (plain.len != 1 + RP_X25519_LEN) {
+			err = rp_status_fail(st, RP_ERR_FORMAT,
+					     "key file: bad x25519 secret");
+			goto out;
+		}
+		memcpy(c->x25519, plain.p + 1, RP_X25519_LEN);
+		err = ed25519_from_x25519(&c->ed25519, st, c->x25519);
+	} else {
+		const unsigned char *p = plain.p + 1;
+
+		c->rsa = d2i_AutoPrivateKey(NULL, &p, (long)plain.len - 1);
+		if (!c->rsa) {
+			err = rp_status_ossl(st, RP_ERR_FORMAT,
+					     "key file: bad RSA key");
+		}
+	}
+	if (!err) {
+		memcpy(c->id, ki->id, RP_KEY_ID_LEN);
+		c->is_used = 1;
+		*out = c;
+	}
+out:
+	if (err) {
+		cache_clear(c);
+	}
+	rp_buf_fini(&file);
+	rp_buf_fini(&plain);
+	return err;
+}
+
+static enum rp_err soft_unwrap(struct rp_keystore *base, struct rp_status *st,
+			       const struct rp_key_info *ki,
+			       const struct rp_age_stanza *s,
+			       uint8_t file_key[RP_AGE_FILE_KEY_LEN])
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	struct cached_key *c = NULL;
+	enum rp_err err = load_key(ks, st, ki, &c);
+
+	if (err) {
+		return err;
+	}
+	if (ki->alg == RP_ALG_X25519) {
+		return rp_x25519_unwrap(file_key, st, s, c->x25519);
+	}
+	return rp_sshrsa_unwrap(file_key, st, s, c->rsa);
+}
+
+static enum rp_err soft_sign(struct rp_keystore *base, struct rp_status *st,
+			     const struct rp_key_info *ki, const uint8_t *msg,
+			     size_t msg_len, uint8_t *out, size_t out_cap,
+			     size_t *out_len)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	struct cached_key *c = NULL;
+	EVP_MD_CTX *md = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	size_t n = out_cap;
+	enum rp_err err = load_key(ks, st, ki, &c);
+
+	if (err) {
+		return err;
+	}
+	md = EVP_MD_CTX_new();
+	if (!md) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (ki->alg == RP_ALG_X25519) {
+		if (EVP_DigestSignInit(md, NULL, NULL, NULL, c->ed25519) != 1 ||
+		    EVP_DigestSign(md, out, &n, msg, msg_len) != 1) {
+			err = rp_status_ossl(st, RP_ERR_CRYPTO, "ed25519 sign");
+		}
+		goto out;
+	}
+	if (EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, c->rsa) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1 ||
+	    EVP_DigestSign(md, out, &n, msg, msg_len) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "rsa-pss sign");
+	}
+out:
+	if (!err) {
+		*out_len = n;
+	}
+	EVP_MD_CTX_free(md);
+	return err;
+}
+
+static void soft_free(struct rp_keystore *base)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+
+	for (size_t i = 0; i < NUM_CACHE; i++) {
+		cache_clear(&ks->cache[i]);
+	}
+	OPENSSL_clear_free(ks, sizeof(*ks));
+}
+
+static const struct rp_keystore_ops soft_ops = {
+	.name = "soft",
+	.generate = soft_generate,
+	.import = soft_import,
+	.unwrap = soft_unwrap,
+	.sign = soft_sign,
+	.free = soft_free,
+};
+
+enum rp_err rp_keystore_soft_new(struct rp_keystore **out,
+				 struct rp_status *st, const char *dir,
+				 const uint8_t world_key[RP_ATLEAST(32)])
+{
+	struct soft_ks *ks = OPENSSL_zalloc(sizeof(*ks));
+	enum rp_err err;
+
+	*out = NULL;
+	if (!ks) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	ks->base.ops = &soft_ops;
+	if (snprintf(ks->dir, sizeof(ks->dir), "%s", dir) >=
+	    (int)sizeof(ks->dir)) {
+		soft_free(&ks->base);
+		return rp_status_fail(st, RP_ERR_USAGE, "store path too long");
+	}
+	err = rp_soft_derive(ks->enc_key, st, world_key,
+			     "reprotect/v1 soft keystore: key encryption");
+	if (err) {
+		soft_free(&ks->base);
+		return err;
+	}
+	*out = &ks->base;
+	return RP_OK;
+}

@@ -1,0 +1,549 @@
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#include "ks_soft.h"
+#include "rp_buf.h"
+#include "rp_file.h"
+
+#define WK_MAGIC     "RPWK"
+#define WK_VERSION   1
+#define WK_LOG_N     15 /* scrypt N = 2^15, r = 8, p = 1: 32 MiB, ~0.1 s */
+#define WK_R	     8
+#define WK_P	     1
+#define WK_AAD_LEN   (4 + 1 + 1 + 4 + 4 + 16 + 16)
+#define WK_FILE_LEN  (WK_AAD_LEN + 12 + 32 + 16)
+
+struct rp_store {
+	char dir[PATH_MAX];
+	uint8_t world_key[32];
+	uint8_t world_id[16];
+	uint8_t mac_key[32];
+	struct rp_keyring keyring;
+	struct rp_keystore *ks; /* owned */
+	int lock_fd;
+};
+
+enum rp_err rp_store_default_dir(char *out, size_t out_cap,
+				 struct rp_status *st)
+{
+	const char *env = getenv("REPROTECT_STORE");
+	const char *xdg = getenv("XDG_DATA_HOME");
+	const char *home = getenv("HOME");
+	int n;
+
+	if (env && *env) {
+		n = snprintf(out, out_cap, "%s", env);
+	} else if (xdg && *xdg) {
+		n = snprintf(out, out_cap, "%s/reprotect", xdg);
+	} else if (home && *home) {
+		n = snprintf(out, out_cap, "%s/.local/share/reprotect", home);
+	} else {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "no store folder: give --store DIR or "
+				      "set REPROTECT_STORE");
+	}
+	if (n < 0 || (size_t)n >= out_cap) {
+		return rp_status_fail(st, RP_ERR_USAGE, "store path too long");
+	}
+	return RP_OK;
+}
+
+static enum rp_err store_path(const struct rp_store *s, struct rp_status *st,
+			      char out[PATH_MAX], const char *name)
+{
+	if (rp_path_join(out, PATH_MAX, s->dir, name)) {
+		return rp_status_fail(st, RP_ERR_USAGE, "store path too long");
+	}
+	return RP_OK;
+}
+
+static enum rp_err scrypt_kek(uint8_t out[32], struct rp_status *st,
+			      const uint8_t *pass, size_t pass_len,
+			      const uint8_t salt[16], uint8_t log_n,
+			      uint32_t r, uint32_t p)
+{
+	if (log_n < 10 || log_n > 22 || r < 1 || r > 32 || p < 1 || p > 16) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "world.key: scrypt parameters out of "
+				      "range");
+	}
+	if (EVP_PBE_scrypt((const char *)pass, pass_len, salt, 16,
+			   (uint64_t)1 << log_n, r, p,
+			   (uint64_t)1 << 31, out, 32) != 1) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "scrypt");
+	}
+	return RP_OK;
+}
+
+static enum rp_err derive_subkeys(struct rp_store *s, struct rp_status *st)
+{
+	enum rp_err err = rp_soft_derive(s->mac_key, st, s->world_key,
+					 "reprotect/v1 keyring mac");
+	char kdir[PATH_MAX];
+
+	if (!err) {
+		err = store_path(s, st, kdir, "keys");
+	}
+	if (!err) {
+		err = rp_keystore_soft_new(&s->ks, st, kdir, s->world_key);
+	}
+	return err;
+}
+
+static enum rp_err gcm(int is_seal, struct rp_status *st, uint8_t *out,
+		       const uint8_t *in, size_t len, const uint8_t key[32],
+		       const uint8_t nonce[12], const uint8_t *aad,
+		       size_t aad_len, uint8_t tag[16])
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n = 0;
+	enum rp_err err = RP_OK;
+
+	if (!ctx ||
+	    EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce,
+			      is_seal) != 1 ||
+	    EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1 ||
+	    EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1 ||
+	    (!is_seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
+					     tag) != 1)) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "aes-gcm");
+		goto out;
+	}
+	if (EVP_CipherFinal_ex(ctx, out + n, &n) != 1) {
+		OPENSSL_cleanse(out, len);
+		err = is_seal ? rp_status_ossl(st, RP_ERR_CRYPTO, "aes-gcm")
+			      : RP_ERR_AUTH;
+		goto out;
+	}
+	if (is_seal &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "aes-gcm");
+	}
+out:
+	ERR_clear_error();
+	EVP_CIPHER_CTX_free(ctx);
+	return err;
+}
+
+static enum rp_err save_keyring(struct rp_store *s, struct rp_status *st)
+{
+	struct rp_buf b = { 0 };
+	char path[PATH_MAX];
+	enum rp_err err = store_path(s, st, path, "keyring");
+
+	s->keyring.generation++;
+	if (!err) {
+		err = rp_keyring_encode(&b, st, &s->keyring, s->mac_key);
+	}
+	if (!err) {
+		err = rp_file_write_atomic(st, path, b.p, b.len, 0);
+	}
+	rp_buf_fini(&b);
+	return err;
+}
+
+static enum rp_err load_keyring(struct rp_store *s, struct rp_status *st)
+{
+	struct rp_buf b = { 0 };
+	char path[PATH_MAX];
+	enum rp_err err = store_path(s, st, path, "keyring");
+
+	if (!err) {
+		err = rp_file_read(&b, st, path, RP_KEYRING_FILE_MAX);
+	}
+	if (!err) {
+		rp_keyring_fini(&s->keyring);
+		err = rp_keyring_decode(&s->keyring, st, b.p, b.len,
+					s->mac_key);
+	}
+	rp_buf_fini(&b);
+	return err;
+}
+
+static struct rp_store *store_new(struct rp_status *st, const char *dir)
+{
+	struct rp_store *s = OPENSSL_zalloc(sizeof(*s));
+
+	if (!s) {
+		rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	s->lock_fd = -1;
+	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >=
+	    (int)sizeof(s->dir)) {
+		rp_status_fail(st, RP_ERR_USAGE, "store path too long");
+		OPENSSL_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static enum rp_err make_dir(struct rp_status *st, const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		return rp_status_errno(st, errno, "cannot create folder",
+				       path);
+	}
+	return RP_OK;
+}
+
+enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
+			    const char *dir, const uint8_t *pass,
+			    size_t pass_len)
+{
+	struct rp_store *s = store_new(st, dir);
+	uint8_t file[WK_FILE_LEN];
+	uint8_t kek[32];
+	uint8_t *p = file;
+	char path[PATH_MAX];
+	enum rp_err err;
+
+	*out = NULL;
+	if (!s) {
+		return st->err;
+	}
+	if (pass_len == 0) {
+		err = rp_status_fail(st, RP_ERR_PASSPHRASE,
+				     "the passphrase must not be empty");
+		goto out;
+	}
+	err = make_dir(st, dir);
+	if (!err) {
+		err = store_path(s, st, path, "keys");
+	}
+	if (!err) {
+		err = make_dir(st, path);
+	}
+	if (err) {
+		goto out;
+	}
+	if (RAND_priv_bytes(s->world_key, 32) != 1 ||
+	    RAND_bytes(s->world_id, 16) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
+		goto out;
+	}
+	memcpy(p, WK_MAGIC, 4);
+	p[4] = WK_VERSION;
+	p[5] = WK_LOG_N;
+	rp_put_u32be(p + 6, WK_R);
+	rp_put_u32be(p + 10, WK_P);
+	memcpy(p + 14, s->world_id, 16);
+	if (RAND_bytes(p + 30, 16) != 1 || RAND_bytes(p + WK_AAD_LEN, 12) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
+		goto out;
+	}
+	err = scrypt_kek(kek, st, pass, pass_len, p + 30, WK_LOG_N, WK_R,
+			 WK_P);
+	if (!err) {
+		err = gcm(1, st, p + WK_AAD_LEN + 12, s->world_key, 32, kek,
+			  p + WK_AAD_LEN, p, WK_AAD_LEN,
+			  p + WK_AAD_LEN + 12 + 32);
+	}
+	if (!err) {
+		err = store_path(s, st, path, "world.key");
+	}
+	if (!err) {
+		err = rp_file_write_atomic(st, path, file, sizeof(file), 1);
+	}
+	if (err == RP_ERR_EXISTS) {
+		rp_status_clear(st);
+		err = rp_status_fail(st, RP_ERR_EXISTS,
+				     "'%s' already holds a store", dir);
+	}
+	if (!err) {
+		err = derive_subkeys(s, st);
+	}
+	if (!err) {
+		err = save_keyring(s, st);
+	}
+out:
+	OPENSSL_cleanse(kek, sizeof(kek));
+	if (err) {
+		rp_store_free(s);
+		return err;
+	}
+	*out = s;
+	return RP_OK;
+}
+
+enum rp_err rp_store_open(struct rp_store **out, struct rp_status *st,
+			  const char *dir, const uint8_t *pass,
+			  size_t pass_len)
+{
+	struct rp_store *s = store_new(st, dir);
+	struct rp_buf file = { 0 };
+	uint8_t kek[32];
+	char path[PATH_MAX];
+	enum rp_err err;
+	const uint8_t *p;
+
+	*out = NULL;
+	if (!s) {
+		return st->err;
+	}
+	err = store_path(s, st, path, "world.key");
+	if (!err) {
+		err = rp_file_read(&file, st, path, 4096);
+	}
+	if (err == RP_ERR_NOTFOUND) {
+		rp_status_clear(st);
+		err = rp_status_fail(st, RP_ERR_NOTFOUND,
+				     "no store in '%s': run 'reprotect init' "
+				     "first",
+				     dir);
+	}
+	if (err) {
+		goto out;
+	}
+	p = file.p;
+	if (file.len != WK_FILE_LEN || memcmp(p, WK_MAGIC, 4) ||
+	    p[4] != WK_VERSION) {
+		err = rp_status_fail(st, RP_ERR_FORMAT,
+				     "'%s' is not a reprotect world key file",
+				     path);
+		goto out;
+	}
+	memcpy(s->world_id, p + 14, 16);
+	err = scrypt_kek(kek, st, pass, pass_len, p + 30, p[5],
+			 (p[6] << 24 | p[7] << 16 | p[8] << 8 | p[9]),
+			 (p[10] << 24 | p[11] << 16 | p[12] << 8 | p[13]));
+	if (err) {
+		goto out;
+	}
+	err = gcm(0, st, s->world_key, p + WK_AAD_LEN + 12, 32, kek,
+		  p + WK_AAD_LEN, p, WK_AAD_LEN,
+		  (uint8_t *)p + WK_AAD_LEN + 12 + 32);
+	if (err == RP_ERR_AUTH) {
+		err = rp_status_fail(st, RP_ERR_PASSPHRASE,
+				     "wrong passphrase for the store in '%s'",
+				     dir);
+	}
+	if (!err) {
+		err = derive_subkeys(s, st);
+	}
+	if (!err) {
+		err = load_keyring(s, st);
+	}
+out:
+	OPENSSL_cleanse(kek, sizeof(kek));
+	rp_buf_fini(&file);
+	if (err) {
+		rp_store_free(s);
+		return err;
+	}
+	*out = s;
+	return RP_OK;
+}
+
+void rp_store_free(struct rp_store *s)
+{
+	if (!s) {
+		return;
+	}
+	if (s->lock_fd >= 0) {
+		close(s->lock_fd);
+	}
+	rp_keystore_free(s->ks);
+	rp_keyring_fini(&s->keyring);
+	OPENSSL_clear_free(s, sizeof(*s));
+}
+
+enum rp_err rp_store_lock(struct rp_store *s, struct rp_status *st,
+			  int timeout_ms)
+{
+	char path[PATH_MAX];
+	enum rp_err err = store_path(s, st, path, "lock");
+	int waited = 0;
+
+	if (err) {
+		return err;
+	}
+	if (s->lock_fd < 0) {
+		s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+				  0600);
+		if (s->lock_fd < 0) {
+			return rp_status_errno(st, errno, "cannot open", path);
+		}
+	}
+	while (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		const struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			return rp_status_errno(st, errno, "cannot lock", path);
+		}
+		if (waited >= timeout_ms) {
+			return rp_status_fail(st, RP_ERR_LOCKED,
+					      "the store '%s' is locked by "
+					      "another reprotect process",
+					      s->dir);
+		}
+		nanosleep(&ts, NULL);
+		waited += 50;
+	}
+	return load_keyring(s, st);
+}
+
+const char *rp_store_dir(const struct rp_store *s)
+{
+	return s->dir;
+}
+
+const struct rp_keyring *rp_store_keyring(const struct rp_store *s)
+{
+	return &s->keyring;
+}
+
+struct rp_keystore *rp_store_keystore(struct rp_store *s)
+{
+	return s->ks;
+}
+
+static uint64_t now_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static enum rp_err add_new_key(struct rp_store *s, struct rp_status *st,
+			       struct rp_key_info *ki, int is_activate,
+			       size_t *out_idx)
+{
+	enum rp_err err;
+
+	ki->state = RP_KEY_PENDING;
+	ki->backend = RP_BACKEND_SOFT;
+	ki->created_at = now_s();
+	err = rp_keyring_add(&s->keyring, st, ki);
+	if (err) {
+		return err;
+	}
+	*out_idx = s->keyring.num_keys - 1;
+	if (is_activate) {
+		return rp_store_key_activate(s, st, *out_idx);
+	}
+	return save_keyring(s, st);
+}
+
+enum rp_err rp_store_key_create(struct rp_store *s, struct rp_status *st,
+				uint8_t alg, uint8_t flags, int is_activate,
+				size_t *out_idx)
+{
+	struct rp_key_info ki;
+	enum rp_err err;
+
+	memset(&ki, 0, sizeof(ki));
+	ki.alg = alg;
+	ki.flags = flags & RP_KEY_EXPORTABLE;
+	err = s->ks->ops->generate(s->ks, st, &ki);
+	if (err) {
+		return err;
+	}
+	return add_new_key(s, st, &ki, is_activate, out_idx);
+}
+
+enum rp_err rp_store_key_import(struct rp_store *s, struct rp_status *st,
+				const uint8_t *data, size_t len, uint8_t flags,
+				int is_activate, size_t *out_idx)
+{
+	struct rp_key_info ki;
+	enum rp_err err;
+
+	memset(&ki, 0, sizeof(ki));
+	ki.flags = (flags & RP_KEY_EXPORTABLE) | RP_KEY_IMPORTED;
+	err = s->ks->ops->import(s->ks, st, &ki, data, len);
+	if (err) {
+		return err;
+	}
+	return add_new_key(s, st, &ki, is_activate, out_idx);
+}
+
+enum rp_err rp_store_key_activate(struct rp_store *s, struct rp_status *st,
+				  size_t idx)
+{
+	struct rp_key_info *k = &s->keyring.keys[idx];
+	const long cur = rp_keyring_active(&s->keyring);
+	const uint64_t t = now_s();
+
+	if (k->state != RP_KEY_PENDING) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "only a pending key can become active; "
+				      "this key is %s",
+				      rp_key_state_name(k->state));
+	}
+	if (cur >= 0) {
+		s->keyring.keys[cur].state = RP_KEY_ARCHIVED;
+		s->keyring.keys[cur].archived_at = t;
+	}
+	k->state = RP_KEY_ACTIVE;
+	k->activated_at = t;
+	return save_keyring(s, st);
+}
+
+enum rp_err rp_store_check_usable(const struct rp_store *s,
+				  struct rp_status *st, size_t idx)
+{
+	const struct rp_key_info *k = &s->keyring.keys[idx];
+	char hex[2 * RP_KEY_ID_LEN + 1];
+	char when[64] = "an unknown time";
+	const time_t t = (time_t)k->revoked_at;
+	struct tm tm;
+
+	rp_key_id_hex(hex, k->id);
+	if (k->state == RP_KEY_REVOKED) {
+		if (t && gmtime_r(&t, &tm)) {
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
+		return rp_status_fail(st, RP_ERR_REVOKED,
+				      "key %.16s was revoked at %s; restore it "
+				      "from its backup with 'reprotect key "
+				      "restore FILE' to open its documents",
+				      hex, when);
+	}
+	if (k->state == RP_KEY_DESTROYED) {
+		return rp_status_fail(st, RP_ERR_REVOKED,
+				      "key %.16s was destroyed: its documents "
+				      "can no longer be opened",
+				      hex);
+	}
+	return RP_OK;
+}
+
+enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
+			    size_t idx, const struct rp_age_stanza *stanza,
+			    uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+{
+	enum rp_err err = rp_store_check_usable(s, st, idx);
+
+	if (err) {
+		return err;
+	}
+	return s->ks->ops->unwrap(s->ks, st, &s->keyring.keys[idx], stanza,
+				  file_key);
+}
+
+enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st,
+			  size_t idx, const uint8_t *msg, size_t msg_len,
+			  uint8_t *out, size_t out_cap, size_t *out_len)
+{
+	if (s->keyring.keys[idx].state != RP_KEY_ACTIVE) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "only the active key signs");
+	}
+	return s->ks->ops->sign(s->ks, st, &s->keyring.keys[idx], msg,
+				msg_len, out, out_cap, out_len);
+}

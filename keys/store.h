@@ -1,0 +1,129 @@
+#ifndef RP_KEYS_STORE_H
+#define RP_KEYS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyring.h"
+#include "keystore.h"
+#include "rp_compiler.h"
+#include "rp_err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A tenant store: a folder holding world.key (the random world key, sealed
+ * under the passphrase with scrypt), keyring (key states, MACed under the
+ * world key), keys/ (the soft keystore's sealed private keys) and lock.
+ * Every file is 0600 and the folder 0700.
+ */
+struct rp_store;
+
+/*
+ * rp_store_default_dir writes the default store folder:
+ * $REPROTECT_STORE, else $XDG_DATA_HOME/reprotect, else
+ * $HOME/.local/share/reprotect.
+ */
+RP_MUST_CHECK enum rp_err rp_store_default_dir(char *out, size_t out_cap,
+					       struct rp_status *st);
+
+/*
+ * rp_store_create makes a new store in `dir` (created if missing; it must
+ * not already hold a store) with a fresh world key sealed under
+ * `pass`. The caller owns the result.
+ */
+RP_MUST_CHECK enum rp_err rp_store_create(struct rp_store **out,
+					  struct rp_status *st,
+					  const char *dir, const uint8_t *pass,
+					  size_t pass_len);
+
+/*
+ * rp_store_open opens an existing store. RP_ERR_PASSPHRASE if `pass` does
+ * not open the world key, RP_ERR_AUTH if the keyring's MAC is wrong,
+ * RP_ERR_NOTFOUND if there is no store in `dir`.
+ */
+RP_MUST_CHECK enum rp_err rp_store_open(struct rp_store **out,
+					struct rp_status *st, const char *dir,
+					const uint8_t *pass, size_t pass_len);
+
+/* rp_store_free closes the store, cleansing its keys; accepts NULL. */
+void rp_store_free(struct rp_store *s);
+
+/*
+ * rp_store_lock takes the store's exclusive lock (waiting up to
+ * `timeout_ms`) and re-reads the keyring under it. Life-cycle commands
+ * call it before they change anything. RP_ERR_LOCKED on timeout. The
+ * lock is released by rp_store_free.
+ */
+RP_MUST_CHECK enum rp_err rp_store_lock(struct rp_store *s,
+					struct rp_status *st, int timeout_ms);
+
+/* rp_store_dir returns the store's folder; borrowed. */
+const char *rp_store_dir(const struct rp_store *s);
+
+/* rp_store_keyring returns the keyring; borrowed, valid until changed. */
+const struct rp_keyring *rp_store_keyring(const struct rp_store *s);
+
+/* rp_store_keystore returns the keystore backend; borrowed. */
+struct rp_keystore *rp_store_keystore(struct rp_store *s);
+
+/*
+ * rp_store_key_create generates a key of `alg` with `flags` (enum
+ * rp_key_flags) in state pending; stores the keyring. With `is_activate`,
+ * activates it (see rp_store_key_activate). Stores its index in out_idx.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_create(struct rp_store *s,
+					      struct rp_status *st,
+					      uint8_t alg, uint8_t flags,
+					      int is_activate, size_t *out_idx);
+
+/* rp_store_key_import is key_create for key material brought in (BYOK). */
+RP_MUST_CHECK enum rp_err rp_store_key_import(struct rp_store *s,
+					      struct rp_status *st,
+					      const uint8_t *data, size_t len,
+					      uint8_t flags, int is_activate,
+					      size_t *out_idx);
+
+/*
+ * rp_store_key_activate makes pending key `idx` active and the previously
+ * active key archived, in one keyring write. RP_ERR_STATE if `idx` is not
+ * pending.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_activate(struct rp_store *s,
+						struct rp_status *st,
+						size_t idx);
+
+/*
+ * rp_store_unwrap opens stanza `stanza` with key `idx`; refuses revoked
+ * and destroyed keys (RP_ERR_REVOKED with when and how to restore).
+ */
+RP_MUST_CHECK enum rp_err
+rp_store_unwrap(struct rp_store *s, struct rp_status *st, size_t idx,
+		const struct rp_age_stanza *stanza,
+		uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)]);
+
+/*
+ * rp_store_sign signs `msg` with key `idx`, which must be active (only the
+ * active key protects and signs).
+ */
+RP_MUST_CHECK enum rp_err rp_store_sign(struct rp_store *s,
+					struct rp_status *st, size_t idx,
+					const uint8_t *msg, size_t msg_len,
+					uint8_t *out, size_t out_cap,
+					size_t *out_len);
+
+/*
+ * rp_store_check_usable returns RP_OK if key `idx` may open documents,
+ * or RP_ERR_REVOKED with a message naming the key, when it was revoked and
+ * how to restore it.
+ */
+RP_MUST_CHECK enum rp_err rp_store_check_usable(const struct rp_store *s,
+						struct rp_status *st,
+						size_t idx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
