@@ -150,8 +150,9 @@ void rp_status_prefix(struct rp_status *st, const char *fmt, ...)
 		pre[0] = '\0';
 	}
 	va_end(ap);
-	memcpy(old, rp_status_msg(st), sizeof(old));
-	old[sizeof(old) - 1] = '\0';
+	if (snprintf(old, sizeof(old), "%s", rp_status_msg(st)) < 0) {
+		old[0] = '\0';
+	}
 	if (snprintf(st->msg, sizeof(st->msg), "%s: %s", pre, old) < 0) {
 		st->msg[0] = '\0';
 	}

@@ -42,7 +42,8 @@ struct rp_stream {
 	uint8_t key[32];
 	uint64_t counter;
 	enum rp_stream_dir dir;
-	bool is_done; /* the final chunk was sealed or opened */
+	bool is_done;	/* the final chunk was sealed or opened */
+	bool is_failed; /* a call failed: only rp_stream_fini is left */
 	size_t in_len;
 	uint8_t in[RP_STREAM_SEALED];
 	uint8_t out[RP_STREAM_SEALED];
