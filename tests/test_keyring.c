@@ -1,0 +1,182 @@
+#include "rp_test.h"
+
+#include <string.h>
+
+#include "keyring.h"
+
+static const uint8_t mac_key[32] = { 1, 2, 3 };
+
+static void make_key(struct rp_key_info *k, uint8_t tag, uint8_t state)
+{
+	memset(k, 0, sizeof(*k));
+	memset(k->id, tag, sizeof(k->id));
+	k->alg = RP_ALG_RSA2048;
+	k->state = state;
+	k->backend = RP_BACKEND_SOFT;
+	k->created_at = 1700000000 + tag;
+	k->pub_len = 10;
+	memset(k->pub, tag, k->pub_len);
+}
+
+static void encode3(struct rp_buf *b, struct rp_keyring *kr)
+{
+	struct rp_key_info k;
+	struct rp_status st = { 0 };
+
+	memset(kr, 0, sizeof(*kr));
+	make_key(&k, 0xa1, RP_KEY_ARCHIVED);
+	assert_int_equal(rp_keyring_add(kr, &st, &k), RP_OK);
+	make_key(&k, 0xb2, RP_KEY_ACTIVE);
+	assert_int_equal(rp_keyring_add(kr, &st, &k), RP_OK);
+	make_key(&k, 0xc3, RP_KEY_REVOKED);
+	k.revoked_at = 1800000000;
+	assert_int_equal(rp_keyring_add(kr, &st, &k), RP_OK);
+	assert_int_equal(rp_keyring_encode(b, &st, kr, mac_key), RP_OK);
+}
+
+static void test_keyring_round_trip_same(void **state)
+{
+	struct rp_buf b = { 0 };
+	struct rp_keyring kr, back;
+	struct rp_status st = { 0 };
+
+	(void)state;
+	encode3(&b, &kr);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_OK);
+	assert_int_equal(back.num_keys, 3);
+	assert_memory_equal(back.keys, kr.keys, 3 * sizeof(*kr.keys));
+	assert_int_equal(rp_keyring_active(&back), 1);
+	assert_int_equal(rp_keyring_find_id(&back, kr.keys[2].id), 2);
+	rp_keyring_fini(&back);
+	rp_keyring_fini(&kr);
+	rp_buf_fini(&b);
+}
+
+static void test_keyring_any_flip_detected(void **state)
+{
+	struct rp_buf b = { 0 };
+	struct rp_keyring kr, back;
+
+	(void)state;
+	encode3(&b, &kr);
+	for (size_t i = 0; i < b.len; i++) {
+		struct rp_status st = { 0 };
+		enum rp_err err;
+
+		b.p[i] ^= 0x01;
+		err = rp_keyring_decode(&back, &st, b.p, b.len, mac_key);
+		assert_true(err == RP_ERR_AUTH || err == RP_ERR_FORMAT);
+		assert_true(st.msg[0] != '\0');
+		b.p[i] ^= 0x01;
+	}
+	rp_keyring_fini(&kr);
+	rp_buf_fini(&b);
+}
+
+static void test_keyring_revoked_flipped_to_archived_refused(void **state)
+{
+	struct rp_buf b = { 0 };
+	struct rp_keyring kr, back;
+	struct rp_status st = { 0 };
+	/* magic 4, version 1, generation 8, count 4; record: id 32, alg 1 */
+	const size_t rec = 32 + 4 + 32 + 2 + 10 + 32;
+	const size_t state_off = 17 + 2 * rec + 32 + 1;
+
+	(void)state;
+	encode3(&b, &kr);
+	assert_int_equal(b.p[state_off], RP_KEY_REVOKED);
+	b.p[state_off] = RP_KEY_ARCHIVED;
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_ERR_AUTH);
+	assert_non_null(strstr(st.msg, "integrity"));
+	rp_keyring_fini(&kr);
+	rp_buf_fini(&b);
+}
+
+static void test_keyring_wrong_mac_key_refused(void **state)
+{
+	struct rp_buf b = { 0 };
+	struct rp_keyring kr, back;
+	struct rp_status st = { 0 };
+	uint8_t other[32] = { 9 };
+
+	(void)state;
+	encode3(&b, &kr);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, other),
+			 RP_ERR_AUTH);
+	rp_keyring_fini(&kr);
+	rp_buf_fini(&b);
+}
+
+static void test_keyring_duplicate_id_refused(void **state)
+{
+	struct rp_keyring kr = { 0 };
+	struct rp_key_info k;
+	struct rp_status st = { 0 };
+
+	(void)state;
+	make_key(&k, 7, RP_KEY_PENDING);
+	assert_int_equal(rp_keyring_add(&kr, &st, &k), RP_OK);
+	assert_int_equal(rp_keyring_add(&kr, &st, &k), RP_ERR_EXISTS);
+	rp_keyring_fini(&kr);
+}
+
+static void test_keyring_find_hex_prefix_and_ambiguity(void **state)
+{
+	struct rp_keyring kr = { 0 };
+	struct rp_key_info k;
+	struct rp_status st = { 0 };
+
+	(void)state;
+	make_key(&k, 0xab, RP_KEY_PENDING);
+	assert_int_equal(rp_keyring_add(&kr, &st, &k), RP_OK);
+	make_key(&k, 0xac, RP_KEY_PENDING);
+	assert_int_equal(rp_keyring_add(&kr, &st, &k), RP_OK);
+	assert_int_equal(rp_keyring_find_hex(&kr, &st, "abab"), 0);
+	assert_int_equal(rp_keyring_find_hex(&kr, &st, "ACAC"), 1);
+	assert_int_equal(rp_keyring_find_hex(&kr, &st, "adad"), -1);
+	assert_int_equal(st.err, RP_ERR_NOTFOUND);
+	rp_status_clear(&st);
+	k.id[0] = 0xab;
+	k.id[1] = 0xab;
+	assert_int_equal(rp_keyring_add(&kr, &st, &k), RP_OK); /* abab ac.. */
+	assert_int_equal(rp_keyring_find_hex(&kr, &st, "abab"), -1);
+	assert_int_equal(st.err, RP_ERR_USAGE); /* ambiguous */
+	assert_non_null(strstr(st.msg, "ambiguous"));
+	rp_status_clear(&st);
+	assert_int_equal(rp_keyring_find_hex(&kr, &st, "ababab"), 0);
+	assert_int_equal(rp_keyring_find_hex(&kr, &st, "ab"), -1);
+	assert_int_equal(st.err, RP_ERR_USAGE); /* too short */
+	rp_keyring_fini(&kr);
+}
+
+static void test_keyring_alg_names_round_trip(void **state)
+{
+	static const char *const names[] = { "rsa2048", "rsa3072", "rsa4096",
+					     "x25519" };
+	uint8_t alg;
+
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(rp_key_alg_parse(&alg, names[i]), RP_OK);
+		assert_string_equal(rp_key_alg_name(alg), names[i]);
+	}
+	assert_int_equal(rp_key_alg_parse(&alg, "rsa1024"), RP_ERR_USAGE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_keyring_round_trip_same),
+		cmocka_unit_test(test_keyring_any_flip_detected),
+		cmocka_unit_test(
+			test_keyring_revoked_flipped_to_archived_refused),
+		cmocka_unit_test(test_keyring_wrong_mac_key_refused),
+		cmocka_unit_test(test_keyring_duplicate_id_refused),
+		cmocka_unit_test(test_keyring_find_hex_prefix_and_ambiguity),
+		cmocka_unit_test(test_keyring_alg_names_round_trip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
