@@ -77,6 +77,7 @@ static enum rp_err prompt(struct rp_status *st, const char *msg, char *out,
 	struct termios old, quiet;
 	FILE *tty = fopen("/dev/tty", "r+");
 	enum rp_err err = RP_OK;
+	int is_quiet = 0;
 	size_t n;
 
 	if (!tty) {
@@ -89,13 +90,15 @@ static enum rp_err prompt(struct rp_status *st, const char *msg, char *out,
 	if (tcgetattr(fileno(tty), &old) == 0) {
 		quiet = old;
 		quiet.c_lflag &= (tcflag_t)~ECHO;
-		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+		is_quiet = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
 	}
 	if (!fgets(out, (int)cap, tty)) {
 		err = rp_status_fail(st, RP_ERR_PASSPHRASE,
 				     "no passphrase was entered");
 	}
-	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	if (is_quiet) {
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	}
 	fputc('\n', tty);
 	fclose(tty);
 	if (err) {
@@ -127,7 +130,8 @@ enum rp_err rp_cli_passphrase(const struct rp_cli *cli, struct rp_status *st,
 		err = rp_file_read(&b, st, cli->pass_file, 1023);
 		if (!err) {
 			n = b.len;
-			while (n && (b.p[n - 1] == '\n' || b.p[n - 1] == '\r')) {
+			while (n &&
+			       (b.p[n - 1] == '\n' || b.p[n - 1] == '\r')) {
 				n--;
 			}
 			memcpy(p, b.p, n);
@@ -136,8 +140,9 @@ enum rp_err rp_cli_passphrase(const struct rp_cli *cli, struct rp_status *st,
 	} else if (env) {
 		n = strlen(env);
 		if (n > 1023) {
-			err = rp_status_fail(st, RP_ERR_USAGE,
-					     "REPROTECT_PASSPHRASE is too long");
+			err = rp_status_fail(
+				st, RP_ERR_USAGE,
+				"REPROTECT_PASSPHRASE is too long");
 		} else {
 			memcpy(p, env, n);
 		}

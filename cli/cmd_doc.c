@@ -189,7 +189,8 @@ int rp_cmd_protect(struct rp_cli *cli, int argc, char **argv)
 		return rp_cli_usage("protect", "--suffix must not be empty");
 	}
 	if (a.p.owner && strlen(a.p.owner) > RP_OWNER_MAX) {
-		return rp_cli_usage("protect", "--owner is longer than %d bytes",
+		return rp_cli_usage("protect",
+				    "--owner is longer than %d bytes",
 				    RP_OWNER_MAX);
 	}
 	if (a.p.template_id && strlen(a.p.template_id) > RP_TEMPLATE_MAX) {

@@ -74,8 +74,8 @@ static void list_json(const struct rp_keyring *kr)
 		       rp_key_state_name(k->state),
 		       k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11",
 		       k->flags & RP_KEY_EXPORTABLE ? "true" : "false",
-		       k->flags & RP_KEY_IMPORTED ? "true" : "false", t[0], t[1],
-		       t[2], t[3]);
+		       k->flags & RP_KEY_IMPORTED ? "true" : "false", t[0],
+		       t[1], t[2], t[3]);
 	}
 	printf("%s]\n", kr->num_keys ? "\n" : "");
 }
@@ -123,8 +123,8 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 	int c, rc = RP_EXIT_OK;
 
 	if (argc < 2 || argv[1][0] == '-') {
-		if (argc >= 2 && (!strcmp(argv[1], "-h") ||
-				  !strcmp(argv[1], "--help"))) {
+		if (argc >= 2 &&
+		    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 			fputs(help, stdout);
 			return RP_EXIT_OK;
 		}

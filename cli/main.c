@@ -30,8 +30,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "init", rp_cmd_init },	   { "key", rp_cmd_key },
-	{ "protect", rp_cmd_protect },	   { "unprotect", rp_cmd_unprotect },
+	{ "init", rp_cmd_init },       { "key", rp_cmd_key },
+	{ "protect", rp_cmd_protect }, { "unprotect", rp_cmd_unprotect },
 	{ "inspect", rp_cmd_inspect },
 };
 

@@ -22,7 +22,8 @@ enum rp_err rp_b64_encode(char *out, size_t out_cap, size_t *out_len,
 	}
 	/* whole groups straight into out, the tail through tmp */
 	if (in_len / 3) {
-		EVP_EncodeBlock((unsigned char *)out, in, (int)(in_len / 3 * 3));
+		EVP_EncodeBlock((unsigned char *)out, in,
+				(int)(in_len / 3 * 3));
 		done = in_len / 3 * 4;
 	}
 	if (in_len % 3) {

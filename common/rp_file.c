@@ -29,7 +29,7 @@ enum rp_err rp_file_read(struct rp_buf *out, struct rp_status *st,
 {
 	struct stat sb;
 	enum rp_err err = RP_OK;
-	const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
 		if (errno == ENOENT) {
@@ -49,7 +49,8 @@ enum rp_err rp_file_read(struct rp_buf *out, struct rp_status *st,
 	}
 	if ((uint64_t)sb.st_size > max) {
 		err = rp_status_fail(st, RP_ERR_FORMAT,
-				     "'%s' is larger than %zu bytes", path, max);
+				     "'%s' is larger than %zu bytes", path,
+				     max);
 		goto out;
 	}
 	for (;;) {

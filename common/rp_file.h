@@ -19,8 +19,8 @@ extern "C" {
 
 /*
  * rp_file_read reads all of `path` into `out` (appending), refusing files
- * larger than `max` bytes with RP_ERR_FORMAT. Refuses to follow a symlink
- * at the last component. RP_ERR_NOTFOUND if it does not exist.
+ * larger than `max` bytes with RP_ERR_FORMAT, and anything but a regular
+ * file (a FIFO does not block it). RP_ERR_NOTFOUND if it does not exist.
  */
 RP_MUST_CHECK enum rp_err rp_file_read(struct rp_buf *out,
 				       struct rp_status *st, const char *path,

@@ -55,16 +55,15 @@ static enum rp_err doc_hdr_read(struct doc_hdr *d, struct rp_status *st,
 	memset(d, 0, sizeof(*d));
 	d->license_i = -1;
 	d->recip_i = -1;
-	d->fd = open(path, O_RDONLY | O_CLOEXEC);
+	d->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (d->fd < 0) {
-		return rp_status_errno(st, errno, "cannot open", path);
+		return rp_status_errno(st, errno, "cannot open", NULL);
 	}
 	if (fstat(d->fd, &d->sb) < 0) {
-		return rp_status_errno(st, errno, "cannot stat", path);
+		return rp_status_errno(st, errno, "cannot stat", NULL);
 	}
 	if (!S_ISREG(d->sb.st_mode)) {
-		return rp_status_fail(st, RP_ERR_USAGE,
-				      "'%s' is not a regular file", path);
+		return rp_status_fail(st, RP_ERR_USAGE, "not a regular file");
 	}
 	want = RP_AGE_MAX_HEADER_LEN + RP_AGE_NONCE_LEN;
 	if ((uint64_t)d->sb.st_size < want) {
@@ -74,7 +73,7 @@ static enum rp_err doc_hdr_read(struct doc_hdr *d, struct rp_status *st,
 	if (!d->buf) {
 		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 	}
-	err = rp_read_full(d->fd, st, path, d->buf, want, 0, &d->buf_len);
+	err = rp_read_full(d->fd, st, NULL, d->buf, want, 0, &d->buf_len);
 	if (err) {
 		return err;
 	}
@@ -206,8 +205,7 @@ static void check_doc(struct rp_store *s, struct doc_hdr *d,
 					      ls->body.p, ls->body.len,
 					      &tbs_len)) {
 			if (num_recip != 1 || d->hdr.num_stanzas != 2) {
-				rp_status_fail(&info->license_st,
-					       RP_ERR_FORMAT,
+				rp_status_fail(&info->license_st, RP_ERR_FORMAT,
 					       "a licensed document has "
 					       "exactly one recipient stanza "
 					       "and one rp-license stanza");
@@ -237,10 +235,9 @@ static void check_doc(struct rp_store *s, struct doc_hdr *d,
 
 			if (!rp_store_check_usable(s, &info->key_st,
 						   (size_t)info->key_idx) &&
-			    !key_stanza_match(&info->key_st,
-					      &kr->keys[info->key_idx], rs
-					      ? rs : &d->hdr.stanzas[0],
-					      &is_match) &&
+			    !key_stanza_match(
+				    &info->key_st, &kr->keys[info->key_idx],
+				    rs ? rs : &d->hdr.stanzas[0], &is_match) &&
 			    (!rs || !is_match)) {
 				rp_status_fail(&info->key_st, RP_ERR_FORMAT,
 					       "the recipient stanza is not "
@@ -311,8 +308,7 @@ static void check_doc(struct rp_store *s, struct doc_hdr *d,
 		} else if (!rp_key_sign_pubkey(&spub, &info->sig_st,
 					       &kr->keys[info->signer_idx])) {
 			(void)!rp_license_sig_verify(&info->lic, &info->sig_st,
-						     ls->body.p, tbs_len,
-						     spub);
+						     ls->body.p, tbs_len, spub);
 		}
 	}
 
@@ -407,7 +403,6 @@ static enum rp_err sink_decompress(void *arg, const uint8_t *p, size_t len)
 }
 
 static enum rp_err decrypt_payload(struct doc_hdr *d, struct rp_status *st,
-				   const char *path,
 				   const uint8_t file_key[RP_AGE_FILE_KEY_LEN],
 				   struct sink *k)
 {
@@ -426,7 +421,7 @@ static enum rp_err decrypt_payload(struct doc_hdr *d, struct rp_status *st,
 	while (!err) {
 		size_t n = 0;
 
-		err = rp_read_full(d->fd, st, path, buf, IO_CHUNK, off, &n);
+		err = rp_read_full(d->fd, st, NULL, buf, IO_CHUNK, off, &n);
 		if (err || n == 0) {
 			break;
 		}
@@ -502,14 +497,14 @@ enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
 		}
 		k.af = &af;
 	}
-	err = decrypt_payload(&d, st, in_path, file_key, &k);
+	err = decrypt_payload(&d, st, file_key, &k);
 	if (!err && info->has_license && k.total != info->lic.plaintext_size) {
-		err = rp_status_fail(st, RP_ERR_FORMAT,
-				     "plaintext is %llu bytes, the license "
-				     "says %llu",
-				     (unsigned long long)k.total,
-				     (unsigned long long)info->lic
-					     .plaintext_size);
+		err = rp_status_fail(
+			st, RP_ERR_FORMAT,
+			"plaintext is %llu bytes, the license "
+			"says %llu",
+			(unsigned long long)k.total,
+			(unsigned long long)info->lic.plaintext_size);
 	}
 	if (!err && k.af) {
 		err = rp_afile_commit(&af, st);
@@ -533,8 +528,7 @@ struct src {
 static enum rp_err build_license(struct rp_store *s, struct rp_status *st,
 				 size_t kidx, const struct rp_protect_opts *o,
 				 uint64_t size, const uint8_t nonce[16],
-				 const struct rp_span *raw,
-				 struct rp_buf *out)
+				 const struct rp_span *raw, struct rp_buf *out)
 {
 	const struct rp_key_info *k = &rp_store_keyring(s)->keys[kidx];
 	struct rp_license *lic = calloc(1, sizeof(*lic));
@@ -685,8 +679,7 @@ static enum rp_err enc_seal(void *arg, const uint8_t *p, size_t len)
 	return rp_stream_feed(e->s, e->st, p, len, enc_write, e);
 }
 
-static enum rp_err encrypt_payload(int fd, struct rp_status *st,
-				   const char *in_path, uint64_t size,
+static enum rp_err encrypt_payload(int fd, struct rp_status *st, uint64_t size,
 				   const struct rp_protect_opts *o,
 				   const uint8_t file_key[16],
 				   const uint8_t nonce[16], struct rp_afile *af)
@@ -710,8 +703,8 @@ static enum rp_err encrypt_payload(int fd, struct rp_status *st,
 	while (!err) {
 		size_t n = 0;
 
-		err = rp_read_full(fd, st, in_path, buf, IO_CHUNK,
-				   (off_t)total, &n);
+		err = rp_read_full(fd, st, NULL, buf, IO_CHUNK, (off_t)total,
+				   &n);
 		if (err || n == 0) {
 			break;
 		}
@@ -724,8 +717,7 @@ static enum rp_err encrypt_payload(int fd, struct rp_status *st,
 	}
 	if (!err && total != size) {
 		err = rp_status_fail(st, RP_ERR_IO,
-				     "'%s' changed size while being read",
-				     in_path);
+				     "changed size while being read");
 	}
 	if (!err && o->is_compress) {
 		err = rp_zcodec_finish(&z, st, enc_seal, &e);
@@ -756,18 +748,18 @@ enum rp_err rp_doc_protect(struct rp_store *s, struct rp_status *st,
 	uint8_t nonce[RP_AGE_NONCE_LEN];
 	struct stat sb;
 	enum rp_err err;
-	const int fd = open(in_path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO given as input must not hang the open */
+	const int fd = open(in_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
-		return rp_status_errno(st, errno, "cannot open", in_path);
+		return rp_status_errno(st, errno, "cannot open", NULL);
 	}
 	if (fstat(fd, &sb) < 0) {
-		err = rp_status_errno(st, errno, "cannot stat", in_path);
+		err = rp_status_errno(st, errno, "cannot stat", NULL);
 		goto out;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		err = rp_status_fail(st, RP_ERR_USAGE,
-				     "'%s' is not a regular file", in_path);
+		err = rp_status_fail(st, RP_ERR_USAGE, "not a regular file");
 		goto out;
 	}
 	if (RAND_priv_bytes(file_key, sizeof(file_key)) != 1 ||
@@ -787,8 +779,8 @@ enum rp_err rp_doc_protect(struct rp_store *s, struct rp_status *st,
 		err = rp_afile_write(&af, st, nonce, sizeof(nonce));
 	}
 	if (!err) {
-		err = encrypt_payload(fd, st, in_path, (uint64_t)sb.st_size, o,
-				      file_key, nonce, &af);
+		err = encrypt_payload(fd, st, (uint64_t)sb.st_size, o, file_key,
+				      nonce, &af);
 	}
 	if (!err) {
 		err = rp_afile_commit(&af, st);

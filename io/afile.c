@@ -127,8 +127,8 @@ enum rp_err rp_read_full(int fd, struct rp_status *st, const char *path,
 	size_t done = 0;
 
 	while (done < len) {
-		const ssize_t n = pread(fd, p + done, len - done,
-					off + (off_t)done);
+		const ssize_t n =
+			pread(fd, p + done, len - done, off + (off_t)done);
 
 		if (n < 0 && errno == EINTR) {
 			continue;

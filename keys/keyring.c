@@ -21,8 +21,8 @@ static const char *const alg_names[] = {
 };
 
 static const char *const state_names[] = {
-	[RP_KEY_PENDING] = "pending",	[RP_KEY_ACTIVE] = "active",
-	[RP_KEY_ARCHIVED] = "archived", [RP_KEY_REVOKED] = "revoked",
+	[RP_KEY_PENDING] = "pending",	  [RP_KEY_ACTIVE] = "active",
+	[RP_KEY_ARCHIVED] = "archived",	  [RP_KEY_REVOKED] = "revoked",
 	[RP_KEY_DESTROYED] = "destroyed",
 };
 
@@ -181,8 +181,8 @@ static enum rp_err add_key(struct rp_buf *b, const struct rp_key_info *k)
 	return err;
 }
 
-static int keyring_mac(uint8_t out[32], const uint8_t key[32],
-		       const uint8_t *p, size_t len)
+static int keyring_mac(uint8_t out[32], const uint8_t key[32], const uint8_t *p,
+		       size_t len)
 {
 	unsigned int n = 0;
 

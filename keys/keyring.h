@@ -107,19 +107,19 @@ RP_MUST_CHECK enum rp_err rp_keyring_add(struct rp_keyring *kr,
  * rp_keyring_encode serialises the keyring and appends its MAC under
  * `mac_key`.
  */
-RP_MUST_CHECK enum rp_err rp_keyring_encode(struct rp_buf *out,
-					    struct rp_status *st,
-					    const struct rp_keyring *kr,
-					    const uint8_t mac_key[RP_ATLEAST(32)]);
+RP_MUST_CHECK enum rp_err
+rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
+		  const struct rp_keyring *kr,
+		  const uint8_t mac_key[RP_ATLEAST(32)]);
 
 /*
  * rp_keyring_decode verifies the MAC first (RP_ERR_AUTH "keyring integrity
  * check failed" if it differs), then parses strictly (RP_ERR_FORMAT).
  */
-RP_MUST_CHECK enum rp_err rp_keyring_decode(struct rp_keyring *out,
-					    struct rp_status *st,
-					    const uint8_t *in, size_t in_len,
-					    const uint8_t mac_key[RP_ATLEAST(32)]);
+RP_MUST_CHECK enum rp_err
+rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
+		  const uint8_t *in, size_t in_len,
+		  const uint8_t mac_key[RP_ATLEAST(32)]);
 
 /* rp_keyring_fini frees the keyring; safe on a zeroed struct. */
 void rp_keyring_fini(struct rp_keyring *kr);

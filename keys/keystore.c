@@ -33,8 +33,8 @@ enum rp_err rp_key_sign_pubkey(EVP_PKEY **out, struct rp_status *st,
 	if (ki->alg != RP_ALG_X25519) {
 		return rp_key_pubkey(out, st, ki);
 	}
-	*out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
-					   ki->sign_pub, sizeof(ki->sign_pub));
+	*out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, ki->sign_pub,
+					   sizeof(ki->sign_pub));
 	if (!*out) {
 		return rp_status_ossl(st, RP_ERR_FORMAT,
 				      "keyring: bad signing key");

@@ -83,9 +83,8 @@ RP_MUST_CHECK enum rp_err rp_key_sign_pubkey(EVP_PKEY **out,
  * rp_key_fill_public fills ki->id, pub and pub_len from `pub` (the RSA or
  * X25519 public key). The id is SHA-256 of the SubjectPublicKeyInfo DER.
  */
-RP_MUST_CHECK enum rp_err rp_key_fill_public(struct rp_key_info *ki,
-					     struct rp_status *st,
-					     EVP_PKEY *pub);
+RP_MUST_CHECK enum rp_err
+rp_key_fill_public(struct rp_key_info *ki, struct rp_status *st, EVP_PKEY *pub);
 
 #ifdef __cplusplus
 }

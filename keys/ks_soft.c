@@ -61,8 +61,8 @@ enum rp_err rp_soft_derive(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
 
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
 						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_KEY, (void *)world_key, 32);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+						      (void *)world_key, 32);
 	params[2] = OSSL_PARAM_construct_octet_string(
 		OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
 	params[3] = OSSL_PARAM_construct_end();
@@ -260,8 +260,8 @@ static enum rp_err fill_x25519(struct rp_key_info *ki, struct rp_status *st,
 	if (!err) {
 		err = ed25519_from_x25519(&ed, st, secret);
 	}
-	if (!err && EVP_PKEY_get_raw_public_key(ed, ki->sign_pub, &ed_len) !=
-			    1) {
+	if (!err &&
+	    EVP_PKEY_get_raw_public_key(ed, ki->sign_pub, &ed_len) != 1) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "ed25519 key");
 	}
 out:
@@ -304,8 +304,8 @@ static int rsa_bits(uint8_t alg)
 	}
 }
 
-static enum rp_err soft_generate(struct rp_keystore *base,
-				 struct rp_status *st, struct rp_key_info *ki)
+static enum rp_err soft_generate(struct rp_keystore *base, struct rp_status *st,
+				 struct rp_key_info *ki)
 {
 	struct soft_ks *ks = (struct soft_ks *)base;
 	uint8_t secret[RP_X25519_LEN];
@@ -580,8 +580,8 @@ static const struct rp_keystore_ops soft_ops = {
 	.free = soft_free,
 };
 
-enum rp_err rp_keystore_soft_new(struct rp_keystore **out,
-				 struct rp_status *st, const char *dir,
+enum rp_err rp_keystore_soft_new(struct rp_keystore **out, struct rp_status *st,
+				 const char *dir,
 				 const uint8_t world_key[RP_ATLEAST(32)])
 {
 	struct soft_ks *ks = OPENSSL_zalloc(sizeof(*ks));

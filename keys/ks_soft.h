@@ -14,10 +14,9 @@ extern "C" {
  * rp_soft_derive derives a 32-byte sub-key of the world key with
  * HKDF-SHA-256 (no salt, `info` as given). Each use has its own info.
  */
-RP_MUST_CHECK enum rp_err rp_soft_derive(uint8_t out[RP_ATLEAST(32)],
-					 struct rp_status *st,
-					 const uint8_t world_key[RP_ATLEAST(32)],
-					 const char *info);
+RP_MUST_CHECK enum rp_err
+rp_soft_derive(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
+	       const uint8_t world_key[RP_ATLEAST(32)], const char *info);
 
 #ifdef __cplusplus
 }

@@ -21,13 +21,13 @@
 #include "rp_buf.h"
 #include "rp_file.h"
 
-#define WK_MAGIC     "RPWK"
-#define WK_VERSION   1
-#define WK_LOG_N     15 /* scrypt N = 2^15, r = 8, p = 1: 32 MiB, ~0.1 s */
-#define WK_R	     8
-#define WK_P	     1
-#define WK_AAD_LEN   (4 + 1 + 1 + 4 + 4 + 16 + 16)
-#define WK_FILE_LEN  (WK_AAD_LEN + 12 + 32 + 16)
+#define WK_MAGIC    "RPWK"
+#define WK_VERSION  1
+#define WK_LOG_N    15 /* scrypt N = 2^15, r = 8, p = 1: 32 MiB, ~0.1 s */
+#define WK_R	    8
+#define WK_P	    1
+#define WK_AAD_LEN  (4 + 1 + 1 + 4 + 4 + 16 + 16)
+#define WK_FILE_LEN (WK_AAD_LEN + 12 + 32 + 16)
 
 struct rp_store {
 	char dir[PATH_MAX];
@@ -75,8 +75,8 @@ static enum rp_err store_path(const struct rp_store *s, struct rp_status *st,
 
 static enum rp_err scrypt_kek(uint8_t out[32], struct rp_status *st,
 			      const uint8_t *pass, size_t pass_len,
-			      const uint8_t salt[16], uint8_t log_n,
-			      uint32_t r, uint32_t p)
+			      const uint8_t salt[16], uint8_t log_n, uint32_t r,
+			      uint32_t p)
 {
 	if (log_n < 10 || log_n > 22 || r < 1 || r > 32 || p < 1 || p > 16) {
 		return rp_status_fail(st, RP_ERR_FORMAT,
@@ -84,8 +84,8 @@ static enum rp_err scrypt_kek(uint8_t out[32], struct rp_status *st,
 				      "range");
 	}
 	if (EVP_PBE_scrypt((const char *)pass, pass_len, salt, 16,
-			   (uint64_t)1 << log_n, r, p,
-			   (uint64_t)1 << 31, out, 32) != 1) {
+			   (uint64_t)1 << log_n, r, p, (uint64_t)1 << 31, out,
+			   32) != 1) {
 		return rp_status_ossl(st, RP_ERR_CRYPTO, "scrypt");
 	}
 	return RP_OK;
@@ -120,8 +120,8 @@ static enum rp_err gcm(int is_seal, struct rp_status *st, uint8_t *out,
 			      is_seal) != 1 ||
 	    EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1 ||
 	    EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1 ||
-	    (!is_seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
-					     tag) != 1)) {
+	    (!is_seal &&
+	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) != 1)) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "aes-gcm");
 		goto out;
 	}
@@ -197,8 +197,7 @@ static struct rp_store *store_new(struct rp_status *st, const char *dir)
 static enum rp_err make_dir(struct rp_status *st, const char *path)
 {
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		return rp_status_errno(st, errno, "cannot create folder",
-				       path);
+		return rp_status_errno(st, errno, "cannot create folder", path);
 	}
 	return RP_OK;
 }
@@ -244,12 +243,12 @@ enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
 	rp_put_u32be(p + 6, WK_R);
 	rp_put_u32be(p + 10, WK_P);
 	memcpy(p + 14, s->world_id, 16);
-	if (RAND_bytes(p + 30, 16) != 1 || RAND_bytes(p + WK_AAD_LEN, 12) != 1) {
+	if (RAND_bytes(p + 30, 16) != 1 ||
+	    RAND_bytes(p + WK_AAD_LEN, 12) != 1) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
 		goto out;
 	}
-	err = scrypt_kek(kek, st, pass, pass_len, p + 30, WK_LOG_N, WK_R,
-			 WK_P);
+	err = scrypt_kek(kek, st, pass, pass_len, p + 30, WK_LOG_N, WK_R, WK_P);
 	if (!err) {
 		err = gcm(1, st, p + WK_AAD_LEN + 12, s->world_key, 32, kek,
 			  p + WK_AAD_LEN, p, WK_AAD_LEN,
@@ -283,8 +282,7 @@ out:
 }
 
 enum rp_err rp_store_open(struct rp_store **out, struct rp_status *st,
-			  const char *dir, const uint8_t *pass,
-			  size_t pass_len)
+			  const char *dir, const uint8_t *pass, size_t pass_len)
 {
 	struct rp_store *s = store_new(st, dir);
 	struct rp_buf file = { 0 };
@@ -375,8 +373,8 @@ enum rp_err rp_store_lock(struct rp_store *s, struct rp_status *st,
 		return err;
 	}
 	if (s->lock_fd < 0) {
-		s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-				  0600);
+		s->lock_fd = open(
+			path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (s->lock_fd < 0) {
 			return rp_status_errno(st, errno, "cannot open", path);
 		}
@@ -536,14 +534,14 @@ enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 				  file_key);
 }
 
-enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st,
-			  size_t idx, const uint8_t *msg, size_t msg_len,
-			  uint8_t *out, size_t out_cap, size_t *out_len)
+enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st, size_t idx,
+			  const uint8_t *msg, size_t msg_len, uint8_t *out,
+			  size_t out_cap, size_t *out_len)
 {
 	if (s->keyring.keys[idx].state != RP_KEY_ACTIVE) {
 		return rp_status_fail(st, RP_ERR_STATE,
 				      "only the active key signs");
 	}
-	return s->ks->ops->sign(s->ks, st, &s->keyring.keys[idx], msg,
-				msg_len, out, out_cap, out_len);
+	return s->ks->ops->sign(s->ks, st, &s->keyring.keys[idx], msg, msg_len,
+				out, out_cap, out_len);
 }

@@ -35,9 +35,8 @@ RP_MUST_CHECK enum rp_err rp_store_default_dir(char *out, size_t out_cap,
  * `pass`. The caller owns the result.
  */
 RP_MUST_CHECK enum rp_err rp_store_create(struct rp_store **out,
-					  struct rp_status *st,
-					  const char *dir, const uint8_t *pass,
-					  size_t pass_len);
+					  struct rp_status *st, const char *dir,
+					  const uint8_t *pass, size_t pass_len);
 
 /*
  * rp_store_open opens an existing store. RP_ERR_PASSPHRASE if `pass` does
@@ -75,9 +74,9 @@ struct rp_keystore *rp_store_keystore(struct rp_store *s);
  * activates it (see rp_store_key_activate). Stores its index in out_idx.
  */
 RP_MUST_CHECK enum rp_err rp_store_key_create(struct rp_store *s,
-					      struct rp_status *st,
-					      uint8_t alg, uint8_t flags,
-					      int is_activate, size_t *out_idx);
+					      struct rp_status *st, uint8_t alg,
+					      uint8_t flags, int is_activate,
+					      size_t *out_idx);
 
 /* rp_store_key_import is key_create for key material brought in (BYOK). */
 RP_MUST_CHECK enum rp_err rp_store_key_import(struct rp_store *s,
@@ -91,9 +90,8 @@ RP_MUST_CHECK enum rp_err rp_store_key_import(struct rp_store *s,
  * active key archived, in one keyring write. RP_ERR_STATE if `idx` is not
  * pending.
  */
-RP_MUST_CHECK enum rp_err rp_store_key_activate(struct rp_store *s,
-						struct rp_status *st,
-						size_t idx);
+RP_MUST_CHECK enum rp_err
+rp_store_key_activate(struct rp_store *s, struct rp_status *st, size_t idx);
 
 /*
  * rp_store_unwrap opens stanza `stanza` with key `idx`; refuses revoked
