@@ -21,12 +21,20 @@ extern "C" {
  * Backends receive the key's keyring entry and find their material by id.
  */
 struct rp_keystore;
+struct rp_buf;
 
+/*
+ * Every operation that uses a key takes a `worker` index (0 ..
+ * num_workers - 1, fixed when the backend is created): a backend keeps
+ * per-worker state (a PKCS#11 session, a soft key cache), so workers never
+ * share one. One thread per worker index at a time.
+ */
 struct rp_keystore_ops {
 	const char *name;
 	/*
 	 * generate makes a new key of ki->alg; fills ki->id, ki->pub,
-	 * ki->pub_len and ki->sign_pub and stores the private part.
+	 * ki->pub_len and ki->sign_pub and stores the private part. The
+	 * RP_KEY_EXPORTABLE flag in ki->flags says whether export is allowed.
 	 */
 	enum rp_err (*generate)(struct rp_keystore *ks, struct rp_status *st,
 				struct rp_key_info *ki);
@@ -39,31 +47,80 @@ struct rp_keystore_ops {
 			      size_t len);
 	/* unwrap opens a recipient stanza made for this key. */
 	enum rp_err (*unwrap)(struct rp_keystore *ks, struct rp_status *st,
-			      const struct rp_key_info *ki,
+			      size_t worker, const struct rp_key_info *ki,
 			      const struct rp_age_stanza *s,
 			      uint8_t file_key[RP_AGE_FILE_KEY_LEN]);
 	/*
-	 * sign signs `msg` (RSA-PSS-SHA-256, salt 32, for RSA keys; Ed25519
-	 * with the signing key for the X25519 type).
+	 * sign signs `msg` (RSA-PSS-SHA-256, MGF1-SHA-256, salt 32, for RSA
+	 * keys; Ed25519 with the signing key for the X25519 type).
 	 */
 	enum rp_err (*sign)(struct rp_keystore *ks, struct rp_status *st,
-			    const struct rp_key_info *ki, const uint8_t *msg,
-			    size_t msg_len, uint8_t *out, size_t out_cap,
-			    size_t *out_len);
+			    size_t worker, const struct rp_key_info *ki,
+			    const uint8_t *msg, size_t msg_len, uint8_t *out,
+			    size_t out_cap, size_t *out_len);
+	/*
+	 * backup appends the key's material, wrapped so that only this
+	 * backend's security world can unwrap it, to `out` (opaque bytes;
+	 * the store puts them in the backup blob with the key's metadata).
+	 */
+	enum rp_err (*backup)(struct rp_keystore *ks, struct rp_status *st,
+			      const struct rp_key_info *ki, struct rp_buf *out);
+	/*
+	 * restore installs material made by backup for key `ki` (its id and
+	 * public key are already checked by the store). RP_ERR_AUTH if the
+	 * material does not unwrap in this world.
+	 */
+	enum rp_err (*restore)(struct rp_keystore *ks, struct rp_status *st,
+			       const struct rp_key_info *ki,
+			       const uint8_t *wrapped, size_t wrapped_len);
+	/*
+	 * export appends the private key in the clear to `out`: PEM PKCS#8
+	 * for RSA, the age identity line for X25519. The store refuses keys
+	 * without RP_KEY_EXPORTABLE before calling it.
+	 */
+	enum rp_err (*export_key)(struct rp_keystore *ks, struct rp_status *st,
+				  const struct rp_key_info *ki,
+				  struct rp_buf *out);
+	/*
+	 * erase removes the key material (revoke and destroy call it). Not
+	 * an error if it is already gone.
+	 */
+	enum rp_err (*erase)(struct rp_keystore *ks, struct rp_status *st,
+			     const struct rp_key_info *ki);
 	void (*free)(struct rp_keystore *ks);
 };
 
 struct rp_keystore {
 	const struct rp_keystore_ops *ops; /* borrowed, static */
+	size_t num_workers;
 };
 
 /*
  * rp_keystore_soft_new opens the soft keystore whose key files live in
- * `dir`, encrypted under `world_key`. The caller owns the result.
+ * `dir`, encrypted under `world_key`, for `num_workers` workers. The
+ * caller owns the result.
  */
 RP_MUST_CHECK enum rp_err
 rp_keystore_soft_new(struct rp_keystore **out, struct rp_status *st,
-		     const char *dir, const uint8_t world_key[RP_ATLEAST(32)]);
+		     const char *dir, const uint8_t world_key[RP_ATLEAST(32)],
+		     size_t num_workers);
+
+/* Where a PKCS#11 keystore lives. */
+struct rp_pkcs11_config {
+	const char *module;	 /* path of the PKCS#11 module (.so) */
+	const char *token_label; /* the token, by label */
+	const char *pin;	 /* user PIN */
+	size_t pin_len;
+};
+
+/*
+ * rp_keystore_pkcs11_new loads the module (once per process), finds the
+ * token by label, logs in, and opens one session per worker. RP_ERR_HSM
+ * with the CK_RV in st->ck_rv on failure. See keys/ks_pkcs11.c.
+ */
+RP_MUST_CHECK enum rp_err
+rp_keystore_pkcs11_new(struct rp_keystore **out, struct rp_status *st,
+		       const struct rp_pkcs11_config *cfg, size_t num_workers);
 
 /* rp_keystore_free frees any backend; accepts NULL. */
 void rp_keystore_free(struct rp_keystore *ks);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -42,12 +43,16 @@ struct cached_key {
 	uint8_t x25519[RP_X25519_LEN];
 };
 
+struct worker_cache {
+	struct cached_key cache[NUM_CACHE];
+	size_t next_evict;
+};
+
 struct soft_ks {
 	struct rp_keystore base;
 	char dir[PATH_MAX];
 	uint8_t enc_key[32];
-	struct cached_key cache[NUM_CACHE];
-	size_t next_evict;
+	struct worker_cache *workers; /* owned: base.num_workers of them */
 };
 
 enum rp_err rp_soft_derive(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
@@ -430,24 +435,29 @@ static enum rp_err soft_import(struct rp_keystore *base, struct rp_status *st,
 }
 
 static enum rp_err load_key(struct soft_ks *ks, struct rp_status *st,
-			    const struct rp_key_info *ki,
+			    size_t worker, const struct rp_key_info *ki,
 			    struct cached_key **out)
 {
+	struct worker_cache *w;
 	struct rp_buf file = { 0 };
 	struct rp_buf plain = { 0 };
 	char path[PATH_MAX];
 	struct cached_key *c;
 	enum rp_err err;
 
+	if (worker >= ks->base.num_workers) {
+		RP_BUG("worker index out of range");
+	}
+	w = &ks->workers[worker];
 	for (size_t i = 0; i < NUM_CACHE; i++) {
-		if (ks->cache[i].is_used &&
-		    !memcmp(ks->cache[i].id, ki->id, RP_KEY_ID_LEN)) {
-			*out = &ks->cache[i];
+		if (w->cache[i].is_used &&
+		    !memcmp(w->cache[i].id, ki->id, RP_KEY_ID_LEN)) {
+			*out = &w->cache[i];
 			return RP_OK;
 		}
 	}
-	c = &ks->cache[ks->next_evict];
-	ks->next_evict = (ks->next_evict + 1) % NUM_CACHE;
+	c = &w->cache[w->next_evict];
+	w->next_evict = (w->next_evict + 1) % NUM_CACHE;
 	cache_clear(c);
 	err = key_path(path, st, ks, ki->id);
 	if (!err) {
@@ -502,13 +512,13 @@ out:
 }
 
 static enum rp_err soft_unwrap(struct rp_keystore *base, struct rp_status *st,
-			       const struct rp_key_info *ki,
+			       size_t worker, const struct rp_key_info *ki,
 			       const struct rp_age_stanza *s,
 			       uint8_t file_key[RP_AGE_FILE_KEY_LEN])
 {
 	struct soft_ks *ks = (struct soft_ks *)base;
 	struct cached_key *c = NULL;
-	enum rp_err err = load_key(ks, st, ki, &c);
+	enum rp_err err = load_key(ks, st, worker, ki, &c);
 
 	if (err) {
 		return err;
@@ -520,16 +530,16 @@ static enum rp_err soft_unwrap(struct rp_keystore *base, struct rp_status *st,
 }
 
 static enum rp_err soft_sign(struct rp_keystore *base, struct rp_status *st,
-			     const struct rp_key_info *ki, const uint8_t *msg,
-			     size_t msg_len, uint8_t *out, size_t out_cap,
-			     size_t *out_len)
+			     size_t worker, const struct rp_key_info *ki,
+			     const uint8_t *msg, size_t msg_len, uint8_t *out,
+			     size_t out_cap, size_t *out_len)
 {
 	struct soft_ks *ks = (struct soft_ks *)base;
 	struct cached_key *c = NULL;
 	EVP_MD_CTX *md = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
 	size_t n = out_cap;
-	enum rp_err err = load_key(ks, st, ki, &c);
+	enum rp_err err = load_key(ks, st, worker, ki, &c);
 
 	if (err) {
 		return err;
@@ -561,12 +571,177 @@ out:
 	return err;
 }
 
+/* forget drops every worker's cached copy of key `id` */
+static void forget(struct soft_ks *ks, const uint8_t id[RP_KEY_ID_LEN])
+{
+	for (size_t w = 0; ks->workers && w < ks->base.num_workers; w++) {
+		for (size_t i = 0; i < NUM_CACHE; i++) {
+			struct cached_key *c = &ks->workers[w].cache[i];
+
+			if (!id || (c->is_used &&
+				    !memcmp(c->id, id, RP_KEY_ID_LEN))) {
+				cache_clear(c);
+			}
+		}
+	}
+}
+
+static enum rp_err soft_backup(struct rp_keystore *base, struct rp_status *st,
+			       const struct rp_key_info *ki, struct rp_buf *out)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	char path[PATH_MAX];
+	enum rp_err err = key_path(path, st, ks, ki->id);
+
+	/* the key file is already sealed under this world, bound to the id */
+	if (!err) {
+		err = rp_file_read(out, st, path, SK_FILE_MAX);
+	}
+	if (err == RP_ERR_NOTFOUND) {
+		rp_status_clear(st);
+		err = rp_status_fail(st, RP_ERR_NOKEY,
+				     "the key material is not in the store "
+				     "(revoked keys have none)");
+	}
+	return err;
+}
+
+/* same_public checks that the material in `plain` belongs to `ki` */
+static enum rp_err same_public(struct rp_status *st,
+			       const struct rp_key_info *ki,
+			       const uint8_t *plain, size_t len)
+{
+	struct rp_key_info tmp;
+	EVP_PKEY *pk = NULL;
+	enum rp_err err;
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (ki->alg == RP_ALG_X25519) {
+		if (len != RP_X25519_LEN) {
+			return rp_status_fail(st, RP_ERR_FORMAT,
+					      "backup: bad x25519 secret");
+		}
+		err = fill_x25519(&tmp, st, plain);
+	} else {
+		const unsigned char *p = plain;
+
+		pk = d2i_AutoPrivateKey(NULL, &p, (long)len);
+		err = pk ? rp_key_fill_public(&tmp, st, pk)
+			 : rp_status_ossl(st, RP_ERR_FORMAT,
+					  "backup: bad RSA key");
+	}
+	EVP_PKEY_free(pk);
+	if (!err && (tmp.pub_len != ki->pub_len ||
+		     memcmp(tmp.pub, ki->pub, ki->pub_len))) {
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "backup: the key material does not match "
+				     "the key's public key");
+	}
+	return err;
+}
+
+static enum rp_err soft_restore(struct rp_keystore *base,
+				struct rp_status *st,
+				const struct rp_key_info *ki,
+				const uint8_t *wrapped, size_t wrapped_len)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	struct rp_buf plain = { 0 };
+	char path[PATH_MAX];
+	enum rp_err err;
+
+	err = open_secret(&plain, st, ks, ki->id, wrapped, wrapped_len);
+	if (err == RP_ERR_AUTH) {
+		rp_status_clear(st);
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "the backup does not open in this "
+				     "store's security world");
+	}
+	if (!err && (plain.len < 1 || plain.p[0] != ki->alg)) {
+		err = rp_status_fail(st, RP_ERR_FORMAT,
+				     "backup: algorithm does not match");
+	}
+	if (!err) {
+		err = same_public(st, ki, plain.p + 1, plain.len - 1);
+	}
+	if (!err) {
+		err = key_path(path, st, ks, ki->id);
+	}
+	if (!err) {
+		err = rp_file_write_atomic(st, path, wrapped, wrapped_len, 0);
+	}
+	forget(ks, ki->id);
+	rp_buf_fini(&plain);
+	return err;
+}
+
+static enum rp_err soft_export(struct rp_keystore *base, struct rp_status *st,
+			       const struct rp_key_info *ki, struct rp_buf *out)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	struct cached_key *c = NULL;
+	BIO *bio = NULL;
+	char *pem = NULL;
+	long n;
+	char ident[RP_AGE_KEY_STR_MAX];
+	enum rp_err err = load_key(ks, st, 0, ki, &c);
+
+	if (err) {
+		return err;
+	}
+	if (ki->alg == RP_ALG_X25519) {
+		err = rp_age_identity_encode(ident, c->x25519);
+		if (!err && (rp_buf_add_str(out, ident) ||
+			     rp_buf_add_str(out, "\n"))) {
+			err = RP_ERR_NOMEM;
+		}
+		OPENSSL_cleanse(ident, sizeof(ident));
+		if (err) {
+			rp_status_fail(st, err, "cannot encode the identity");
+		}
+		goto out;
+	}
+	bio = BIO_new(BIO_s_secmem());
+	if (!bio || PEM_write_bio_PrivateKey(bio, c->rsa, NULL, NULL, 0, NULL,
+					     NULL) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "encode private key");
+		goto out;
+	}
+	n = BIO_get_mem_data(bio, &pem);
+	if (n <= 0 || rp_buf_add(out, pem, (size_t)n)) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+out:
+	forget(ks, ki->id);
+	BIO_free(bio);
+	return err;
+}
+
+static enum rp_err soft_erase(struct rp_keystore *base, struct rp_status *st,
+			      const struct rp_key_info *ki)
+{
+	struct soft_ks *ks = (struct soft_ks *)base;
+	char path[PATH_MAX];
+	enum rp_err err = key_path(path, st, ks, ki->id);
+
+	forget(ks, ki->id);
+	if (err) {
+		return err;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		return rp_status_errno(st, errno, "cannot remove", path);
+	}
+	return rp_fsync_dir(st, path);
+}
+
 static void soft_free(struct rp_keystore *base)
 {
 	struct soft_ks *ks = (struct soft_ks *)base;
 
-	for (size_t i = 0; i < NUM_CACHE; i++) {
-		cache_clear(&ks->cache[i]);
+	forget(ks, NULL);
+	if (ks->workers) {
+		OPENSSL_clear_free(ks->workers,
+				   ks->base.num_workers * sizeof(*ks->workers));
 	}
 	OPENSSL_clear_free(ks, sizeof(*ks));
 }
@@ -577,12 +752,17 @@ static const struct rp_keystore_ops soft_ops = {
 	.import = soft_import,
 	.unwrap = soft_unwrap,
 	.sign = soft_sign,
+	.backup = soft_backup,
+	.restore = soft_restore,
+	.export_key = soft_export,
+	.erase = soft_erase,
 	.free = soft_free,
 };
 
 enum rp_err rp_keystore_soft_new(struct rp_keystore **out, struct rp_status *st,
 				 const char *dir,
-				 const uint8_t world_key[RP_ATLEAST(32)])
+				 const uint8_t world_key[RP_ATLEAST(32)],
+				 size_t num_workers)
 {
 	struct soft_ks *ks = OPENSSL_zalloc(sizeof(*ks));
 	enum rp_err err;
@@ -592,6 +772,13 @@ enum rp_err rp_keystore_soft_new(struct rp_keystore **out, struct rp_status *st,
 		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 	}
 	ks->base.ops = &soft_ops;
+	ks->base.num_workers = num_workers ? num_workers : 1;
+	ks->workers =
+		OPENSSL_zalloc(ks->base.num_workers * sizeof(*ks->workers));
+	if (!ks->workers) {
+		soft_free(&ks->base);
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
 	if (snprintf(ks->dir, sizeof(ks->dir), "%s", dir) >=
 	    (int)sizeof(ks->dir)) {
 		soft_free(&ks->base);

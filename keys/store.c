@@ -101,7 +101,7 @@ static enum rp_err derive_subkeys(struct rp_store *s, struct rp_status *st)
 		err = store_path(s, st, kdir, "keys");
 	}
 	if (!err) {
-		err = rp_keystore_soft_new(&s->ks, st, kdir, s->world_key);
+		err = rp_keystore_soft_new(&s->ks, st, kdir, s->world_key, 1);
 	}
 	return err;
 }
@@ -530,7 +530,7 @@ enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 	if (err) {
 		return err;
 	}
-	return s->ks->ops->unwrap(s->ks, st, &s->keyring.keys[idx], stanza,
+	return s->ks->ops->unwrap(s->ks, st, 0, &s->keyring.keys[idx], stanza,
 				  file_key);
 }
 
@@ -542,6 +542,6 @@ enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st, size_t idx,
 		return rp_status_fail(st, RP_ERR_STATE,
 				      "only the active key signs");
 	}
-	return s->ks->ops->sign(s->ks, st, &s->keyring.keys[idx], msg, msg_len,
-				out, out_cap, out_len);
+	return s->ks->ops->sign(s->ks, st, 0, &s->keyring.keys[idx], msg,
+				msg_len, out, out_cap, out_len);
 }
