@@ -170,6 +170,12 @@ static enum rp_err add_key(struct rp_buf *b, const struct rp_key_info *k)
 		err = rp_buf_add_u64be(b, k->revoked_at);
 	}
 	if (!err) {
+		err = rp_buf_add_u64be(b, k->destroyed_at);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(b, k->backed_up_at);
+	}
+	if (!err) {
 		err = rp_buf_add_u16be(b, (uint16_t)k->pub_len);
 	}
 	if (!err) {
@@ -177,6 +183,146 @@ static enum rp_err add_key(struct rp_buf *b, const struct rp_key_info *k)
 	}
 	if (!err) {
 		err = rp_buf_add(b, k->sign_pub, sizeof(k->sign_pub));
+	}
+	return err;
+}
+
+static enum rp_err add_str(struct rp_buf *b, const char *str)
+{
+	const size_t n = strlen(str);
+	enum rp_err err = rp_buf_add_u16be(b, (uint16_t)n);
+
+	return err ? err : rp_buf_add(b, str, n);
+}
+
+static int get_str(struct rp_span *s, char *out, size_t max)
+{
+	uint16_t n;
+
+	if (!rp_span_get_u16be(s, &n) || n > max || !rp_span_copy(s, out, n) ||
+	    memchr(out, '\0', n)) {
+		return 0;
+	}
+	out[n] = '\0';
+	return 1;
+}
+
+static enum rp_err add_conf(struct rp_buf *b, const struct rp_store_conf *c)
+{
+	enum rp_err err = rp_buf_add_u8(b, c->backend);
+
+	if (!err) {
+		err = add_str(b, c->pkcs11_module);
+	}
+	if (!err) {
+		err = add_str(b, c->pkcs11_token);
+	}
+	return err;
+}
+
+static int get_conf(struct rp_span *s, struct rp_store_conf *c)
+{
+	return rp_span_get_u8(s, &c->backend) &&
+	       (c->backend == RP_BACKEND_SOFT ||
+		c->backend == RP_BACKEND_PKCS11) &&
+	       get_str(s, c->pkcs11_module, RP_CONF_STR_MAX) &&
+	       get_str(s, c->pkcs11_token, RP_CONF_STR_MAX);
+}
+
+static enum rp_err add_template(struct rp_buf *b, const struct rp_template *t)
+{
+	enum rp_err err = add_str(b, t->name);
+
+	if (!err) {
+		err = add_str(b, t->rights);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(b, t->created_at);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(b, t->signed_at);
+	}
+	if (!err) {
+		err = rp_buf_add(b, t->signer, RP_KEY_ID_LEN);
+	}
+	if (!err) {
+		err = rp_buf_add_u16be(b, (uint16_t)t->sig_len);
+	}
+	if (!err) {
+		err = rp_buf_add(b, t->sig, t->sig_len);
+	}
+	return err;
+}
+
+static int get_template(struct rp_span *s, struct rp_template *t)
+{
+	uint16_t n;
+
+	memset(t, 0, sizeof(*t));
+	if (!get_str(s, t->name, RP_TEMPLATE_NAME_MAX) || !t->name[0] ||
+	    !get_str(s, t->rights, RP_TEMPLATE_RIGHTS_MAX) ||
+	    !rp_span_get_u64be(s, &t->created_at) ||
+	    !rp_span_get_u64be(s, &t->signed_at) ||
+	    !rp_span_copy(s, t->signer, RP_KEY_ID_LEN) ||
+	    !rp_span_get_u16be(s, &n) || n > RP_SIG_MAX ||
+	    !rp_span_copy(s, t->sig, n)) {
+		return 0;
+	}
+	t->sig_len = n;
+	return 1;
+}
+
+long rp_keyring_find_template(const struct rp_keyring *kr, const char *name)
+{
+	for (size_t i = 0; i < kr->num_templates; i++) {
+		if (!strcmp(kr->templates[i].name, name)) {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+enum rp_err rp_keyring_add_template(struct rp_keyring *kr,
+				    struct rp_status *st,
+				    const struct rp_template *t)
+{
+	struct rp_template *p;
+
+	if (rp_keyring_find_template(kr, t->name) >= 0) {
+		return rp_status_fail(st, RP_ERR_EXISTS,
+				      "template '%s' already exists", t->name);
+	}
+	if (kr->num_templates >= RP_MAX_TEMPLATES) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "the store holds the maximum of %d "
+				      "templates",
+				      RP_MAX_TEMPLATES);
+	}
+	p = realloc(kr->templates, (kr->num_templates + 1) * sizeof(*p));
+	if (!p) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	kr->templates = p;
+	kr->templates[kr->num_templates++] = *t;
+	return RP_OK;
+}
+
+enum rp_err rp_template_message(struct rp_buf *out, const struct rp_template *t)
+{
+	static const char domain[] = "reprotect/v1 rights template";
+	enum rp_err err = rp_buf_add(out, domain, sizeof(domain));
+
+	if (!err) {
+		err = rp_buf_add(out, t->name, strlen(t->name) + 1);
+	}
+	if (!err) {
+		err = rp_buf_add(out, t->rights, strlen(t->rights) + 1);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(out, t->signed_at);
+	}
+	if (!err) {
+		err = rp_buf_add_u64be(out, t->created_at);
 	}
 	return err;
 }
@@ -205,10 +351,19 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 		err = rp_buf_add_u64be(out, kr->generation);
 	}
 	if (!err) {
+		err = add_conf(out, &kr->conf);
+	}
+	if (!err) {
 		err = rp_buf_add_u32be(out, (uint32_t)kr->num_keys);
 	}
 	for (size_t i = 0; !err && i < kr->num_keys; i++) {
 		err = add_key(out, &kr->keys[i]);
+	}
+	if (!err) {
+		err = rp_buf_add_u32be(out, (uint32_t)kr->num_templates);
+	}
+	for (size_t i = 0; !err && i < kr->num_templates; i++) {
+		err = add_template(out, &kr->templates[i]);
 	}
 	if (err) {
 		return rp_status_fail(st, err, "cannot encode the keyring");
@@ -245,6 +400,8 @@ static int get_key(struct rp_span *s, struct rp_key_info *k)
 	    !rp_span_get_u64be(s, &k->activated_at) ||
 	    !rp_span_get_u64be(s, &k->archived_at) ||
 	    !rp_span_get_u64be(s, &k->revoked_at) ||
+	    !rp_span_get_u64be(s, &k->destroyed_at) ||
+	    !rp_span_get_u64be(s, &k->backed_up_at) ||
 	    !rp_span_get_u16be(s, &pub_len) || pub_len > RP_PUB_DER_MAX ||
 	    !rp_span_copy(s, k->pub, pub_len) ||
 	    !rp_span_copy(s, k->sign_pub, sizeof(k->sign_pub))) {
@@ -282,7 +439,8 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 	s = rp_span_of(in + 4, in_len - 4 - 32);
 	if (!rp_span_get_u8(&s, &version) || version != KEYRING_VERSION ||
 	    !rp_span_get_u64be(&s, &out->generation) ||
-	    !rp_span_get_u32be(&s, &num) || num > RP_KEYRING_MAX_KEYS) {
+	    !get_conf(&s, &out->conf) || !rp_span_get_u32be(&s, &num) ||
+	    num > RP_KEYRING_MAX_KEYS) {
 		return rp_status_fail(st, RP_ERR_FORMAT,
 				      "keyring: bad header or version");
 	}
@@ -303,6 +461,27 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 			return err;
 		}
 	}
+	if (!rp_span_get_u32be(&s, &num) || num > RP_MAX_TEMPLATES) {
+		rp_keyring_fini(out);
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "keyring: bad template count");
+	}
+	for (uint32_t i = 0; i < num; i++) {
+		struct rp_template t;
+
+		if (!get_template(&s, &t)) {
+			rp_keyring_fini(out);
+			return rp_status_fail(st, RP_ERR_FORMAT,
+					      "keyring: template %u is "
+					      "malformed",
+					      i);
+		}
+		err = rp_keyring_add_template(out, st, &t);
+		if (err) {
+			rp_keyring_fini(out);
+			return err;
+		}
+	}
 	if (s.len || num_active > 1) {
 		rp_keyring_fini(out);
 		return rp_status_fail(st, RP_ERR_FORMAT,
@@ -315,5 +494,6 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 void rp_keyring_fini(struct rp_keyring *kr)
 {
 	free(kr->keys);
+	free(kr->templates);
 	memset(kr, 0, sizeof(*kr));
 }

@@ -58,16 +58,44 @@ struct rp_key_info {
 	uint64_t activated_at; /* 0: never */
 	uint64_t archived_at;
 	uint64_t revoked_at;
+	uint64_t destroyed_at;
+	uint64_t backed_up_at; /* last `key backup`; 0: never */
 	size_t pub_len;
 	uint8_t pub[RP_PUB_DER_MAX]; /* SubjectPublicKeyInfo DER */
 	uint8_t sign_pub[32];	     /* Ed25519 public key (X25519 type) */
 };
 
+#define RP_TEMPLATE_NAME_MAX   64
+#define RP_TEMPLATE_RIGHTS_MAX 255
+#define RP_MAX_TEMPLATES       256
+#define RP_CONF_STR_MAX	       255
+
+/* A rights template, signed by the active key (re-signed on rekey). */
+struct rp_template {
+	char name[RP_TEMPLATE_NAME_MAX + 1];
+	char rights[RP_TEMPLATE_RIGHTS_MAX + 1]; /* comma-separated */
+	uint64_t created_at;
+	uint64_t signed_at;
+	uint8_t signer[RP_KEY_ID_LEN];
+	size_t sig_len;
+	uint8_t sig[RP_SIG_MAX];
+};
+
+/* Which backend new keys go to, and where the PKCS#11 token is. */
+struct rp_store_conf {
+	uint8_t backend; /* enum rp_backend */
+	char pkcs11_module[RP_CONF_STR_MAX + 1];
+	char pkcs11_token[RP_CONF_STR_MAX + 1];
+};
+
 struct rp_keyring {
 	uint64_t generation; /* bumped on every write */
+	struct rp_store_conf conf;
 	size_t num_keys;
 	struct rp_key_info *keys; /* owned */
 	size_t cap;
+	size_t num_templates;
+	struct rp_template *templates; /* owned */
 };
 
 /* rp_key_alg_name returns "rsa2048", ..., "x25519", or "unknown". */
@@ -97,6 +125,22 @@ long rp_keyring_find_id(const struct rp_keyring *kr,
 
 /* rp_keyring_active returns the index of the active key, or -1. */
 long rp_keyring_active(const struct rp_keyring *kr);
+
+/* rp_keyring_find_template returns the index of template `name`, or -1. */
+long rp_keyring_find_template(const struct rp_keyring *kr, const char *name);
+
+/* rp_keyring_add_template appends a copy of `t`. RP_ERR_EXISTS if taken. */
+RP_MUST_CHECK enum rp_err rp_keyring_add_template(struct rp_keyring *kr,
+						  struct rp_status *st,
+						  const struct rp_template *t);
+
+/*
+ * rp_template_message writes what a template's signature covers:
+ * "reprotect/v1 rights template" || 0x00 || name || 0x00 || rights ||
+ * 0x00 || signed_at (u64 BE) || created_at (u64 BE).
+ */
+RP_MUST_CHECK enum rp_err rp_template_message(struct rp_buf *out,
+					      const struct rp_template *t);
 
 /* rp_keyring_add appends a copy of `ki`. RP_ERR_EXISTS if the id is there. */
 RP_MUST_CHECK enum rp_err rp_keyring_add(struct rp_keyring *kr,

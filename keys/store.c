@@ -269,6 +269,7 @@ enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
 		err = derive_subkeys(s, st);
 	}
 	if (!err) {
+		s->keyring.conf.backend = RP_BACKEND_SOFT;
 		err = save_keyring(s, st);
 	}
 out:

@@ -24,6 +24,7 @@ static void encode3(struct rp_buf *b, struct rp_keyring *kr)
 	struct rp_status st = { 0 };
 
 	memset(kr, 0, sizeof(*kr));
+	kr->conf.backend = RP_BACKEND_SOFT;
 	make_key(&k, 0xa1, RP_KEY_ARCHIVED);
 	assert_int_equal(rp_keyring_add(kr, &st, &k), RP_OK);
 	make_key(&k, 0xb2, RP_KEY_ACTIVE);
@@ -45,6 +46,7 @@ static void test_keyring_round_trip_same(void **state)
 	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
 			 RP_OK);
 	assert_int_equal(back.num_keys, 3);
+	assert_int_equal(back.conf.backend, RP_BACKEND_SOFT);
 	assert_memory_equal(back.keys, kr.keys, 3 * sizeof(*kr.keys));
 	assert_int_equal(rp_keyring_active(&back), 1);
 	assert_int_equal(rp_keyring_find_id(&back, kr.keys[2].id), 2);
@@ -79,9 +81,13 @@ static void test_keyring_revoked_flipped_to_archived_refused(void **state)
 	struct rp_buf b = { 0 };
 	struct rp_keyring kr, back;
 	struct rp_status st = { 0 };
-	/* magic 4, version 1, generation 8, count 4; record: id 32, alg 1 */
-	const size_t rec = 32 + 4 + 32 + 2 + 10 + 32;
-	const size_t state_off = 17 + 2 * rec + 32 + 1;
+	/*
+	 * magic 4, version 1, generation 8, conf 5 (empty strings), count 4;
+	 * a record: id 32, alg/state/backend/flags 4, six times 8, pub
+	 * length 2 + 10, sign_pub 32
+	 */
+	const size_t rec = 32 + 4 + 48 + 2 + 10 + 32;
+	const size_t state_off = 22 + 2 * rec + 32 + 1;
 
 	(void)state;
 	encode3(&b, &kr);
