@@ -20,7 +20,10 @@ extern "C" {
 #define RP_MERKLE_MAX_DEPTH 32
 #define RP_MERKLE_MAX_LEAVES (1u << 20)
 
-/* rp_merkle_leaf computes the leaf hash of `data`. */
+/*
+ * rp_merkle_leaf computes the leaf hash of `data`. It cannot fail short of
+ * OpenSSL running out of memory, and then aborts (RP_BUG).
+ */
 void rp_merkle_leaf(uint8_t out[RP_ATLEAST(RP_MERKLE_HASH_LEN)],
 		    const uint8_t *data, size_t data_len);
 
