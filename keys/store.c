@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -18,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "ks_soft.h"
+#include "store_internal.h"
 #include "rp_buf.h"
 #include "rp_file.h"
 
@@ -29,15 +31,6 @@
 #define WK_AAD_LEN  (4 + 1 + 1 + 4 + 4 + 16 + 16)
 #define WK_FILE_LEN (WK_AAD_LEN + 12 + 32 + 16)
 
-struct rp_store {
-	char dir[PATH_MAX];
-	uint8_t world_key[32];
-	uint8_t world_id[16];
-	uint8_t mac_key[32];
-	struct rp_keyring keyring;
-	struct rp_keystore *ks; /* owned */
-	int lock_fd;
-};
 
 enum rp_err rp_store_default_dir(char *out, size_t out_cap,
 				 struct rp_status *st)
@@ -98,10 +91,15 @@ static enum rp_err derive_subkeys(struct rp_store *s, struct rp_status *st)
 	char kdir[PATH_MAX];
 
 	if (!err) {
+		err = rp_soft_derive(s->audit_key, st, s->world_key,
+				     "reprotect/v1 audit log mac");
+	}
+	if (!err) {
 		err = store_path(s, st, kdir, "keys");
 	}
 	if (!err) {
-		err = rp_keystore_soft_new(&s->ks, st, kdir, s->world_key, 1);
+		err = rp_keystore_soft_new(&s->ks_soft, st, kdir, s->world_key,
+					   s->num_workers);
 	}
 	return err;
 }
@@ -141,7 +139,7 @@ out:
 	return err;
 }
 
-static enum rp_err save_keyring(struct rp_store *s, struct rp_status *st)
+enum rp_err rp_store_save_keyring(struct rp_store *s, struct rp_status *st)
 {
 	struct rp_buf b = { 0 };
 	char path[PATH_MAX];
@@ -185,6 +183,7 @@ static struct rp_store *store_new(struct rp_status *st, const char *dir)
 		return NULL;
 	}
 	s->lock_fd = -1;
+	s->num_workers = 1;
 	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >=
 	    (int)sizeof(s->dir)) {
 		rp_status_fail(st, RP_ERR_USAGE, "store path too long");
@@ -202,9 +201,10 @@ static enum rp_err make_dir(struct rp_status *st, const char *path)
 	return RP_OK;
 }
 
-enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
-			    const char *dir, const uint8_t *pass,
-			    size_t pass_len)
+static enum rp_err create(struct rp_store **out, struct rp_status *st,
+			  const char *dir, const uint8_t *pass, size_t pass_len,
+			  const uint8_t *world_key, const uint8_t *world_id,
+			  const struct rp_store_conf *conf)
 {
 	struct rp_store *s = store_new(st, dir);
 	uint8_t file[WK_FILE_LEN];
@@ -232,8 +232,11 @@ enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
 	if (err) {
 		goto out;
 	}
-	if (RAND_priv_bytes(s->world_key, 32) != 1 ||
-	    RAND_bytes(s->world_id, 16) != 1) {
+	if (world_key) {
+		memcpy(s->world_key, world_key, 32);
+		memcpy(s->world_id, world_id, 16);
+	} else if (RAND_priv_bytes(s->world_key, 32) != 1 ||
+		   RAND_bytes(s->world_id, 16) != 1) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
 		goto out;
 	}
@@ -248,7 +251,8 @@ enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
 		goto out;
 	}
-	err = scrypt_kek(kek, st, pass, pass_len, p + 30, WK_LOG_N, WK_R, WK_P);
+	err = scrypt_kek(kek, st, pass, pass_len, p + 30, WK_LOG_N, WK_R,
+			 WK_P);
 	if (!err) {
 		err = gcm(1, st, p + WK_AAD_LEN + 12, s->world_key, 32, kek,
 			  p + WK_AAD_LEN, p, WK_AAD_LEN,
@@ -269,8 +273,12 @@ enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
 		err = derive_subkeys(s, st);
 	}
 	if (!err) {
-		s->keyring.conf.backend = RP_BACKEND_SOFT;
-		err = save_keyring(s, st);
+		if (conf) {
+			s->keyring.conf = *conf;
+		} else {
+			s->keyring.conf.backend = RP_BACKEND_SOFT;
+		}
+		err = rp_store_save_keyring(s, st);
 	}
 out:
 	OPENSSL_cleanse(kek, sizeof(kek));
@@ -280,6 +288,27 @@ out:
 	}
 	*out = s;
 	return RP_OK;
+}
+
+enum rp_err rp_store_create(struct rp_store **out, struct rp_status *st,
+			    const char *dir, const uint8_t *pass,
+			    size_t pass_len)
+{
+	return create(out, st, dir, pass, pass_len, NULL, NULL, NULL);
+}
+
+enum rp_err rp_store_create_ex(struct rp_store **out, struct rp_status *st,
+			       const char *dir, const uint8_t *pass,
+			       size_t pass_len,
+			       const struct rp_store_conf *conf,
+			       const uint8_t *world_key,
+			       const uint8_t *world_id)
+{
+	if (!world_key != !world_id) {
+		RP_BUG("world key and id go together");
+	}
+	return create(out, st, dir, pass, pass_len, world_key, world_id,
+		      conf);
 }
 
 enum rp_err rp_store_open(struct rp_store **out, struct rp_status *st,
@@ -358,9 +387,36 @@ void rp_store_free(struct rp_store *s)
 	if (s->lock_fd >= 0) {
 		close(s->lock_fd);
 	}
-	rp_keystore_free(s->ks);
+	rp_keystore_free(s->ks_soft);
+	rp_keystore_free(s->ks_p11);
+	if (s->p11_pin) {
+		OPENSSL_clear_free(s->p11_pin, s->p11_pin_len + 1);
+	}
+	free(s->usage);
 	rp_keyring_fini(&s->keyring);
 	OPENSSL_clear_free(s, sizeof(*s));
+}
+
+/* remove_stale_tmp drops temporary files a killed writer left behind */
+static void remove_stale_tmp(const struct rp_store *s, const char *sub)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+
+	if (rp_path_join(path, sizeof(path), s->dir, sub)) {
+		return;
+	}
+	d = opendir(path);
+	if (!d) {
+		return;
+	}
+	while ((e = readdir(d))) {
+		if (strstr(e->d_name, ".tmp-")) {
+			unlinkat(dirfd(d), e->d_name, 0);
+		}
+	}
+	closedir(d);
 }
 
 enum rp_err rp_store_lock(struct rp_store *s, struct rp_status *st,
@@ -374,8 +430,9 @@ enum rp_err rp_store_lock(struct rp_store *s, struct rp_status *st,
 		return err;
 	}
 	if (s->lock_fd < 0) {
-		s->lock_fd = open(
-			path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		s->lock_fd = open(path,
+				  O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+				  0600);
 		if (s->lock_fd < 0) {
 			return rp_status_errno(st, errno, "cannot open", path);
 		}
@@ -395,6 +452,9 @@ enum rp_err rp_store_lock(struct rp_store *s, struct rp_status *st,
 		nanosleep(&ts, NULL);
 		waited += 50;
 	}
+	/* under the lock no one else writes: leftovers are from a crash */
+	remove_stale_tmp(s, ".");
+	remove_stale_tmp(s, "keys");
 	return load_keyring(s, st);
 }
 
@@ -403,17 +463,87 @@ const char *rp_store_dir(const struct rp_store *s)
 	return s->dir;
 }
 
+const uint8_t *rp_store_world_id(const struct rp_store *s)
+{
+	return s->world_id;
+}
+
 const struct rp_keyring *rp_store_keyring(const struct rp_store *s)
 {
 	return &s->keyring;
 }
 
-struct rp_keystore *rp_store_keystore(struct rp_store *s)
+enum rp_err rp_store_set_pkcs11_pin(struct rp_store *s, struct rp_status *st,
+				    const char *pin, size_t pin_len)
 {
-	return s->ks;
+	if (s->p11_pin) {
+		OPENSSL_clear_free(s->p11_pin, s->p11_pin_len + 1);
+	}
+	s->p11_pin = OPENSSL_zalloc(pin_len + 1);
+	if (!s->p11_pin) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	memcpy(s->p11_pin, pin, pin_len);
+	s->p11_pin_len = pin_len;
+	return RP_OK;
 }
 
-static uint64_t now_s(void)
+static enum rp_err open_p11(struct rp_store *s, struct rp_status *st)
+{
+	struct rp_pkcs11_config cfg = {
+		.module = s->keyring.conf.pkcs11_module,
+		.token_label = s->keyring.conf.pkcs11_token,
+		.pin = s->p11_pin,
+		.pin_len = s->p11_pin_len,
+	};
+
+	if (s->ks_p11) {
+		return RP_OK;
+	}
+	if (!cfg.module[0] || !cfg.token_label[0]) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "the store has no PKCS#11 token "
+				      "configured");
+	}
+	if (!s->p11_pin) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "no PKCS#11 PIN: set REPROTECT_PKCS11_PIN "
+				      "or give --pkcs11-pin-file");
+	}
+#ifdef RP_HAVE_PKCS11
+	return rp_keystore_pkcs11_new(&s->ks_p11, st, &cfg, s->num_workers);
+#else
+	return rp_status_fail(st, RP_ERR_HSM,
+			      "this build has no PKCS#11 backend");
+#endif
+}
+
+enum rp_err rp_store_ks(struct rp_store *s, struct rp_status *st,
+			const struct rp_key_info *ki, struct rp_keystore **out)
+{
+	enum rp_err err = RP_OK;
+
+	if (ki->backend == RP_BACKEND_PKCS11) {
+		err = open_p11(s, st);
+		*out = s->ks_p11;
+	} else {
+		*out = s->ks_soft;
+	}
+	return err;
+}
+
+enum rp_err rp_store_ks_default(struct rp_store *s, struct rp_status *st,
+				struct rp_keystore **out, uint8_t *out_backend)
+{
+	struct rp_key_info probe;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.backend = s->keyring.conf.backend;
+	*out_backend = probe.backend;
+	return rp_store_ks(s, st, &probe, out);
+}
+
+uint64_t rp_store_now(void)
 {
 	return (uint64_t)time(NULL);
 }
@@ -425,8 +555,7 @@ static enum rp_err add_new_key(struct rp_store *s, struct rp_status *st,
 	enum rp_err err;
 
 	ki->state = RP_KEY_PENDING;
-	ki->backend = RP_BACKEND_SOFT;
-	ki->created_at = now_s();
+	ki->created_at = rp_store_now();
 	err = rp_keyring_add(&s->keyring, st, ki);
 	if (err) {
 		return err;
@@ -435,7 +564,24 @@ static enum rp_err add_new_key(struct rp_store *s, struct rp_status *st,
 	if (is_activate) {
 		return rp_store_key_activate(s, st, *out_idx);
 	}
-	return save_keyring(s, st);
+	return rp_store_save_keyring(s, st);
+}
+
+enum rp_err rp_store_key_generate(struct rp_store *s, struct rp_status *st,
+				  uint8_t alg, uint8_t flags,
+				  struct rp_key_info *out)
+{
+	struct rp_keystore *ks = NULL;
+	enum rp_err err;
+
+	memset(out, 0, sizeof(*out));
+	out->alg = alg;
+	out->flags = flags & RP_KEY_EXPORTABLE;
+	err = rp_store_ks_default(s, st, &ks, &out->backend);
+	if (!err) {
+		err = ks->ops->generate(ks, st, out);
+	}
+	return err;
 }
 
 enum rp_err rp_store_key_create(struct rp_store *s, struct rp_status *st,
@@ -443,12 +589,8 @@ enum rp_err rp_store_key_create(struct rp_store *s, struct rp_status *st,
 				size_t *out_idx)
 {
 	struct rp_key_info ki;
-	enum rp_err err;
+	enum rp_err err = rp_store_key_generate(s, st, alg, flags, &ki);
 
-	memset(&ki, 0, sizeof(ki));
-	ki.alg = alg;
-	ki.flags = flags & RP_KEY_EXPORTABLE;
-	err = s->ks->ops->generate(s->ks, st, &ki);
 	if (err) {
 		return err;
 	}
@@ -459,12 +601,16 @@ enum rp_err rp_store_key_import(struct rp_store *s, struct rp_status *st,
 				const uint8_t *data, size_t len, uint8_t flags,
 				int is_activate, size_t *out_idx)
 {
+	struct rp_keystore *ks = NULL;
 	struct rp_key_info ki;
 	enum rp_err err;
 
 	memset(&ki, 0, sizeof(ki));
 	ki.flags = (flags & RP_KEY_EXPORTABLE) | RP_KEY_IMPORTED;
-	err = s->ks->ops->import(s->ks, st, &ki, data, len);
+	err = rp_store_ks_default(s, st, &ks, &ki.backend);
+	if (!err) {
+		err = ks->ops->import(ks, st, &ki, data, len);
+	}
 	if (err) {
 		return err;
 	}
@@ -476,7 +622,7 @@ enum rp_err rp_store_key_activate(struct rp_store *s, struct rp_status *st,
 {
 	struct rp_key_info *k = &s->keyring.keys[idx];
 	const long cur = rp_keyring_active(&s->keyring);
-	const uint64_t t = now_s();
+	const uint64_t t = rp_store_now();
 
 	if (k->state != RP_KEY_PENDING) {
 		return rp_status_fail(st, RP_ERR_STATE,
@@ -490,7 +636,7 @@ enum rp_err rp_store_key_activate(struct rp_store *s, struct rp_status *st,
 	}
 	k->state = RP_KEY_ACTIVE;
 	k->activated_at = t;
-	return save_keyring(s, st);
+	return rp_store_save_keyring(s, st);
 }
 
 enum rp_err rp_store_check_usable(const struct rp_store *s,
@@ -499,14 +645,16 @@ enum rp_err rp_store_check_usable(const struct rp_store *s,
 	const struct rp_key_info *k = &s->keyring.keys[idx];
 	char hex[2 * RP_KEY_ID_LEN + 1];
 	char when[64] = "an unknown time";
-	const time_t t = (time_t)k->revoked_at;
+	const time_t t = (time_t)(k->state == RP_KEY_DESTROYED
+					  ? k->destroyed_at
+					  : k->revoked_at);
 	struct tm tm;
 
 	rp_key_id_hex(hex, k->id);
+	if (t && gmtime_r(&t, &tm)) {
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
 	if (k->state == RP_KEY_REVOKED) {
-		if (t && gmtime_r(&t, &tm)) {
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		}
 		return rp_status_fail(st, RP_ERR_REVOKED,
 				      "key %.16s was revoked at %s; restore it "
 				      "from its backup with 'reprotect key "
@@ -515,34 +663,85 @@ enum rp_err rp_store_check_usable(const struct rp_store *s,
 	}
 	if (k->state == RP_KEY_DESTROYED) {
 		return rp_status_fail(st, RP_ERR_REVOKED,
-				      "key %.16s was destroyed: its documents "
-				      "can no longer be opened",
-				      hex);
+				      "key %.16s was destroyed at %s: its "
+				      "documents can never be opened again",
+				      hex, when);
 	}
 	return RP_OK;
+}
+
+/* count_usage notes one use of key `ki` for the audit log */
+static void count_usage(struct rp_store *s, const struct rp_key_info *ki,
+			int is_sign)
+{
+	struct rp_key_usage *u = NULL;
+	const uint64_t t = rp_store_now();
+
+	for (size_t i = 0; i < s->num_usage; i++) {
+		if (!memcmp(s->usage[i].id, ki->id, RP_KEY_ID_LEN)) {
+			u = &s->usage[i];
+		}
+	}
+	if (!u) {
+		struct rp_key_usage *p =
+			realloc(s->usage, (s->num_usage + 1) * sizeof(*p));
+
+		if (!p) {
+			return; /* usage counts are best effort */
+		}
+		s->usage = p;
+		u = &s->usage[s->num_usage++];
+		memset(u, 0, sizeof(*u));
+		memcpy(u->id, ki->id, RP_KEY_ID_LEN);
+		u->first_at = t;
+	}
+	u->last_at = t;
+	if (is_sign) {
+		u->num_sign++;
+	} else {
+		u->num_unwrap++;
+	}
 }
 
 enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 			    size_t idx, const struct rp_age_stanza *stanza,
 			    uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
 {
+	const struct rp_key_info *ki = &s->keyring.keys[idx];
+	struct rp_keystore *ks = NULL;
 	enum rp_err err = rp_store_check_usable(s, st, idx);
 
-	if (err) {
-		return err;
+	if (!err) {
+		err = rp_store_ks(s, st, ki, &ks);
 	}
-	return s->ks->ops->unwrap(s->ks, st, 0, &s->keyring.keys[idx], stanza,
-				  file_key);
+	if (!err) {
+		err = ks->ops->unwrap(ks, st, 0, ki, stanza, file_key);
+	}
+	if (!err) {
+		count_usage(s, ki, 0);
+	}
+	return err;
 }
 
-enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st, size_t idx,
-			  const uint8_t *msg, size_t msg_len, uint8_t *out,
-			  size_t out_cap, size_t *out_len)
+enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st,
+			  size_t idx, const uint8_t *msg, size_t msg_len,
+			  uint8_t *out, size_t out_cap, size_t *out_len)
 {
-	if (s->keyring.keys[idx].state != RP_KEY_ACTIVE) {
+	const struct rp_key_info *ki = &s->keyring.keys[idx];
+	struct rp_keystore *ks = NULL;
+	enum rp_err err;
+
+	if (ki->state != RP_KEY_ACTIVE) {
 		return rp_status_fail(st, RP_ERR_STATE,
 				      "only the active key signs");
 	}
-	return s->ks->ops->sign(s->ks, st, 0, &s->keyring.keys[idx], msg,
-				msg_len, out, out_cap, out_len);
+	err = rp_store_ks(s, st, ki, &ks);
+	if (!err) {
+		err = ks->ops->sign(ks, st, 0, ki, msg, msg_len, out, out_cap,
+				    out_len);
+	}
+	if (!err) {
+		count_usage(s, ki, 1);
+	}
+	return err;
 }

@@ -65,8 +65,38 @@ const char *rp_store_dir(const struct rp_store *s);
 /* rp_store_keyring returns the keyring; borrowed, valid until changed. */
 const struct rp_keyring *rp_store_keyring(const struct rp_store *s);
 
-/* rp_store_keystore returns the keystore backend; borrowed. */
-struct rp_keystore *rp_store_keystore(struct rp_store *s);
+/* rp_store_world_id returns the 16-byte security world id; borrowed. */
+const uint8_t *rp_store_world_id(const struct rp_store *s);
+
+/*
+ * rp_store_create_ex is rp_store_create with a backend configuration
+ * (NULL: soft) and, to rebuild a store from world shares, a given world
+ * key and id (both NULL: fresh ones).
+ */
+RP_MUST_CHECK enum rp_err
+rp_store_create_ex(struct rp_store **out, struct rp_status *st,
+		   const char *dir, const uint8_t *pass, size_t pass_len,
+		   const struct rp_store_conf *conf, const uint8_t *world_key,
+		   const uint8_t *world_id);
+
+/*
+ * rp_store_set_pkcs11_pin gives the PIN for the store's PKCS#11 token
+ * (copied, cleansed on free); the token is opened when a key on it is
+ * first used.
+ */
+RP_MUST_CHECK enum rp_err rp_store_set_pkcs11_pin(struct rp_store *s,
+						  struct rp_status *st,
+						  const char *pin,
+						  size_t pin_len);
+
+/*
+ * rp_store_key_generate makes a key on the store's default backend
+ * without adding it to the keyring (rekey adds it in its own write).
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_generate(struct rp_store *s,
+						struct rp_status *st,
+						uint8_t alg, uint8_t flags,
+						struct rp_key_info *out);
 
 /*
  * rp_store_key_create generates a key of `alg` with `flags` (enum

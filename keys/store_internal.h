@@ -1,0 +1,56 @@
+#ifndef RP_KEYS_STORE_INTERNAL_H
+#define RP_KEYS_STORE_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "keyring.h"
+#include "keystore.h"
+#include "store.h"
+
+/* Shared by store.c, lifecycle.c and audit.c only. */
+
+struct rp_key_usage {
+	uint8_t id[RP_KEY_ID_LEN];
+	uint64_t num_unwrap;
+	uint64_t num_sign;
+	uint64_t first_at;
+	uint64_t last_at;
+};
+
+struct rp_store {
+	char dir[PATH_MAX];
+	uint8_t world_key[32];
+	uint8_t world_id[16];
+	uint8_t mac_key[32];
+	uint8_t audit_key[32];
+	struct rp_keyring keyring;
+	struct rp_keystore *ks_soft; /* owned */
+	struct rp_keystore *ks_p11;  /* owned; NULL until first needed */
+	char *p11_pin;		     /* owned, cleansed */
+	size_t p11_pin_len;
+	size_t num_workers;
+	int lock_fd;
+	size_t num_usage;
+	struct rp_key_usage *usage; /* owned */
+};
+
+/* rp_store_save_keyring bumps the generation and writes the keyring. */
+RP_MUST_CHECK enum rp_err rp_store_save_keyring(struct rp_store *s,
+						struct rp_status *st);
+
+/* rp_store_ks returns the backend that holds key `ki`, opening it. */
+RP_MUST_CHECK enum rp_err rp_store_ks(struct rp_store *s, struct rp_status *st,
+				      const struct rp_key_info *ki,
+				      struct rp_keystore **out);
+
+/* rp_store_ks_default returns the backend new keys go to. */
+RP_MUST_CHECK enum rp_err rp_store_ks_default(struct rp_store *s,
+					      struct rp_status *st,
+					      struct rp_keystore **out,
+					      uint8_t *out_backend);
+
+/* rp_store_now returns the current Unix time. */
+uint64_t rp_store_now(void);
+
+#endif
