@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "rp_b64.h"
+#include "rp_testhook.h"
 
 enum rp_err rp_path_join(char *out, size_t out_cap, const char *a,
 			 const char *b)
@@ -159,6 +160,16 @@ enum rp_err rp_file_write_atomic(struct rp_status *st, const char *path,
 	if (err) {
 		goto out;
 	}
+#ifdef RP_TEST_HOOKS
+	{
+		char point[300];
+		const char *base = strrchr(path, '/');
+
+		snprintf(point, sizeof(point), "atomic-write:before-rename:%s",
+			 base ? base + 1 : path);
+		rp_test_crash_point(point);
+	}
+#endif
 	if (is_exclusive) {
 		if (link(tmp, path) < 0) {
 			err = errno == EEXIST

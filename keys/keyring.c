@@ -141,7 +141,7 @@ enum rp_err rp_keyring_add(struct rp_keyring *kr, struct rp_status *st,
 	return RP_OK;
 }
 
-static enum rp_err add_key(struct rp_buf *b, const struct rp_key_info *k)
+enum rp_err rp_keyring_encode_key(struct rp_buf *b, const struct rp_key_info *k)
 {
 	enum rp_err err = rp_buf_add(b, k->id, RP_KEY_ID_LEN);
 
@@ -357,7 +357,7 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 		err = rp_buf_add_u32be(out, (uint32_t)kr->num_keys);
 	}
 	for (size_t i = 0; !err && i < kr->num_keys; i++) {
-		err = add_key(out, &kr->keys[i]);
+		err = rp_keyring_encode_key(out, &kr->keys[i]);
 	}
 	if (!err) {
 		err = rp_buf_add_u32be(out, (uint32_t)kr->num_templates);
@@ -388,7 +388,7 @@ static int valid_key(const struct rp_key_info *k)
 	       k->pub_len > 0;
 }
 
-static int get_key(struct rp_span *s, struct rp_key_info *k)
+int rp_keyring_decode_key(struct rp_span *s, struct rp_key_info *k)
 {
 	uint16_t pub_len;
 
@@ -447,7 +447,7 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 	for (uint32_t i = 0; i < num; i++) {
 		struct rp_key_info k;
 
-		if (!get_key(&s, &k)) {
+		if (!rp_keyring_decode_key(&s, &k)) {
 			rp_keyring_fini(out);
 			return rp_status_fail(st, RP_ERR_FORMAT,
 					      "keyring: key record %u is "

@@ -9,6 +9,7 @@
 #include "rp_buf.h"
 #include "rp_compiler.h"
 #include "rp_err.h"
+#include "rp_span.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -164,6 +165,16 @@ RP_MUST_CHECK enum rp_err
 rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 		  const uint8_t *in, size_t in_len,
 		  const uint8_t mac_key[RP_ATLEAST(32)]);
+
+/* rp_keyring_encode_key appends one key record (as in the keyring file). */
+RP_MUST_CHECK enum rp_err rp_keyring_encode_key(struct rp_buf *b,
+						const struct rp_key_info *k);
+
+/*
+ * rp_keyring_decode_key reads one key record strictly; returns 1 on
+ * success, 0 if it is malformed.
+ */
+int rp_keyring_decode_key(struct rp_span *s, struct rp_key_info *k);
 
 /* rp_keyring_fini frees the keyring; safe on a zeroed struct. */
 void rp_keyring_fini(struct rp_keyring *kr);

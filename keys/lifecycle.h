@@ -1,0 +1,119 @@
+#ifndef RP_KEYS_LIFECYCLE_H
+#define RP_KEYS_LIFECYCLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rp_buf.h"
+#include "rp_compiler.h"
+#include "rp_err.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * The tenant key life cycle (DESIGN.md section 4). Every function here
+ * changes the keyring: call rp_store_lock first. Each change is one atomic
+ * keyring write, so a crash leaves the keyring before or after it.
+ *
+ * Moves: pending->active and active->archived (rekey), active/archived->
+ * revoked (revoke), revoked->archived (restore), revoked->destroyed.
+ */
+
+/*
+ * rp_store_rekey makes key `to_idx` (pending; or, if to_idx < 0, a new key
+ * of `alg`, 0 meaning the active key's algorithm) active and the active key
+ * archived, and re-signs every rights template under the new key, in one
+ * keyring write. Stores the new active key's index in out_idx.
+ */
+RP_MUST_CHECK enum rp_err rp_store_rekey(struct rp_store *s,
+					 struct rp_status *st, long to_idx,
+					 uint8_t alg, size_t *out_idx);
+
+/*
+ * rp_store_key_revoke revokes an active or archived key and erases its
+ * material, so only its backup can bring it back. Refuses a key that was
+ * never backed up unless `is_force`.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_revoke(struct rp_store *s,
+					      struct rp_status *st, size_t idx,
+					      int is_force);
+
+/*
+ * rp_store_key_backup appends the key's backup blob to `out`: its keyring
+ * record and its material wrapped by its backend, MACed under the world
+ * key. Only a store of the same security world restores it. Records the
+ * backup time in the keyring.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_backup(struct rp_store *s,
+					      struct rp_status *st, size_t idx,
+					      struct rp_buf *out);
+
+/*
+ * rp_store_key_restore installs a key from its backup blob: a revoked key
+ * becomes archived again; a key not in the keyring is added archived (a
+ * store rebuilt from world shares). Refuses a destroyed key, a key that is
+ * already usable, and a blob of another world (RP_ERR_AUTH).
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_restore(struct rp_store *s,
+					       struct rp_status *st,
+					       const uint8_t *blob,
+					       size_t blob_len,
+					       size_t *out_idx);
+
+/*
+ * rp_store_key_export appends the private key in the clear (PEM PKCS#8 or
+ * an age identity) to `out`. RP_ERR_STATE for a key not created or
+ * imported as exportable.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_export(struct rp_store *s,
+					      struct rp_status *st, size_t idx,
+					      struct rp_buf *out);
+
+/*
+ * rp_store_key_destroy moves a revoked key to destroyed, for good: its
+ * documents can never be opened again and its backups are refused.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_destroy(struct rp_store *s,
+					       struct rp_status *st,
+					       size_t idx);
+
+/* rp_store_template_create adds a rights template signed by the active key. */
+RP_MUST_CHECK enum rp_err rp_store_template_create(struct rp_store *s,
+						   struct rp_status *st,
+						   const char *name,
+						   const char *rights);
+
+/*
+ * rp_store_template_verify checks template `idx`'s signature under its
+ * signer. RP_ERR_AUTH if it does not verify.
+ */
+RP_MUST_CHECK enum rp_err rp_store_template_verify(struct rp_store *s,
+						   struct rp_status *st,
+						   size_t idx);
+
+#define RP_SHARE_LINE_MAX 160
+
+/*
+ * rp_store_world_split writes n share lines ("reprotect-world-share-v1
+ * <base64>") of the world key, any k of which rebuild it.
+ */
+RP_MUST_CHECK enum rp_err
+rp_store_world_split(struct rp_store *s, struct rp_status *st, unsigned n,
+		     unsigned k, char (*out)[RP_SHARE_LINE_MAX]);
+
+/*
+ * rp_world_from_shares rebuilds a world key and id from share lines.
+ * RP_ERR_AUTH if they do not rebuild it (fewer than the threshold, or
+ * shares of different worlds).
+ */
+RP_MUST_CHECK enum rp_err rp_world_from_shares(
+	struct rp_status *st, const char *const *lines, size_t num_lines,
+	uint8_t world_key[RP_ATLEAST(32)], uint8_t world_id[RP_ATLEAST(16)]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
