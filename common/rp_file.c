@@ -108,8 +108,8 @@ enum rp_err rp_fsync_dir(struct rp_status *st, const char *path)
 	return err;
 }
 
-static enum rp_err write_all(struct rp_status *st, int fd, const char *path,
-			     const uint8_t *data, size_t len)
+enum rp_err rp_fd_write_all(int fd, struct rp_status *st, const char *path,
+			    const uint8_t *data, size_t len)
 {
 	while (len) {
 		const ssize_t n = write(fd, data, len);
@@ -150,7 +150,7 @@ enum rp_err rp_file_write_atomic(struct rp_status *st, const char *path,
 	if (fd < 0) {
 		return rp_status_errno(st, errno, "cannot create", tmp);
 	}
-	err = write_all(st, fd, tmp, data, len);
+	err = rp_fd_write_all(fd, st, tmp, data, len);
 	if (!err && fsync(fd) < 0) {
 		err = rp_status_errno(st, errno, "cannot fsync", tmp);
 	}

@@ -37,6 +37,14 @@ RP_MUST_CHECK enum rp_err rp_file_write_atomic(struct rp_status *st,
 					       const uint8_t *data,
 					       size_t len, int is_exclusive);
 
+/*
+ * rp_fd_write_all writes all of `data` to `fd`, retrying short writes and
+ * EINTR; `path` names the file in the error message (may be NULL).
+ */
+RP_MUST_CHECK enum rp_err rp_fd_write_all(int fd, struct rp_status *st,
+					  const char *path,
+					  const uint8_t *data, size_t len);
+
 /* rp_fsync_dir fsyncs the directory that holds `path`. */
 RP_MUST_CHECK enum rp_err rp_fsync_dir(struct rp_status *st, const char *path);
 

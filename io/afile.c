@@ -55,19 +55,7 @@ enum rp_err rp_afile_open(struct rp_afile *af, struct rp_status *st,
 enum rp_err rp_write_full(int fd, struct rp_status *st, const char *what,
 			  const uint8_t *p, size_t len)
 {
-	while (len) {
-		const ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return rp_status_errno(st, errno, "cannot write", what);
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return RP_OK;
+	return rp_fd_write_all(fd, st, what, p, len);
 }
 
 enum rp_err rp_afile_write(struct rp_afile *af, struct rp_status *st,

@@ -1,0 +1,403 @@
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "rp_b64.h"
+#include "rp_buf.h"
+#include "rp_file.h"
+#include "store_internal.h"
+
+#define HEAD_MAGIC "RPAH"
+#define LOG_MAX	   (256u * 1024 * 1024)
+#define LINE_MAX_  4096
+
+static void escape(char *out, size_t cap, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in && o + 3 < cap; in++) {
+		const unsigned char c = (unsigned char)*in;
+
+		if (c == '\t' || c == '\n' || c == '\r' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = c == '\t' ? 't' : c == '\n' ? 'n'
+					: c == '\r' ? 'r' : '\\';
+		} else if (c < 0x20 || c == 0x7f) {
+			out[o++] = '?';
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+}
+
+static enum rp_err mac(uint8_t out[32], struct rp_status *st,
+		       const struct rp_store *s, const uint8_t prev[32],
+		       const char *text, size_t len)
+{
+	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+	OSSL_PARAM params[2];
+	size_t n = 0;
+	enum rp_err err = RP_OK;
+
+	params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256",
+						     0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (!ctx || EVP_MAC_init(ctx, s->audit_key, 32, params) != 1 ||
+	    EVP_MAC_update(ctx, prev, 32) != 1 ||
+	    EVP_MAC_update(ctx, (const uint8_t *)text, len) != 1 ||
+	    EVP_MAC_final(ctx, out, &n, 32) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "audit mac");
+	}
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(m);
+	return err;
+}
+
+static enum rp_err log_path(const struct rp_store *s, struct rp_status *st,
+			    char *out, const char *name)
+{
+	if (rp_path_join(out, PATH_MAX, s->dir, name)) {
+		return rp_status_fail(st, RP_ERR_USAGE, "store path too long");
+	}
+	return RP_OK;
+}
+
+/* head: magic || seq (u64) || last mac || HMAC(zero-prev, those 44) */
+static enum rp_err read_head(const struct rp_store *s, struct rp_status *st,
+			     uint64_t *seq, uint8_t last[32])
+{
+	struct rp_buf b = { 0 };
+	char path[PATH_MAX];
+	uint8_t want[32];
+	static const uint8_t zero[32];
+	enum rp_err err = log_path(s, st, path, "audit.head");
+
+	*seq = 0;
+	memset(last, 0, 32);
+	if (!err) {
+		err = rp_file_read(&b, st, path, 1024);
+	}
+	if (err == RP_ERR_NOTFOUND) {
+		rp_status_clear(st);
+		err = RP_OK; /* an empty log */
+		goto out;
+	}
+	if (err) {
+		goto out;
+	}
+	if (b.len != 4 + 8 + 32 + 32 || memcmp(b.p, HEAD_MAGIC, 4)) {
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "audit.head is damaged");
+		goto out;
+	}
+	err = mac(want, st, s, zero, (const char *)b.p, 44);
+	if (!err && CRYPTO_memcmp(want, b.p + 44, 32)) {
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "audit.head was modified");
+	}
+	if (!err) {
+		struct rp_span sp = rp_span_of(b.p + 4, 8);
+
+		(void)rp_span_get_u64be(&sp, seq);
+		memcpy(last, b.p + 12, 32);
+	}
+out:
+	rp_buf_fini(&b);
+	return err;
+}
+
+static enum rp_err write_head(const struct rp_store *s, struct rp_status *st,
+			      uint64_t seq, const uint8_t last[32])
+{
+	uint8_t b[4 + 8 + 32 + 32];
+	static const uint8_t zero[32];
+	char path[PATH_MAX];
+	enum rp_err err = log_path(s, st, path, "audit.head");
+
+	memcpy(b, HEAD_MAGIC, 4);
+	rp_put_u64be(b + 4, seq);
+	memcpy(b + 12, last, 32);
+	if (!err) {
+		err = mac(b + 44, st, s, zero, (const char *)b, 44);
+	}
+	if (!err) {
+		err = rp_file_write_atomic(st, path, b, sizeof(b), 0);
+	}
+	return err;
+}
+
+static void who(char user[64], char host[128])
+{
+	const struct passwd *pw = getpwuid(getuid());
+	const char *sudo = getenv("SUDO_USER");
+	char h[128] = "-";
+
+	if (sudo && *sudo) {
+		snprintf(user, 64, "%s (sudo from %s)",
+			 pw ? pw->pw_name : "?", sudo);
+	} else {
+		snprintf(user, 64, "%s", pw ? pw->pw_name : "?");
+	}
+	if (gethostname(h, sizeof(h) - 1) < 0) {
+		snprintf(h, sizeof(h), "-");
+	}
+	h[sizeof(h) - 1] = '\0';
+	snprintf(host, 128, "%s", h);
+}
+
+enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
+			    const char *op, const uint8_t *key_id,
+			    const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	char detail[RP_AUDIT_FIELD_MAX], edetail[RP_AUDIT_FIELD_MAX];
+	char user[64], host[128], euser[64], ehost[128], eop[64];
+	char key[2 * 32 + 1] = "-";
+	char tbuf[32], line[LINE_MAX_], mac_hex[65];
+	uint8_t last[32], m[32];
+	uint64_t seq = 0;
+	const time_t now = time(NULL);
+	struct tm tm;
+	va_list ap;
+	int fd, n;
+	enum rp_err err = log_path(s, st, path, "audit.log");
+
+	if (err) {
+		return err;
+	}
+	va_start(ap, fmt);
+	if (vsnprintf(detail, sizeof(detail), fmt, ap) < 0) {
+		detail[0] = '\0';
+	}
+	va_end(ap);
+	escape(edetail, sizeof(edetail), detail);
+	who(user, host);
+	escape(euser, sizeof(euser), user);
+	escape(ehost, sizeof(ehost), host);
+	escape(eop, sizeof(eop), op);
+	if (key_id) {
+		rp_key_id_hex(key, key_id);
+	}
+	gmtime_r(&now, &tm);
+	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0) {
+		return rp_status_errno(st, errno, "cannot open", path);
+	}
+	if (flock(fd, LOCK_EX) < 0) {
+		err = rp_status_errno(st, errno, "cannot lock", path);
+		goto out;
+	}
+	err = read_head(s, st, &seq, last);
+	if (err) {
+		goto out;
+	}
+	n = snprintf(line, sizeof(line), "%llu\t%s\t%s\t%s\t%s\t%s\t%s",
+		     (unsigned long long)(seq + 1), tbuf, euser, ehost, eop,
+		     key, edetail);
+	if (n < 0 || (size_t)n >= sizeof(line) - 70) {
+		err = rp_status_fail(st, RP_ERR_USAGE, "audit record too long");
+		goto out;
+	}
+	err = mac(m, st, s, last, line, (size_t)n);
+	if (err) {
+		goto out;
+	}
+	rp_hex_encode(mac_hex, m, 32);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "\t%s\n", mac_hex);
+	err = rp_fd_write_all(fd, st, path, (const uint8_t *)line, (size_t)n);
+	if (!err && fdatasync(fd) < 0) {
+		err = rp_status_errno(st, errno, "cannot sync", path);
+	}
+	if (!err) {
+		err = write_head(s, st, seq + 1, m);
+	}
+out:
+	close(fd); /* drops the lock */
+	return err;
+}
+
+enum rp_err rp_audit_flush_usage(struct rp_store *s, struct rp_status *st,
+				 const char *command)
+{
+	enum rp_err err = RP_OK;
+
+	for (size_t i = 0; i < s->num_usage && !err; i++) {
+		const struct rp_key_usage *u = &s->usage[i];
+		char t0[32], t1[32];
+		const time_t a = (time_t)u->first_at, b = (time_t)u->last_at;
+		struct tm tm;
+
+		gmtime_r(&a, &tm);
+		strftime(t0, sizeof(t0), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		gmtime_r(&b, &tm);
+		strftime(t1, sizeof(t1), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		err = rp_audit_append(s, st, "key.usage", u->id,
+				      "command=%s unwrap=%llu sign=%llu "
+				      "from=%s to=%s",
+				      command,
+				      (unsigned long long)u->num_unwrap,
+				      (unsigned long long)u->num_sign, t0, t1);
+	}
+	if (!err) {
+		s->num_usage = 0;
+	}
+	return err;
+}
+
+/* split_fields cuts a line at tabs; returns the field count */
+static size_t split_fields(char *line, char **f, size_t max)
+{
+	size_t n = 0;
+
+	f[n++] = line;
+	for (char *p = line; *p && n < max; p++) {
+		if (*p == '\t') {
+			*p = '\0';
+			f[n++] = p + 1;
+		}
+	}
+	return n;
+}
+
+static void unescape(char *out, size_t cap, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in && o + 1 < cap; in++) {
+		if (*in == '\\' && in[1]) {
+			in++;
+			out[o++] = *in == 't' ? '\t' : *in == 'n' ? '\n'
+				 : *in == 'r' ? '\r' : *in;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}
+
+enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
+			    rp_audit_record_fn *fn, void *arg,
+			    uint64_t *out_num)
+{
+	struct rp_buf b = { 0 };
+	char path[PATH_MAX];
+	uint8_t prev[32] = { 0 }, head_mac[32], m[32];
+	uint64_t head_seq = 0, seq = 0;
+	size_t off = 0;
+	enum rp_err err = log_path(s, st, path, "audit.log");
+
+	if (!err) {
+		err = read_head(s, st, &head_seq, head_mac);
+	}
+	if (!err) {
+		err = rp_file_read(&b, st, path, LOG_MAX);
+	}
+	if (err == RP_ERR_NOTFOUND) {
+		rp_status_clear(st);
+		err = head_seq ? rp_status_fail(st, RP_ERR_AUTH,
+						"audit.log is missing: %llu "
+						"records were removed",
+						(unsigned long long)head_seq)
+			       : RP_OK;
+		goto out;
+	}
+	while (!err && off < b.len) {
+		char line[LINE_MAX_];
+		char *f[9];
+		const uint8_t *nl = memchr(b.p + off, '\n', b.len - off);
+		const size_t len = nl ? (size_t)(nl - (b.p + off)) : 0;
+		struct rp_audit_record r;
+		uint8_t got[32];
+		char *end = NULL;
+
+		if (!nl || len >= sizeof(line)) {
+			err = rp_status_fail(st, RP_ERR_AUTH,
+					     "audit record %llu: truncated or "
+					     "over-long line",
+					     (unsigned long long)seq + 1);
+			break;
+		}
+		memcpy(line, b.p + off, len);
+		line[len] = '\0';
+		off += len + 1;
+		seq++;
+		if (split_fields(line, f, 9) != 8 || strlen(f[7]) != 64 ||
+		    rp_hex_decode(got, 32, f[7], 64)) {
+			err = rp_status_fail(st, RP_ERR_AUTH,
+					     "audit record %llu: malformed",
+					     (unsigned long long)seq);
+			break;
+		}
+		/* the MAC covers the line up to the tab before it */
+		err = mac(m, st, s, prev, (const char *)b.p + off - len - 1,
+			  len - 65);
+		if (err) {
+			break;
+		}
+		memset(&r, 0, sizeof(r));
+		r.seq = strtoull(f[0], &end, 10);
+		if (CRYPTO_memcmp(m, got, 32) || !end || *end ||
+		    r.seq != seq) {
+			err = rp_status_fail(
+				st, RP_ERR_AUTH,
+				"audit record %llu (line %llu) fails the "
+				"chain: it was changed, inserted, removed or "
+				"moved, or an earlier record was",
+				(unsigned long long)seq,
+				(unsigned long long)seq);
+			break;
+		}
+		memcpy(prev, got, 32);
+		snprintf(r.time, sizeof(r.time), "%s", f[1]);
+		unescape(r.user, sizeof(r.user), f[2]);
+		unescape(r.host, sizeof(r.host), f[3]);
+		unescape(r.op, sizeof(r.op), f[4]);
+		snprintf(r.key, sizeof(r.key), "%s", f[5]);
+		unescape(r.detail, sizeof(r.detail), f[6]);
+		if (fn) {
+			fn(arg, &r);
+		}
+	}
+	if (!err && seq < head_seq) {
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "the audit log ends at record %llu but "
+				     "its head says %llu: records were cut "
+				     "off the end",
+				     (unsigned long long)seq,
+				     (unsigned long long)head_seq);
+	}
+	/*
+	 * One record past the head is a crash between appending and
+	 * writing the head: its MAC chain is valid, so it is genuine.
+	 */
+	if (!err && (seq > head_seq + 1 ||
+		     (seq == head_seq && seq &&
+		      CRYPTO_memcmp(prev, head_mac, 32)))) {
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "the audit log does not match its head");
+	}
+out:
+	if (out_num) {
+		*out_num = seq;
+	}
+	rp_buf_fini(&b);
+	return err;
+}
