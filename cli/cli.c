@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "audit.h"
 #include "rp_buf.h"
 #include "rp_file.h"
 
@@ -21,6 +22,9 @@ int rp_cli_common_opt(struct rp_cli *cli, int c, const char *arg)
 		return 1;
 	case RP_OPT_PASSFILE:
 		cli->pass_file = arg;
+		return 1;
+	case RP_OPT_PINFILE:
+		cli->pin_file = arg;
 		return 1;
 	default:
 		return 0;
@@ -202,5 +206,118 @@ enum rp_err rp_cli_open_store(const struct rp_cli *cli, struct rp_status *st,
 				    pass_len);
 	}
 	OPENSSL_clear_free(pass, 1024);
+	pass = NULL;
+	if (!err) {
+		err = rp_cli_pin(cli, st, &pass, &pass_len);
+		if (!err && pass) {
+			err = rp_store_set_pkcs11_pin(*out, st, pass, pass_len);
+		}
+		OPENSSL_clear_free(pass, 1024);
+		if (err) {
+			rp_store_free(*out);
+			*out = NULL;
+		}
+	}
 	return err;
+}
+
+enum rp_err rp_cli_pin(const struct rp_cli *cli, struct rp_status *st,
+		       char **out, size_t *out_len)
+{
+	const char *env = getenv("REPROTECT_PKCS11_PIN");
+	char *p = NULL;
+	size_t n = 0;
+	enum rp_err err = RP_OK;
+
+	*out = NULL;
+	if (!cli->pin_file && !env) {
+		return RP_OK;
+	}
+	p = OPENSSL_zalloc(1024);
+	if (!p) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	if (cli->pin_file) {
+		struct rp_buf b = { 0 };
+
+		err = rp_file_read(&b, st, cli->pin_file, 1023);
+		if (!err) {
+			n = b.len;
+			while (n && (b.p[n - 1] == '\n' || b.p[n - 1] == '\r')) {
+				n--;
+			}
+			memcpy(p, b.p, n);
+		}
+		rp_buf_fini(&b);
+	} else if ((n = strlen(env)) > 1023) {
+		err = rp_status_fail(st, RP_ERR_USAGE,
+				     "REPROTECT_PKCS11_PIN is too long");
+	} else {
+		memcpy(p, env, n);
+	}
+	if (err) {
+		OPENSSL_clear_free(p, 1024);
+		return err;
+	}
+	*out = p;
+	*out_len = n;
+	return RP_OK;
+}
+
+int rp_cli_confirm(const char *what, const char *word, int is_yes)
+{
+	FILE *tty;
+	char line[128];
+	int ok = 0;
+
+	if (is_yes) {
+		return 1;
+	}
+	tty = isatty(STDIN_FILENO) ? fopen("/dev/tty", "r+") : NULL;
+	if (!tty) {
+		fprintf(stderr,
+			"reprotect: %s needs confirmation: give --yes when not "
+			"on a terminal\n",
+			what);
+		return 0;
+	}
+	fprintf(tty, "%s\nType '%s' to go on: ", what, word);
+	fflush(tty);
+	if (fgets(line, sizeof(line), tty)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		ok = !strcmp(line, word);
+	}
+	fclose(tty);
+	if (!ok) {
+		fprintf(stderr, "reprotect: not confirmed; nothing changed\n");
+	}
+	return ok;
+}
+
+void rp_cli_audit(struct rp_store *s, const char *op, const uint8_t *key_id,
+		  const char *fmt, ...)
+{
+	struct rp_status st = { 0 };
+	char detail[RP_AUDIT_FIELD_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(detail, sizeof(detail), fmt, ap) < 0) {
+		detail[0] = '\0';
+	}
+	va_end(ap);
+	if (rp_audit_append(s, &st, op, key_id, "%s", detail)) {
+		fprintf(stderr, "reprotect: warning: audit log: %s\n",
+			rp_status_msg(&st));
+	}
+}
+
+void rp_cli_flush_usage(struct rp_store *s, const char *command)
+{
+	struct rp_status st = { 0 };
+
+	if (rp_audit_flush_usage(s, &st, command)) {
+		fprintf(stderr, "reprotect: warning: audit log: %s\n",
+			rp_status_msg(&st));
+	}
 }

@@ -41,6 +41,8 @@ enum rp_exit {
 	"  --passphrase-file FILE read the store passphrase from FILE\n"       \
 	"                         (else env REPROTECT_PASSPHRASE, else a\n"    \
 	"                         prompt on the terminal)\n"                   \
+	"  --pkcs11-pin-file FILE the PKCS#11 token PIN, for stores on a\n"    \
+	"                         token (else env REPROTECT_PKCS11_PIN)\n"     \
 	"  -h, --help             this help\n"
 
 /* Options every command takes. */
@@ -48,12 +50,14 @@ struct rp_cli {
 	const char *prog;
 	const char *store_dir; /* NULL: default */
 	const char *pass_file; /* NULL: env or prompt */
+	const char *pin_file;  /* NULL: env REPROTECT_PKCS11_PIN */
 };
 
 /* Long option ids shared by every command (beyond ASCII). */
 enum {
 	RP_OPT_STORE = 1000,
 	RP_OPT_PASSFILE,
+	RP_OPT_PINFILE,
 	RP_OPT_FIRST_CMD, /* commands number their own options from here */
 };
 
@@ -61,6 +65,8 @@ enum {
 	{ "store", required_argument, NULL, RP_OPT_STORE },                   \
 		{ "passphrase-file", required_argument, NULL,                 \
 		  RP_OPT_PASSFILE },                                          \
+		{ "pkcs11-pin-file", required_argument, NULL,                 \
+		  RP_OPT_PINFILE },                                           \
 		{ "help", no_argument, NULL, 'h' }
 
 /*
@@ -94,7 +100,33 @@ enum rp_err rp_cli_store_dir(const struct rp_cli *cli, struct rp_status *st,
 enum rp_err rp_cli_open_store(const struct rp_cli *cli, struct rp_status *st,
 			      struct rp_store **out);
 
+/*
+ * rp_cli_pin reads the PKCS#11 PIN (--pkcs11-pin-file, else
+ * REPROTECT_PKCS11_PIN); *out is NULL if neither is given. The caller
+ * cleanses and frees *out (1024 bytes).
+ */
+enum rp_err rp_cli_pin(const struct rp_cli *cli, struct rp_status *st,
+		       char **out, size_t *out_len);
+
+/*
+ * rp_cli_confirm asks on the terminal to type `word` to go on, unless
+ * `is_yes`. Without a terminal and without --yes, it refuses. Returns 1
+ * to go on, 0 (with a message printed) not to.
+ */
+int rp_cli_confirm(const char *what, const char *word, int is_yes);
+
+/* rp_cli_audit appends an audit record, printing a warning on failure. */
+void rp_cli_audit(struct rp_store *s, const char *op, const uint8_t *key_id,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* rp_cli_flush_usage records the command's key usage in the audit log. */
+void rp_cli_flush_usage(struct rp_store *s, const char *command);
+
 /* the commands: argc/argv start at the command name */
+int rp_cmd_rekey(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_template(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_world(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_audit(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_init(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_key(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_protect(struct rp_cli *cli, int argc, char **argv);

@@ -224,6 +224,7 @@ int rp_cmd_protect(struct rp_cli *cli, int argc, char **argv)
 			last = err;
 		}
 	}
+	rp_cli_flush_usage(s, "protect");
 	rp_store_free(s);
 	if (num_failed == 0) {
 		return RP_EXIT_OK;
@@ -267,6 +268,7 @@ int rp_cmd_unprotect(struct rp_cli *cli, int argc, char **argv)
 		return rp_cli_error(&st);
 	}
 	err = rp_doc_unprotect(s, &st, &a.u, in, out);
+	rp_cli_flush_usage(s, "unprotect");
 	rp_store_free(s);
 	if (err) {
 		fprintf(stderr, "reprotect: '%s': %s\n", in,

@@ -1,57 +1,180 @@
 #include <stdio.h>
+#include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "lifecycle.h"
+#include "rp_buf.h"
+#include "rp_file.h"
 
 static const char help[] =
-	"usage: reprotect init [--store DIR] [--passphrase-file FILE]\n"
+	"usage: reprotect init [--backend soft|pkcs11 [--pkcs11-module PATH]\n"
+	"                      [--pkcs11-token LABEL]] [--from-shares FILE...]\n"
 	"\n"
 	"Creates a store: a random world key sealed under the passphrase\n"
 	"(scrypt), an empty keyring MACed under the world key, and a folder\n"
 	"for the soft keystore's sealed keys. Files are 0600, the folder "
 	"0700.\n"
 	"Refuses a folder that already holds a store.\n"
+	"\n"
+	"  --backend B          where new keys live: soft (default) or pkcs11\n"
+	"  --pkcs11-module PATH the PKCS#11 module (default\n"
+	"                       /usr/lib/softhsm/libsofthsm2.so)\n"
+	"  --pkcs11-token LABEL the token, by label (default: reprotect)\n"
+	"  --from-shares FILE.. rebuild the security world of an earlier store\n"
+	"                       from K of its admin shares ('world backup'),\n"
+	"                       so that its key backups can be restored\n"
+	"\n"
+	"The PKCS#11 PIN comes from REPROTECT_PKCS11_PIN or\n"
+	"--pkcs11-pin-file; init logs in once to check it.\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
+
+enum {
+	OPT_BACKEND = RP_OPT_FIRST_CMD,
+	OPT_MODULE,
+	OPT_TOKEN,
+	OPT_SHARES,
+};
 
 int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = { RP_COMMON_LONGOPTS,
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {
+		RP_COMMON_LONGOPTS,
+		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "pkcs11-module", required_argument, NULL, OPT_MODULE },
+		{ "pkcs11-token", required_argument, NULL, OPT_TOKEN },
+		{ "from-shares", no_argument, NULL, OPT_SHARES },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct rp_status st = { 0 };
 	struct rp_store *s = NULL;
+	struct rp_store_conf conf;
+	const char *backend = "soft";
+	const char *module = "/usr/lib/softhsm/libsofthsm2.so";
+	const char *token = "reprotect";
+	int is_from_shares = 0;
 	char dir[4096];
-	char *pass = NULL;
-	size_t pass_len = 0;
-	enum rp_err err;
-	int c;
+	char *pass = NULL, *pin = NULL;
+	size_t pass_len = 0, pin_len = 0;
+	uint8_t world_key[32], world_id[16];
+	const char **lines = NULL;
+	struct rp_buf *files = NULL;
+	size_t num_files = 0;
+	enum rp_err err = RP_OK;
+	int c, rc = RP_EXIT_OK;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
+		switch (c) {
+		case 'h':
 			fputs(help, stdout);
 			return RP_EXIT_OK;
-		}
-		if (!rp_cli_common_opt(cli, c, optarg)) {
-			return rp_cli_usage("init", "bad option");
+		case OPT_BACKEND:
+			backend = optarg;
+			break;
+		case OPT_MODULE:
+			module = optarg;
+			break;
+		case OPT_TOKEN:
+			token = optarg;
+			break;
+		case OPT_SHARES:
+			is_from_shares = 1;
+			break;
+		default:
+			if (!rp_cli_common_opt(cli, c, optarg)) {
+				return rp_cli_usage("init", "bad option");
+			}
 		}
 	}
-	if (optind != argc) {
+	memset(&conf, 0, sizeof(conf));
+	if (!strcmp(backend, "soft")) {
+		conf.backend = RP_BACKEND_SOFT;
+	} else if (!strcmp(backend, "pkcs11")) {
+		conf.backend = RP_BACKEND_PKCS11;
+	} else {
+		return rp_cli_usage("init", "unknown backend '%s': soft or "
+					    "pkcs11",
+				    backend);
+	}
+	if (strlen(module) > RP_CONF_STR_MAX || strlen(token) > RP_CONF_STR_MAX) {
+		return rp_cli_usage("init", "module path or token label too "
+					    "long");
+	}
+	snprintf(conf.pkcs11_module, sizeof(conf.pkcs11_module), "%s", module);
+	snprintf(conf.pkcs11_token, sizeof(conf.pkcs11_token), "%s", token);
+	if (is_from_shares && optind == argc) {
+		return rp_cli_usage("init", "--from-shares needs share files");
+	}
+	if (!is_from_shares && optind != argc) {
 		return rp_cli_usage("init", "unexpected argument '%s'",
 				    argv[optind]);
+	}
+	if (is_from_shares) {
+		num_files = (size_t)(argc - optind);
+		files = OPENSSL_zalloc(num_files * sizeof(*files));
+		lines = OPENSSL_zalloc(num_files * sizeof(*lines));
+		if (!files || !lines) {
+			err = rp_status_fail(&st, RP_ERR_NOMEM,
+					     "out of memory");
+		}
+		for (size_t i = 0; !err && i < num_files; i++) {
+			err = rp_file_read(&files[i], &st, argv[optind + i],
+					   1024);
+			if (!err && rp_buf_add_u8(&files[i], 0)) {
+				err = RP_ERR_NOMEM;
+			}
+			lines[i] = (const char *)files[i].p;
+		}
+		if (!err) {
+			err = rp_world_from_shares(&st, lines, num_files,
+						   world_key, world_id);
+		}
+		if (err) {
+			goto out;
+		}
 	}
 	err = rp_cli_store_dir(cli, &st, dir, sizeof(dir));
 	if (!err) {
 		err = rp_cli_passphrase(cli, &st, 1, &pass, &pass_len);
 	}
 	if (!err) {
-		err = rp_store_create(&s, &st, dir, (const uint8_t *)pass,
-				      pass_len);
+		err = rp_store_create_ex(&s, &st, dir, (const uint8_t *)pass,
+					 pass_len, &conf,
+					 is_from_shares ? world_key : NULL,
+					 is_from_shares ? world_id : NULL);
 	}
+	if (!err && conf.backend == RP_BACKEND_PKCS11) {
+		err = rp_cli_pin(cli, &st, &pin, &pin_len);
+		if (!err && pin) {
+			err = rp_store_set_pkcs11_pin(s, &st, pin, pin_len);
+		}
+		if (!err) {
+			err = rp_store_open_backend(s, &st);
+		}
+		if (err) {
+			rp_status_prefix(&st,
+					 "the store was created, but its token "
+					 "does not open");
+		}
+	}
+out:
 	OPENSSL_clear_free(pass, 1024);
-	if (err) {
-		return rp_cli_error(&st);
+	OPENSSL_clear_free(pin, 1024);
+	OPENSSL_cleanse(world_key, sizeof(world_key));
+	for (size_t i = 0; files && i < num_files; i++) {
+		rp_buf_fini(&files[i]);
 	}
-	printf("created store in '%s'\n", dir);
+	OPENSSL_free(files);
+	OPENSSL_free(lines);
+	if (err) {
+		rc = rp_cli_error(&st);
+	} else {
+		printf("created store in '%s' (%s%s)\n", dir, backend,
+		       is_from_shares ? ", world rebuilt from shares" : "");
+		rp_cli_audit(s, "store.init", NULL, "backend=%s shares=%d",
+			     backend, is_from_shares);
+	}
 	rp_store_free(s);
-	return RP_EXIT_OK;
+	return rc;
 }

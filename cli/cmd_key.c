@@ -7,28 +7,57 @@
 #include "cli.h"
 #include "rp_buf.h"
 #include "rp_file.h"
+#include "lifecycle.h"
 #include "rp_json.h"
 
 static const char help[] =
 	"usage: reprotect key create [--alg ALG] [--activate] [--exportable]\n"
 	"       reprotect key import FILE [--activate] [--exportable]\n"
 	"       reprotect key list [--json]\n"
+	"       reprotect key show ID [--json]\n"
+	"       reprotect key backup ID -o FILE\n"
+	"       reprotect key restore FILE\n"
+	"       reprotect key revoke ID [--yes] [--force]\n"
+	"       reprotect key destroy ID [--yes]\n"
+	"       reprotect key export ID [-o FILE]\n"
 	"\n"
-	"create  generates a key in the soft keystore, state pending (or\n"
-	"        active with --activate, which archives the previously\n"
-	"        active key). ALG: rsa2048 (default), rsa3072, rsa4096,\n"
-	"        x25519 (X25519 wrapping plus an Ed25519 signing key\n"
-	"        derived from it).\n"
-	"import  brings your own key: a PEM RSA private key (PKCS#1 or\n"
-	"        PKCS#8, unencrypted; 2048, 3072 or 4096 bits) or an age\n"
-	"        X25519 identity file (AGE-SECRET-KEY-1...).\n"
-	"list    every key: id, algorithm, state, dates, backend, flags.\n"
+	"create   generates a key on the store's backend (soft, or the PKCS#11\n"
+	"         token of a store made with 'init --backend pkcs11'), state\n"
+	"         pending; --activate makes it active and archives the\n"
+	"         previously active key. ALG: rsa2048 (default), rsa3072,\n"
+	"         rsa4096, x25519 (X25519 wrapping plus an Ed25519 signing\n"
+	"         key derived from it).\n"
+	"import   brings your own key (BYOK): a PEM RSA private key (PKCS#1\n"
+	"         or PKCS#8, unencrypted; 2048, 3072 or 4096 bits) or an age\n"
+	"         X25519 identity file (AGE-SECRET-KEY-1...).\n"
+	"list     every key: id, algorithm, state, dates, backend, flags.\n"
+	"show     one key, by id or a unique prefix of 4+ hex digits.\n"
+	"backup   writes the key, encrypted and bound to this store's\n"
+	"         security world, to FILE (0600; never overwrites).\n"
+	"restore  installs a key from its backup: a revoked key becomes\n"
+	"         archived again and its documents open again.\n"
+	"revoke   no document under the key opens any more, and its material\n"
+	"         is erased from the store until it is restored from its\n"
+	"         backup. Refused for a key never backed up, unless --force.\n"
+	"         Revoking the active key stops all protection until a rekey.\n"
+	"destroy  a revoked key, for good: its documents can never be opened\n"
+	"         again and its backups are refused.\n"
+	"export   prints the private key (PEM, or an age identity): only for\n"
+	"         keys created or imported with --exportable.\n"
 	"\n"
-	"--exportable marks the key as exportable (keys are not, by "
-	"default).\n"
+	"  --yes     do not ask for confirmation (revoke, destroy)\n"
+	"  --force   revoke a key that was never backed up\n"
+	"  -o FILE   output file (backup, export)\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
 
-enum { OPT_ALG = RP_OPT_FIRST_CMD, OPT_ACTIVATE, OPT_EXPORTABLE, OPT_JSON };
+enum {
+	OPT_ALG = RP_OPT_FIRST_CMD,
+	OPT_ACTIVATE,
+	OPT_EXPORTABLE,
+	OPT_JSON,
+	OPT_YES,
+	OPT_FORCE,
+};
 
 static void fmt_time(char out[32], uint64_t t)
 {
@@ -52,32 +81,65 @@ static void print_created(const struct rp_store *s, size_t idx)
 	       rp_key_state_name(k->state));
 }
 
+static void key_json(const struct rp_key_info *k)
+{
+	char hex[2 * RP_KEY_ID_LEN + 1];
+	char t[6][32];
+
+	rp_key_id_hex(hex, k->id);
+	fmt_time(t[0], k->created_at);
+	fmt_time(t[1], k->activated_at);
+	fmt_time(t[2], k->archived_at);
+	fmt_time(t[3], k->revoked_at);
+	fmt_time(t[4], k->destroyed_at);
+	fmt_time(t[5], k->backed_up_at);
+	printf("{\"id\": \"%s\", \"alg\": \"%s\", \"state\": \"%s\", "
+	       "\"backend\": \"%s\", \"exportable\": %s, \"imported\": %s, "
+	       "\"created\": \"%s\", \"activated\": \"%s\", "
+	       "\"archived\": \"%s\", \"revoked\": \"%s\", "
+	       "\"destroyed\": \"%s\", \"backed_up\": \"%s\"}",
+	       hex, rp_key_alg_name(k->alg), rp_key_state_name(k->state),
+	       k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11",
+	       k->flags & RP_KEY_EXPORTABLE ? "true" : "false",
+	       k->flags & RP_KEY_IMPORTED ? "true" : "false", t[0], t[1], t[2],
+	       t[3], t[4], t[5]);
+}
+
 static void list_json(const struct rp_keyring *kr)
 {
 	printf("[");
 	for (size_t i = 0; i < kr->num_keys; i++) {
-		const struct rp_key_info *k = &kr->keys[i];
-		char hex[2 * RP_KEY_ID_LEN + 1];
-		char t[4][32];
-
-		rp_key_id_hex(hex, k->id);
-		fmt_time(t[0], k->created_at);
-		fmt_time(t[1], k->activated_at);
-		fmt_time(t[2], k->archived_at);
-		fmt_time(t[3], k->revoked_at);
-		printf("%s\n  {\"id\": \"%s\", \"alg\": \"%s\", \"state\": "
-		       "\"%s\", \"backend\": \"%s\", \"exportable\": %s, "
-		       "\"imported\": %s, \"created\": \"%s\", "
-		       "\"activated\": \"%s\", \"archived\": \"%s\", "
-		       "\"revoked\": \"%s\"}",
-		       i ? "," : "", hex, rp_key_alg_name(k->alg),
-		       rp_key_state_name(k->state),
-		       k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11",
-		       k->flags & RP_KEY_EXPORTABLE ? "true" : "false",
-		       k->flags & RP_KEY_IMPORTED ? "true" : "false", t[0],
-		       t[1], t[2], t[3]);
+		printf("%s\n  ", i ? "," : "");
+		key_json(&kr->keys[i]);
 	}
 	printf("%s]\n", kr->num_keys ? "\n" : "");
+}
+
+static void show_text(const struct rp_key_info *k)
+{
+	char hex[2 * RP_KEY_ID_LEN + 1];
+	char t[32];
+
+	rp_key_id_hex(hex, k->id);
+	printf("id:          %s\n", hex);
+	printf("algorithm:   %s\n", rp_key_alg_name(k->alg));
+	printf("state:       %s\n", rp_key_state_name(k->state));
+	printf("backend:     %s\n",
+	       k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11");
+	printf("exportable:  %s\n", k->flags & RP_KEY_EXPORTABLE ? "yes" : "no");
+	printf("imported:    %s\n", k->flags & RP_KEY_IMPORTED ? "yes" : "no");
+	fmt_time(t, k->created_at);
+	printf("created:     %s\n", t);
+	fmt_time(t, k->activated_at);
+	printf("activated:   %s\n", t);
+	fmt_time(t, k->archived_at);
+	printf("archived:    %s\n", t);
+	fmt_time(t, k->revoked_at);
+	printf("revoked:     %s\n", t);
+	fmt_time(t, k->destroyed_at);
+	printf("destroyed:   %s\n", t);
+	fmt_time(t, k->backed_up_at);
+	printf("backed up:   %s\n", t);
 }
 
 static void list_table(const struct rp_keyring *kr)
@@ -100,6 +162,167 @@ static void list_table(const struct rp_keyring *kr)
 	}
 }
 
+static int needs_id(const char *sub)
+{
+	static const char *const subs[] = { "show",   "backup", "revoke",
+					    "destroy", "export" };
+
+	for (size_t i = 0; i < RP_ARRAY_LEN(subs); i++) {
+		if (!strcmp(sub, subs[i])) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* write_out writes `b` to `path` (exclusive, 0600) or stdout for NULL/- */
+static enum rp_err write_out(struct rp_status *st, const char *path,
+			     const struct rp_buf *b)
+{
+	if (!path || !strcmp(path, "-")) {
+		if (fwrite(b->p, 1, b->len, stdout) != b->len) {
+			return rp_status_fail(st, RP_ERR_IO,
+					      "cannot write to standard output");
+		}
+		return RP_OK;
+	}
+	return rp_file_write_atomic(st, path, b->p, b->len, 1);
+}
+
+static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
+			    struct rp_store *s, const char *sub,
+			    const char *arg, const char *out, int is_yes,
+			    int is_force, int is_json)
+{
+	struct rp_buf b = { 0 };
+	char hex[2 * RP_KEY_ID_LEN + 1];
+	char word[17];
+	size_t idx = 0;
+	long found = -1;
+	enum rp_err err = RP_OK;
+
+	(void)cli;
+	if (needs_id(sub)) {
+		found = rp_keyring_find_hex(rp_store_keyring(s), st, arg);
+		if (found < 0) {
+			return st->err;
+		}
+		idx = (size_t)found;
+		rp_key_id_hex(hex, rp_store_keyring(s)->keys[idx].id);
+		snprintf(word, sizeof(word), "%.16s", hex);
+	}
+	if (!strcmp(sub, "show")) {
+		if (is_json) {
+			key_json(&rp_store_keyring(s)->keys[idx]);
+			printf("\n");
+		} else {
+			show_text(&rp_store_keyring(s)->keys[idx]);
+		}
+		return RP_OK;
+	}
+	if (!strcmp(sub, "export")) {
+		err = rp_store_key_export(s, st, idx, &b);
+		if (!err) {
+			err = write_out(st, out, &b);
+		}
+		if (!err) {
+			rp_cli_audit(s, "key.export", rp_store_keyring(s)->keys[idx].id,
+				     "to=%s", out ? out : "stdout");
+		}
+		goto out;
+	}
+	if (!strcmp(sub, "restore")) {
+		err = rp_file_read(&b, st, arg, 64 * 1024);
+		if (!err) {
+			err = rp_store_lock(s, st, 10000);
+		}
+		if (!err) {
+			err = rp_store_key_restore(s, st, b.p, b.len, &idx);
+		}
+		if (!err) {
+			rp_key_id_hex(hex, rp_store_keyring(s)->keys[idx].id);
+			printf("restored %s: %s\n", hex,
+			       rp_key_state_name(
+				       rp_store_keyring(s)->keys[idx].state));
+			rp_cli_audit(s, "key.restore",
+				     rp_store_keyring(s)->keys[idx].id,
+				     "from=%s", arg);
+		}
+		goto out;
+	}
+	err = rp_store_lock(s, st, 10000);
+	if (err) {
+		goto out;
+	}
+	/* the lock re-read the keyring: find the key again */
+	found = rp_keyring_find_hex(rp_store_keyring(s), st, arg);
+	if (found < 0) {
+		err = st->err;
+		goto out;
+	}
+	idx = (size_t)found;
+	if (!strcmp(sub, "backup")) {
+		err = rp_store_key_backup(s, st, idx, &b);
+		if (!err) {
+			err = write_out(st, out, &b);
+		}
+		if (!err) {
+			printf("backed up %s to '%s'\n", hex, out);
+			rp_cli_audit(s, "key.backup", rp_store_keyring(s)->keys[idx].id,
+				     "to=%s", out);
+		}
+	} else if (!strcmp(sub, "revoke")) {
+		char what[400];
+
+		snprintf(what, sizeof(what),
+			 "Revoking key %s: documents under it will no longer "
+			 "open until it is restored from its backup.",
+			 word);
+		if (!rp_cli_confirm(what, word, is_yes)) {
+			err = rp_status_fail(st, RP_ERR_USAGE,
+					     "revoke not confirmed");
+			goto out;
+		}
+		err = rp_store_key_revoke(s, st, idx, is_force);
+		if (!err) {
+			const int was_active = rp_keyring_active(
+						       rp_store_keyring(s)) < 0;
+
+			printf("revoked %s\n", hex);
+			if (was_active) {
+				printf("no key is active now: 'reprotect "
+				       "rekey' before protecting again\n");
+			}
+			rp_cli_audit(s, "key.revoke",
+				     rp_store_keyring(s)->keys[idx].id,
+				     "force=%d", is_force);
+		}
+	} else if (!strcmp(sub, "destroy")) {
+		char what[400];
+
+		snprintf(what, sizeof(what),
+			 "Destroying key %s: this cannot be undone. Documents "
+			 "under it can never be opened again, and its backups "
+			 "will be refused.",
+			 word);
+		if (rp_store_keyring(s)->keys[idx].state == RP_KEY_REVOKED &&
+		    !rp_cli_confirm(what, word, is_yes)) {
+			err = rp_status_fail(st, RP_ERR_USAGE,
+					     "destroy not confirmed");
+			goto out;
+		}
+		err = rp_store_key_destroy(s, st, idx);
+		if (!err) {
+			printf("destroyed %s\n", hex);
+			rp_cli_audit(s, "key.destroy",
+				     rp_store_keyring(s)->keys[idx].id, "-");
+		}
+	}
+out:
+	rp_buf_fini(&b);
+	return err;
+}
+
 int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -108,6 +331,9 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		{ "activate", no_argument, NULL, OPT_ACTIVATE },
 		{ "exportable", no_argument, NULL, OPT_EXPORTABLE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "yes", no_argument, NULL, OPT_YES },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rp_status st = { 0 };
@@ -115,8 +341,9 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 	struct rp_buf data = { 0 };
 	const char *sub;
 	const char *alg_name = "rsa2048";
+	const char *out = NULL;
 	uint8_t alg = 0;
-	int is_activate = 0, is_json = 0;
+	int is_activate = 0, is_json = 0, is_yes = 0, is_force = 0;
 	uint8_t flags = 0;
 	size_t idx = 0;
 	enum rp_err err = RP_OK;
@@ -128,13 +355,14 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 			fputs(help, stdout);
 			return RP_EXIT_OK;
 		}
-		return rp_cli_usage("key", "give a subcommand: create, "
-					   "import or list");
+		return rp_cli_usage("key", "give a subcommand: create, import, "
+					   "list, show, backup, restore, "
+					   "revoke, destroy or export");
 	}
 	sub = argv[1];
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -151,13 +379,22 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		case OPT_JSON:
 			is_json = 1;
 			break;
+		case OPT_YES:
+			is_yes = 1;
+			break;
+		case OPT_FORCE:
+			is_force = 1;
+			break;
+		case 'o':
+			out = optarg;
+			break;
 		default:
 			if (!rp_cli_common_opt(cli, c, optarg)) {
 				return rp_cli_usage("key", "bad option");
 			}
 		}
 	}
-	if (!strcmp(sub, "create")) {
+	if (!strcmp(sub, "create") || !strcmp(sub, "list")) {
 		if (optind != argc) {
 			return rp_cli_usage("key", "unexpected argument '%s'",
 					    argv[optind]);
@@ -169,14 +406,16 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 					    "x25519",
 					    alg_name);
 		}
-	} else if (!strcmp(sub, "import")) {
+	} else if (!strcmp(sub, "import") || !strcmp(sub, "restore")) {
 		if (optind + 1 != argc) {
-			return rp_cli_usage("key", "import takes one FILE");
+			return rp_cli_usage("key", "%s takes one FILE", sub);
 		}
-	} else if (!strcmp(sub, "list")) {
-		if (optind != argc) {
-			return rp_cli_usage("key", "unexpected argument '%s'",
-					    argv[optind]);
+	} else if (needs_id(sub)) {
+		if (optind + 1 != argc) {
+			return rp_cli_usage("key", "%s takes one key ID", sub);
+		}
+		if (!strcmp(sub, "backup") && !out) {
+			return rp_cli_usage("key", "backup needs -o FILE");
 		}
 	} else {
 		return rp_cli_usage("key", "unknown subcommand '%s'", sub);
@@ -192,6 +431,11 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		} else {
 			list_table(rp_store_keyring(s));
 		}
+		goto out;
+	}
+	if (strcmp(sub, "create") && strcmp(sub, "import")) {
+		err = key_life(cli, &st, s, sub, argv[optind], out, is_yes,
+			       is_force, is_json);
 		goto out;
 	}
 	err = rp_store_lock(s, &st, 10000);
@@ -213,7 +457,15 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		}
 	}
 	if (!err) {
+		const struct rp_key_info *k = &rp_store_keyring(s)->keys[idx];
+
 		print_created(s, idx);
+		rp_cli_audit(s, !strcmp(sub, "create") ? "key.create"
+						       : "key.import",
+			     k->id, "alg=%s state=%s exportable=%d",
+			     rp_key_alg_name(k->alg),
+			     rp_key_state_name(k->state),
+			     !!(k->flags & RP_KEY_EXPORTABLE));
 	}
 out:
 	if (err) {

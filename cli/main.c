@@ -14,7 +14,14 @@ static const char usage[] =
 	"\n"
 	"Commands:\n"
 	"  init                      create a store (world key + keyring)\n"
-	"  key create|import|list    manage tenant keys\n"
+	"  key create|import|list|show|backup|restore|revoke|destroy|export\n"
+	"                            manage tenant keys\n"
+	"  rekey                     roll the tenant key (new active, old\n"
+	"                            archived, templates re-signed)\n"
+	"  template create|list      rights templates, signed by the active "
+	"key\n"
+	"  world backup|show         the security world; admin shares\n"
+	"  audit [verify]            the hash-chained audit log\n"
 	"  protect IN...             protect files under the active key\n"
 	"  unprotect IN              check and open a protected document\n"
 	"  inspect FILE              show a document's key, license and "
@@ -32,7 +39,9 @@ struct command {
 static const struct command commands[] = {
 	{ "init", rp_cmd_init },       { "key", rp_cmd_key },
 	{ "protect", rp_cmd_protect }, { "unprotect", rp_cmd_unprotect },
-	{ "inspect", rp_cmd_inspect },
+	{ "inspect", rp_cmd_inspect },	   { "rekey", rp_cmd_rekey },
+	{ "template", rp_cmd_template },   { "world", rp_cmd_world },
+	{ "audit", rp_cmd_audit },
 };
 
 int main(int argc, char **argv)
@@ -55,6 +64,9 @@ int main(int argc, char **argv)
 		} else if (i + 1 < argc &&
 			   !strcmp(argv[i], "--passphrase-file")) {
 			cli.pass_file = argv[i + 1];
+		} else if (i + 1 < argc &&
+			   !strcmp(argv[i], "--pkcs11-pin-file")) {
+			cli.pin_file = argv[i + 1];
 		} else {
 			fprintf(stderr,
 				"reprotect: unknown option '%s'\n"

@@ -543,6 +543,14 @@ enum rp_err rp_store_ks_default(struct rp_store *s, struct rp_status *st,
 	return rp_store_ks(s, st, &probe, out);
 }
 
+enum rp_err rp_store_open_backend(struct rp_store *s, struct rp_status *st)
+{
+	struct rp_keystore *ks = NULL;
+	uint8_t backend;
+
+	return rp_store_ks_default(s, st, &ks, &backend);
+}
+
 uint64_t rp_store_now(void)
 {
 	return (uint64_t)time(NULL);

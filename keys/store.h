@@ -90,6 +90,13 @@ RP_MUST_CHECK enum rp_err rp_store_set_pkcs11_pin(struct rp_store *s,
 						  size_t pin_len);
 
 /*
+ * rp_store_open_backend opens the backend new keys go to (for a PKCS#11
+ * store: loads the module, finds the token, logs in), to check it works.
+ */
+RP_MUST_CHECK enum rp_err rp_store_open_backend(struct rp_store *s,
+						struct rp_status *st);
+
+/*
  * rp_store_key_generate makes a key on the store's default backend
  * without adding it to the keyring (rekey adds it in its own write).
  */
