@@ -243,7 +243,8 @@ enum rp_err rp_cli_pin(const struct rp_cli *cli, struct rp_status *st,
 		err = rp_file_read(&b, st, cli->pin_file, 1023);
 		if (!err) {
 			n = b.len;
-			while (n && (b.p[n - 1] == '\n' || b.p[n - 1] == '\r')) {
+			while (n &&
+			       (b.p[n - 1] == '\n' || b.p[n - 1] == '\r')) {
 				n--;
 			}
 			memcpy(p, b.p, n);

@@ -218,8 +218,8 @@ int rp_cmd_template(struct rp_cli *cli, int argc, char **argv)
 	int rc;
 
 	if (argc < 2 || argv[1][0] == '-') {
-		if (argc >= 2 && (!strcmp(argv[1], "-h") ||
-				  !strcmp(argv[1], "--help"))) {
+		if (argc >= 2 &&
+		    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 			fputs(template_help, stdout);
 			return RP_EXIT_OK;
 		}
@@ -275,7 +275,8 @@ int rp_cmd_template(struct rp_cli *cli, int argc, char **argv)
 		       "SIGNER", "SIGNED", "SIGNATURE");
 	}
 	for (size_t i = 0; i < rp_store_keyring(s)->num_templates; i++) {
-		const struct rp_template *t = &rp_store_keyring(s)->templates[i];
+		const struct rp_template *t =
+			&rp_store_keyring(s)->templates[i];
 		struct rp_status vst = { 0 };
 		const enum rp_err v = rp_store_template_verify(s, &vst, i);
 		char hex[2 * RP_KEY_ID_LEN + 1], when[32];
@@ -312,15 +313,15 @@ int rp_cmd_world(struct rp_cli *cli, int argc, char **argv)
 	struct admin_args a;
 	struct rp_status st = { 0 };
 	struct rp_store *s = NULL;
-	char (*lines)[RP_SHARE_LINE_MAX] = NULL;
+	char(*lines)[RP_SHARE_LINE_MAX] = NULL;
 	char id[33];
 	const char *sub;
 	enum rp_err err = RP_OK;
 	int rc;
 
 	if (argc < 2 || argv[1][0] == '-') {
-		if (argc >= 2 && (!strcmp(argv[1], "-h") ||
-				  !strcmp(argv[1], "--help"))) {
+		if (argc >= 2 &&
+		    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 			fputs(world_help, stdout);
 			return RP_EXIT_OK;
 		}
@@ -338,10 +339,10 @@ int rp_cmd_world(struct rp_cli *cli, int argc, char **argv)
 	if (!strcmp(sub, "backup")) {
 		if (!a.out || a.shares < 2 || a.shares > 255 ||
 		    a.threshold < 2 || a.threshold > a.shares) {
-			return rp_cli_usage("world",
-					    "backup needs -o PREFIX, --shares N "
-					    "and --threshold K with 2 <= K <= N "
-					    "<= 255");
+			return rp_cli_usage(
+				"world", "backup needs -o PREFIX, --shares N "
+					 "and --threshold K with 2 <= K <= N "
+					 "<= 255");
 		}
 	} else if (strcmp(sub, "show")) {
 		return rp_cli_usage("world", "unknown subcommand '%s'", sub);

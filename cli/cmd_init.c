@@ -10,7 +10,8 @@
 
 static const char help[] =
 	"usage: reprotect init [--backend soft|pkcs11 [--pkcs11-module PATH]\n"
-	"                      [--pkcs11-token LABEL]] [--from-shares FILE...]\n"
+	"                      [--pkcs11-token LABEL]] [--from-shares "
+	"FILE...]\n"
 	"\n"
 	"Creates a store: a random world key sealed under the passphrase\n"
 	"(scrypt), an empty keyring MACed under the world key, and a folder\n"
@@ -22,7 +23,8 @@ static const char help[] =
 	"  --pkcs11-module PATH the PKCS#11 module (default\n"
 	"                       /usr/lib/softhsm/libsofthsm2.so)\n"
 	"  --pkcs11-token LABEL the token, by label (default: reprotect)\n"
-	"  --from-shares FILE.. rebuild the security world of an earlier store\n"
+	"  --from-shares FILE.. rebuild the security world of an earlier "
+	"store\n"
 	"                       from K of its admin shares ('world backup'),\n"
 	"                       so that its key backups can be restored\n"
 	"\n"
@@ -93,11 +95,13 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 	} else if (!strcmp(backend, "pkcs11")) {
 		conf.backend = RP_BACKEND_PKCS11;
 	} else {
-		return rp_cli_usage("init", "unknown backend '%s': soft or "
-					    "pkcs11",
+		return rp_cli_usage("init",
+				    "unknown backend '%s': soft or "
+				    "pkcs11",
 				    backend);
 	}
-	if (strlen(module) > RP_CONF_STR_MAX || strlen(token) > RP_CONF_STR_MAX) {
+	if (strlen(module) > RP_CONF_STR_MAX ||
+	    strlen(token) > RP_CONF_STR_MAX) {
 		return rp_cli_usage("init", "module path or token label too "
 					    "long");
 	}

@@ -21,7 +21,8 @@ static const char help[] =
 	"       reprotect key destroy ID [--yes]\n"
 	"       reprotect key export ID [-o FILE]\n"
 	"\n"
-	"create   generates a key on the store's backend (soft, or the PKCS#11\n"
+	"create   generates a key on the store's backend (soft, or the "
+	"PKCS#11\n"
 	"         token of a store made with 'init --backend pkcs11'), state\n"
 	"         pending; --activate makes it active and archives the\n"
 	"         previously active key. ALG: rsa2048 (default), rsa3072,\n"
@@ -126,7 +127,8 @@ static void show_text(const struct rp_key_info *k)
 	printf("state:       %s\n", rp_key_state_name(k->state));
 	printf("backend:     %s\n",
 	       k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11");
-	printf("exportable:  %s\n", k->flags & RP_KEY_EXPORTABLE ? "yes" : "no");
+	printf("exportable:  %s\n",
+	       k->flags & RP_KEY_EXPORTABLE ? "yes" : "no");
 	printf("imported:    %s\n", k->flags & RP_KEY_IMPORTED ? "yes" : "no");
 	fmt_time(t, k->created_at);
 	printf("created:     %s\n", t);
@@ -164,7 +166,7 @@ static void list_table(const struct rp_keyring *kr)
 
 static int needs_id(const char *sub)
 {
-	static const char *const subs[] = { "show",   "backup", "revoke",
+	static const char *const subs[] = { "show", "backup", "revoke",
 					    "destroy", "export" };
 
 	for (size_t i = 0; i < RP_ARRAY_LEN(subs); i++) {
@@ -181,8 +183,9 @@ static enum rp_err write_out(struct rp_status *st, const char *path,
 {
 	if (!path || !strcmp(path, "-")) {
 		if (fwrite(b->p, 1, b->len, stdout) != b->len) {
-			return rp_status_fail(st, RP_ERR_IO,
-					      "cannot write to standard output");
+			return rp_status_fail(
+				st, RP_ERR_IO,
+				"cannot write to standard output");
 		}
 		return RP_OK;
 	}
@@ -226,8 +229,9 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 			err = write_out(st, out, &b);
 		}
 		if (!err) {
-			rp_cli_audit(s, "key.export", rp_store_keyring(s)->keys[idx].id,
-				     "to=%s", out ? out : "stdout");
+			rp_cli_audit(s, "key.export",
+				     rp_store_keyring(s)->keys[idx].id, "to=%s",
+				     out ? out : "stdout");
 		}
 		goto out;
 	}
@@ -268,8 +272,9 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 		}
 		if (!err) {
 			printf("backed up %s to '%s'\n", hex, out);
-			rp_cli_audit(s, "key.backup", rp_store_keyring(s)->keys[idx].id,
-				     "to=%s", out);
+			rp_cli_audit(s, "key.backup",
+				     rp_store_keyring(s)->keys[idx].id, "to=%s",
+				     out);
 		}
 	} else if (!strcmp(sub, "revoke")) {
 		char what[400];
@@ -285,8 +290,8 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 		}
 		err = rp_store_key_revoke(s, st, idx, is_force);
 		if (!err) {
-			const int was_active = rp_keyring_active(
-						       rp_store_keyring(s)) < 0;
+			const int was_active =
+				rp_keyring_active(rp_store_keyring(s)) < 0;
 
 			printf("revoked %s\n", hex);
 			if (was_active) {
@@ -460,12 +465,11 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		const struct rp_key_info *k = &rp_store_keyring(s)->keys[idx];
 
 		print_created(s, idx);
-		rp_cli_audit(s, !strcmp(sub, "create") ? "key.create"
-						       : "key.import",
-			     k->id, "alg=%s state=%s exportable=%d",
-			     rp_key_alg_name(k->alg),
-			     rp_key_state_name(k->state),
-			     !!(k->flags & RP_KEY_EXPORTABLE));
+		rp_cli_audit(
+			s, !strcmp(sub, "create") ? "key.create" : "key.import",
+			k->id, "alg=%s state=%s exportable=%d",
+			rp_key_alg_name(k->alg), rp_key_state_name(k->state),
+			!!(k->flags & RP_KEY_EXPORTABLE));
 	}
 out:
 	if (err) {

@@ -37,10 +37,10 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "init", rp_cmd_init },       { "key", rp_cmd_key },
-	{ "protect", rp_cmd_protect }, { "unprotect", rp_cmd_unprotect },
-	{ "inspect", rp_cmd_inspect },	   { "rekey", rp_cmd_rekey },
-	{ "template", rp_cmd_template },   { "world", rp_cmd_world },
+	{ "init", rp_cmd_init },	 { "key", rp_cmd_key },
+	{ "protect", rp_cmd_protect },	 { "unprotect", rp_cmd_unprotect },
+	{ "inspect", rp_cmd_inspect },	 { "rekey", rp_cmd_rekey },
+	{ "template", rp_cmd_template }, { "world", rp_cmd_world },
 	{ "audit", rp_cmd_audit },
 };
 

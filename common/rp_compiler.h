@@ -5,7 +5,7 @@
 extern "C" {
 #endif
 
-#define RP_MUST_CHECK __attribute__((warn_unused_result))
+#define RP_MUST_CHECK	__attribute__((warn_unused_result))
 #define RP_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 /* RP_ATLEAST(N) declares an array parameter of at least N elements. */

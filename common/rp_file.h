@@ -22,9 +22,8 @@ extern "C" {
  * larger than `max` bytes with RP_ERR_FORMAT, and anything but a regular
  * file (a FIFO does not block it). RP_ERR_NOTFOUND if it does not exist.
  */
-RP_MUST_CHECK enum rp_err rp_file_read(struct rp_buf *out,
-				       struct rp_status *st, const char *path,
-				       size_t max);
+RP_MUST_CHECK enum rp_err rp_file_read(struct rp_buf *out, struct rp_status *st,
+				       const char *path, size_t max);
 
 /*
  * rp_file_write_atomic replaces `path` with `data`: a temporary file in
@@ -34,16 +33,16 @@ RP_MUST_CHECK enum rp_err rp_file_read(struct rp_buf *out,
  */
 RP_MUST_CHECK enum rp_err rp_file_write_atomic(struct rp_status *st,
 					       const char *path,
-					       const uint8_t *data,
-					       size_t len, int is_exclusive);
+					       const uint8_t *data, size_t len,
+					       int is_exclusive);
 
 /*
  * rp_fd_write_all writes all of `data` to `fd`, retrying short writes and
  * EINTR; `path` names the file in the error message (may be NULL).
  */
 RP_MUST_CHECK enum rp_err rp_fd_write_all(int fd, struct rp_status *st,
-					  const char *path,
-					  const uint8_t *data, size_t len);
+					  const char *path, const uint8_t *data,
+					  size_t len);
 
 /* rp_fsync_dir fsyncs the directory that holds `path`. */
 RP_MUST_CHECK enum rp_err rp_fsync_dir(struct rp_status *st, const char *path);
@@ -51,8 +50,8 @@ RP_MUST_CHECK enum rp_err rp_fsync_dir(struct rp_status *st, const char *path);
 /*
  * rp_path_join writes "<a>/<b>" to `out`. RP_ERR_USAGE if it does not fit.
  */
-RP_MUST_CHECK enum rp_err rp_path_join(char *out, size_t out_cap,
-				       const char *a, const char *b);
+RP_MUST_CHECK enum rp_err rp_path_join(char *out, size_t out_cap, const char *a,
+				       const char *b);
 
 #ifdef __cplusplus
 }

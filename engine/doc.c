@@ -481,9 +481,9 @@ enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
 	}
 	if (info->has_license && info->lic.encoding == RP_ENC_NONE) {
 		/* the license fixes the exact size: say truncated/extended */
-		const uint64_t want = d.hdr.header_len + RP_AGE_NONCE_LEN +
-				      rp_stream_sealed_size(
-					      info->lic.plaintext_size);
+		const uint64_t want =
+			d.hdr.header_len + RP_AGE_NONCE_LEN +
+			rp_stream_sealed_size(info->lic.plaintext_size);
 
 		if ((uint64_t)d.sb.st_size != want) {
 			err = rp_status_fail(

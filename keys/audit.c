@@ -33,8 +33,10 @@ static void escape(char *out, size_t cap, const char *in)
 
 		if (c == '\t' || c == '\n' || c == '\r' || c == '\\') {
 			out[o++] = '\\';
-			out[o++] = c == '\t' ? 't' : c == '\n' ? 'n'
-					: c == '\r' ? 'r' : '\\';
+			out[o++] = c == '\t'   ? 't'
+				   : c == '\n' ? 'n'
+				   : c == '\r' ? 'r'
+					       : '\\';
 		} else if (c < 0x20 || c == 0x7f) {
 			out[o++] = '?';
 		} else {
@@ -54,8 +56,8 @@ static enum rp_err mac(uint8_t out[32], struct rp_status *st,
 	size_t n = 0;
 	enum rp_err err = RP_OK;
 
-	params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256",
-						     0);
+	params[0] =
+		OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
 	if (!ctx || EVP_MAC_init(ctx, s->audit_key, 32, params) != 1 ||
 	    EVP_MAC_update(ctx, prev, 32) != 1 ||
@@ -101,8 +103,7 @@ static enum rp_err read_head(const struct rp_store *s, struct rp_status *st,
 		goto out;
 	}
 	if (b.len != 4 + 8 + 32 + 32 || memcmp(b.p, HEAD_MAGIC, 4)) {
-		err = rp_status_fail(st, RP_ERR_AUTH,
-				     "audit.head is damaged");
+		err = rp_status_fail(st, RP_ERR_AUTH, "audit.head is damaged");
 		goto out;
 	}
 	err = mac(want, st, s, zero, (const char *)b.p, 44);
@@ -148,8 +149,8 @@ static void who(char user[64], char host[128])
 	char h[128] = "-";
 
 	if (sudo && *sudo) {
-		snprintf(user, 64, "%s (sudo from %s)",
-			 pw ? pw->pw_name : "?", sudo);
+		snprintf(user, 64, "%s (sudo from %s)", pw ? pw->pw_name : "?",
+			 sudo);
 	} else {
 		snprintf(user, 64, "%s", pw ? pw->pw_name : "?");
 	}
@@ -284,8 +285,10 @@ static void unescape(char *out, size_t cap, const char *in)
 	for (; *in && o + 1 < cap; in++) {
 		if (*in == '\\' && in[1]) {
 			in++;
-			out[o++] = *in == 't' ? '\t' : *in == 'n' ? '\n'
-				 : *in == 'r' ? '\r' : *in;
+			out[o++] = *in == 't'	? '\t'
+				   : *in == 'n' ? '\n'
+				   : *in == 'r' ? '\r'
+						: *in;
 		} else {
 			out[o++] = *in;
 		}
@@ -354,8 +357,7 @@ enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
 		}
 		memset(&r, 0, sizeof(r));
 		r.seq = strtoull(f[0], &end, 10);
-		if (CRYPTO_memcmp(m, got, 32) || !end || *end ||
-		    r.seq != seq) {
+		if (CRYPTO_memcmp(m, got, 32) || !end || *end || r.seq != seq) {
 			err = rp_status_fail(
 				st, RP_ERR_AUTH,
 				"audit record %llu (line %llu) fails the "
@@ -388,9 +390,9 @@ enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
 	 * One record past the head is a crash between appending and
 	 * writing the head: its MAC chain is valid, so it is genuine.
 	 */
-	if (!err && (seq > head_seq + 1 ||
-		     (seq == head_seq && seq &&
-		      CRYPTO_memcmp(prev, head_mac, 32)))) {
+	if (!err &&
+	    (seq > head_seq + 1 ||
+	     (seq == head_seq && seq && CRYPTO_memcmp(prev, head_mac, 32)))) {
 		err = rp_status_fail(st, RP_ERR_AUTH,
 				     "the audit log does not match its head");
 	}

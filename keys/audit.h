@@ -44,8 +44,7 @@ struct rp_audit_record {
 RP_MUST_CHECK enum rp_err rp_audit_append(struct rp_store *s,
 					  struct rp_status *st, const char *op,
 					  const uint8_t *key_id,
-					  const char *fmt, ...)
-	RP_PRINTF(5, 6);
+					  const char *fmt, ...) RP_PRINTF(5, 6);
 
 /*
  * rp_audit_flush_usage appends one "usage" record per key used since the

@@ -282,8 +282,7 @@ long rp_keyring_find_template(const struct rp_keyring *kr, const char *name)
 	return -1;
 }
 
-enum rp_err rp_keyring_add_template(struct rp_keyring *kr,
-				    struct rp_status *st,
+enum rp_err rp_keyring_add_template(struct rp_keyring *kr, struct rp_status *st,
 				    const struct rp_template *t)
 {
 	struct rp_template *p;

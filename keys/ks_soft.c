@@ -578,8 +578,8 @@ static void forget(struct soft_ks *ks, const uint8_t id[RP_KEY_ID_LEN])
 		for (size_t i = 0; i < NUM_CACHE; i++) {
 			struct cached_key *c = &ks->workers[w].cache[i];
 
-			if (!id || (c->is_used &&
-				    !memcmp(c->id, id, RP_KEY_ID_LEN))) {
+			if (!id ||
+			    (c->is_used && !memcmp(c->id, id, RP_KEY_ID_LEN))) {
 				cache_clear(c);
 			}
 		}
@@ -640,8 +640,7 @@ static enum rp_err same_public(struct rp_status *st,
 	return err;
 }
 
-static enum rp_err soft_restore(struct rp_keystore *base,
-				struct rp_status *st,
+static enum rp_err soft_restore(struct rp_keystore *base, struct rp_status *st,
 				const struct rp_key_info *ki,
 				const uint8_t *wrapped, size_t wrapped_len)
 {
@@ -691,8 +690,8 @@ static enum rp_err soft_export(struct rp_keystore *base, struct rp_status *st,
 	}
 	if (ki->alg == RP_ALG_X25519) {
 		err = rp_age_identity_encode(ident, c->x25519);
-		if (!err && (rp_buf_add_str(out, ident) ||
-			     rp_buf_add_str(out, "\n"))) {
+		if (!err &&
+		    (rp_buf_add_str(out, ident) || rp_buf_add_str(out, "\n"))) {
 			err = RP_ERR_NOMEM;
 		}
 		OPENSSL_cleanse(ident, sizeof(ident));

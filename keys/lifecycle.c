@@ -234,7 +234,8 @@ out:
 /* decode_backup checks a blob and returns its record and wrapped bytes */
 static enum rp_err decode_backup(const struct rp_store *s, struct rp_status *st,
 				 const uint8_t *blob, size_t len,
-				 struct rp_key_info *rec, struct rp_span *wrapped)
+				 struct rp_key_info *rec,
+				 struct rp_span *wrapped)
 {
 	struct rp_span sp = rp_span_of(blob, len);
 	struct rp_span magic, world;
@@ -248,7 +249,8 @@ static enum rp_err decode_backup(const struct rp_store *s, struct rp_status *st,
 
 	if (len > BACKUP_MAX || len < 4 + 1 + 16 + 32 ||
 	    !rp_span_get_bytes(&sp, 4, &magic) ||
-	    memcmp(magic.p, BACKUP_MAGIC, 4) || !rp_span_get_u8(&sp, &version)) {
+	    memcmp(magic.p, BACKUP_MAGIC, 4) ||
+	    !rp_span_get_u8(&sp, &version)) {
 		return rp_status_fail(st, RP_ERR_FORMAT,
 				      "not a reprotect key backup");
 	}
@@ -278,7 +280,8 @@ static enum rp_err decode_backup(const struct rp_store *s, struct rp_status *st,
 				      "of this store's world");
 	}
 	sp.len -= 32;
-	if (!rp_keyring_decode_key(&sp, rec) || !rp_span_get_u32be(&sp, &wlen) ||
+	if (!rp_keyring_decode_key(&sp, rec) ||
+	    !rp_span_get_u32be(&sp, &wlen) ||
 	    !rp_span_get_bytes(&sp, wlen, wrapped) || sp.len) {
 		return rp_status_fail(st, RP_ERR_FORMAT,
 				      "key backup: malformed record");
@@ -572,8 +575,8 @@ enum rp_err rp_store_world_split(struct rp_store *s, struct rp_status *st,
 	return err;
 }
 
-enum rp_err rp_world_from_shares(struct rp_status *st,
-				 const char *const *lines, size_t num_lines,
+enum rp_err rp_world_from_shares(struct rp_status *st, const char *const *lines,
+				 size_t num_lines,
 				 uint8_t world_key[RP_ATLEAST(32)],
 				 uint8_t world_id[RP_ATLEAST(16)])
 {
@@ -623,9 +626,10 @@ enum rp_err rp_world_from_shares(struct rp_status *st,
 		memcpy(ys + i * 32, rec + 24, 32);
 	}
 	if (!err && num_lines < k) {
-		err = rp_status_fail(st, RP_ERR_AUTH,
-				     "%zu shares given, but this world needs %u",
-				     num_lines, k);
+		err = rp_status_fail(
+			st, RP_ERR_AUTH,
+			"%zu shares given, but this world needs %u", num_lines,
+			k);
 	}
 	if (!err) {
 		err = rp_shamir_combine(world_key, st, xs, ys, 32,

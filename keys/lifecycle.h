@@ -57,11 +57,9 @@ RP_MUST_CHECK enum rp_err rp_store_key_backup(struct rp_store *s,
  * store rebuilt from world shares). Refuses a destroyed key, a key that is
  * already usable, and a blob of another world (RP_ERR_AUTH).
  */
-RP_MUST_CHECK enum rp_err rp_store_key_restore(struct rp_store *s,
-					       struct rp_status *st,
-					       const uint8_t *blob,
-					       size_t blob_len,
-					       size_t *out_idx);
+RP_MUST_CHECK enum rp_err
+rp_store_key_restore(struct rp_store *s, struct rp_status *st,
+		     const uint8_t *blob, size_t blob_len, size_t *out_idx);
 
 /*
  * rp_store_key_export appends the private key in the clear (PEM PKCS#8 or
@@ -76,9 +74,8 @@ RP_MUST_CHECK enum rp_err rp_store_key_export(struct rp_store *s,
  * rp_store_key_destroy moves a revoked key to destroyed, for good: its
  * documents can never be opened again and its backups are refused.
  */
-RP_MUST_CHECK enum rp_err rp_store_key_destroy(struct rp_store *s,
-					       struct rp_status *st,
-					       size_t idx);
+RP_MUST_CHECK enum rp_err
+rp_store_key_destroy(struct rp_store *s, struct rp_status *st, size_t idx);
 
 /* rp_store_template_create adds a rights template signed by the active key. */
 RP_MUST_CHECK enum rp_err rp_store_template_create(struct rp_store *s,
@@ -90,9 +87,8 @@ RP_MUST_CHECK enum rp_err rp_store_template_create(struct rp_store *s,
  * rp_store_template_verify checks template `idx`'s signature under its
  * signer. RP_ERR_AUTH if it does not verify.
  */
-RP_MUST_CHECK enum rp_err rp_store_template_verify(struct rp_store *s,
-						   struct rp_status *st,
-						   size_t idx);
+RP_MUST_CHECK enum rp_err
+rp_store_template_verify(struct rp_store *s, struct rp_status *st, size_t idx);
 
 #define RP_SHARE_LINE_MAX 160
 
@@ -100,18 +96,20 @@ RP_MUST_CHECK enum rp_err rp_store_template_verify(struct rp_store *s,
  * rp_store_world_split writes n share lines ("reprotect-world-share-v1
  * <base64>") of the world key, any k of which rebuild it.
  */
-RP_MUST_CHECK enum rp_err
-rp_store_world_split(struct rp_store *s, struct rp_status *st, unsigned n,
-		     unsigned k, char (*out)[RP_SHARE_LINE_MAX]);
+RP_MUST_CHECK enum rp_err rp_store_world_split(struct rp_store *s,
+					       struct rp_status *st, unsigned n,
+					       unsigned k,
+					       char (*out)[RP_SHARE_LINE_MAX]);
 
 /*
  * rp_world_from_shares rebuilds a world key and id from share lines.
  * RP_ERR_AUTH if they do not rebuild it (fewer than the threshold, or
  * shares of different worlds).
  */
-RP_MUST_CHECK enum rp_err rp_world_from_shares(
-	struct rp_status *st, const char *const *lines, size_t num_lines,
-	uint8_t world_key[RP_ATLEAST(32)], uint8_t world_id[RP_ATLEAST(16)]);
+RP_MUST_CHECK enum rp_err
+rp_world_from_shares(struct rp_status *st, const char *const *lines,
+		     size_t num_lines, uint8_t world_key[RP_ATLEAST(32)],
+		     uint8_t world_id[RP_ATLEAST(16)]);
 
 #ifdef __cplusplus
 }

@@ -31,7 +31,6 @@
 #define WK_AAD_LEN  (4 + 1 + 1 + 4 + 4 + 16 + 16)
 #define WK_FILE_LEN (WK_AAD_LEN + 12 + 32 + 16)
 
-
 enum rp_err rp_store_default_dir(char *out, size_t out_cap,
 				 struct rp_status *st)
 {
@@ -251,8 +250,7 @@ static enum rp_err create(struct rp_store **out, struct rp_status *st,
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random");
 		goto out;
 	}
-	err = scrypt_kek(kek, st, pass, pass_len, p + 30, WK_LOG_N, WK_R,
-			 WK_P);
+	err = scrypt_kek(kek, st, pass, pass_len, p + 30, WK_LOG_N, WK_R, WK_P);
 	if (!err) {
 		err = gcm(1, st, p + WK_AAD_LEN + 12, s->world_key, 32, kek,
 			  p + WK_AAD_LEN, p, WK_AAD_LEN,
@@ -307,8 +305,7 @@ enum rp_err rp_store_create_ex(struct rp_store **out, struct rp_status *st,
 	if (!world_key != !world_id) {
 		RP_BUG("world key and id go together");
 	}
-	return create(out, st, dir, pass, pass_len, world_key, world_id,
-		      conf);
+	return create(out, st, dir, pass, pass_len, world_key, world_id, conf);
 }
 
 enum rp_err rp_store_open(struct rp_store **out, struct rp_status *st,
@@ -430,9 +427,8 @@ enum rp_err rp_store_lock(struct rp_store *s, struct rp_status *st,
 		return err;
 	}
 	if (s->lock_fd < 0) {
-		s->lock_fd = open(path,
-				  O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-				  0600);
+		s->lock_fd = open(
+			path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (s->lock_fd < 0) {
 			return rp_status_errno(st, errno, "cannot open", path);
 		}
@@ -506,9 +502,10 @@ static enum rp_err open_p11(struct rp_store *s, struct rp_status *st)
 				      "configured");
 	}
 	if (!s->p11_pin) {
-		return rp_status_fail(st, RP_ERR_USAGE,
-				      "no PKCS#11 PIN: set REPROTECT_PKCS11_PIN "
-				      "or give --pkcs11-pin-file");
+		return rp_status_fail(
+			st, RP_ERR_USAGE,
+			"no PKCS#11 PIN: set REPROTECT_PKCS11_PIN "
+			"or give --pkcs11-pin-file");
 	}
 #ifdef RP_HAVE_PKCS11
 	return rp_keystore_pkcs11_new(&s->ks_p11, st, &cfg, s->num_workers);
@@ -653,9 +650,8 @@ enum rp_err rp_store_check_usable(const struct rp_store *s,
 	const struct rp_key_info *k = &s->keyring.keys[idx];
 	char hex[2 * RP_KEY_ID_LEN + 1];
 	char when[64] = "an unknown time";
-	const time_t t = (time_t)(k->state == RP_KEY_DESTROYED
-					  ? k->destroyed_at
-					  : k->revoked_at);
+	const time_t t = (time_t)(k->state == RP_KEY_DESTROYED ? k->destroyed_at
+							       : k->revoked_at);
 	struct tm tm;
 
 	rp_key_id_hex(hex, k->id);
@@ -731,9 +727,9 @@ enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 	return err;
 }
 
-enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st,
-			  size_t idx, const uint8_t *msg, size_t msg_len,
-			  uint8_t *out, size_t out_cap, size_t *out_len)
+enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st, size_t idx,
+			  const uint8_t *msg, size_t msg_len, uint8_t *out,
+			  size_t out_cap, size_t *out_len)
 {
 	const struct rp_key_info *ki = &s->keyring.keys[idx];
 	struct rp_keystore *ks = NULL;

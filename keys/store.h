@@ -74,8 +74,8 @@ const uint8_t *rp_store_world_id(const struct rp_store *s);
  * key and id (both NULL: fresh ones).
  */
 RP_MUST_CHECK enum rp_err
-rp_store_create_ex(struct rp_store **out, struct rp_status *st,
-		   const char *dir, const uint8_t *pass, size_t pass_len,
+rp_store_create_ex(struct rp_store **out, struct rp_status *st, const char *dir,
+		   const uint8_t *pass, size_t pass_len,
 		   const struct rp_store_conf *conf, const uint8_t *world_key,
 		   const uint8_t *world_id);
 
