@@ -5,7 +5,8 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config libssl-dev liburing-dev libzstd-dev
-libxxhash-dev libcmocka-dev libbenchmark-dev softhsm2 opensc age zstd xxd
+libxxhash-dev libcmocka-dev libbenchmark-dev libp11-kit-dev softhsm2 opensc
+age zstd xxd
 clang libclang-rt-14-dev valgrind"
 
 missing=""
