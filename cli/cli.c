@@ -31,6 +31,19 @@ int rp_cli_common_opt(struct rp_cli *cli, int c, const char *arg)
 	}
 }
 
+enum rp_err rp_cli_read_file(struct rp_buf *out, struct rp_status *st,
+			     const char *path, size_t max)
+{
+	enum rp_err err = rp_file_read(out, st, path, max);
+
+	if (err == RP_ERR_NOTFOUND) {
+		/* a user's own file missing is an I/O error, not the store's */
+		rp_status_clear(st);
+		err = rp_status_errno(st, ENOENT, "cannot open", path);
+	}
+	return err;
+}
+
 int rp_cli_exit(enum rp_err err)
 {
 	switch (err) {
@@ -131,7 +144,7 @@ enum rp_err rp_cli_passphrase(const struct rp_cli *cli, struct rp_status *st,
 	if (cli->pass_file) {
 		struct rp_buf b = { 0 };
 
-		err = rp_file_read(&b, st, cli->pass_file, 1023);
+		err = rp_cli_read_file(&b, st, cli->pass_file, 1023);
 		if (!err) {
 			n = b.len;
 			while (n &&
@@ -240,7 +253,7 @@ enum rp_err rp_cli_pin(const struct rp_cli *cli, struct rp_status *st,
 	if (cli->pin_file) {
 		struct rp_buf b = { 0 };
 
-		err = rp_file_read(&b, st, cli->pin_file, 1023);
+		err = rp_cli_read_file(&b, st, cli->pin_file, 1023);
 		if (!err) {
 			n = b.len;
 			while (n &&

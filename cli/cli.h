@@ -74,6 +74,15 @@ enum {
  */
 int rp_cli_common_opt(struct rp_cli *cli, int c, const char *arg);
 
+struct rp_buf;
+
+/*
+ * rp_cli_read_file reads a file the user named (a key to import, a backup,
+ * a share, a passphrase file); a missing file is an I/O error (exit 6).
+ */
+enum rp_err rp_cli_read_file(struct rp_buf *out, struct rp_status *st,
+			     const char *path, size_t max);
+
 /* rp_cli_exit maps an error to the exit code. */
 int rp_cli_exit(enum rp_err err);
 

@@ -123,7 +123,7 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 					     "out of memory");
 		}
 		for (size_t i = 0; !err && i < num_files; i++) {
-			err = rp_file_read(&files[i], &st, argv[optind + i],
+			err = rp_cli_read_file(&files[i], &st, argv[optind + i],
 					   1024);
 			if (!err && rp_buf_add_u8(&files[i], 0)) {
 				err = RP_ERR_NOMEM;

@@ -236,7 +236,7 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 		goto out;
 	}
 	if (!strcmp(sub, "restore")) {
-		err = rp_file_read(&b, st, arg, 64 * 1024);
+		err = rp_cli_read_file(&b, st, arg, 64 * 1024);
 		if (!err) {
 			err = rp_store_lock(s, st, 10000);
 		}
@@ -451,7 +451,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		err = rp_store_key_create(s, &st, alg, flags, is_activate,
 					  &idx);
 	} else {
-		err = rp_file_read(&data, &st, argv[optind], 64 * 1024);
+		err = rp_cli_read_file(&data, &st, argv[optind], 64 * 1024);
 		if (!err) {
 			err = rp_store_key_import(s, &st, data.p, data.len,
 						  flags, is_activate, &idx);
