@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "afile.h"
+#include "lifecycle.h"
 #include "age_header.h"
 #include "age_recip.h"
 #include "age_stream.h"
@@ -625,6 +626,23 @@ static enum rp_err build_header(struct rp_store *s, struct rp_status *st,
 
 	if (!rs) {
 		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	if (o->template_id) {
+		const long t = rp_keyring_find_template(kr, o->template_id);
+
+		if (t < 0) {
+			err = rp_status_fail(st, RP_ERR_NOTFOUND,
+					     "no rights template '%s' in the "
+					     "store: create it with 'reprotect "
+					     "template create'",
+					     o->template_id);
+			goto out;
+		}
+		/* a template whose signature fails is not applied */
+		err = rp_store_template_verify(s, st, (size_t)t);
+		if (err) {
+			goto out;
+		}
 	}
 	if (kidx < 0) {
 		err = rp_status_fail(st, RP_ERR_STATE,

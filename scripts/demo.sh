@@ -20,6 +20,10 @@ step "bring your own key: an RSA-3072 key made with openssl, imported"
 openssl genrsa -out byok-rsa3072.pem 3072 2>/dev/null
 "$R" key import byok-rsa3072.pem --activate
 
+step "a rights template, signed by the active key"
+"$R" template create confidential --rights view,print
+"$R" template list
+
 step "generate $N documents (0 B to 300 KiB) in $DIR/docs"
 mkdir docs
 i=0

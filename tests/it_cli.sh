@@ -353,9 +353,12 @@ assert_no_tmp
 
 # --- license fields through inspect ----------------------------------------
 OWNER='Zoë "the boss" \ 日本 <x>'
-TEMPLATE='tmpl/read-only "v2"'
+TEMPLATE='tmpl/read-only"v2"'
 case_ "inspect --json owner/template"
 printf 'licensed\n' >"$T/lic.txt"
+expect_rc 7 "$RP" protect "$T/lic.txt" --template "$TEMPLATE"
+assert_absent "$T/lic.txt.age"
+expect_rc 0 "$RP" template create "$TEMPLATE" --rights view,print
 expect_rc 0 "$RP" protect "$T/lic.txt" --owner "$OWNER" --template "$TEMPLATE"
 expect_rc 0 "$RP" inspect --json "$T/lic.txt.age"
 cp "$OUT" "$T/lic.json"

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "doc.h"
+#include "lifecycle.h"
 #include "rp_buf.h"
 #include "rp_file.h"
 #include "store.h"
@@ -154,6 +155,8 @@ static void test_doc_round_trip_sizes_rsa_and_x25519(void **state)
 
 	assert_int_equal(rp_store_key_create(f->s, &st, RP_ALG_RSA2048, 0, 1,
 					     &idx),
+			 RP_OK);
+	assert_int_equal(rp_store_template_create(f->s, &st, "conf", "view"),
 			 RP_OK);
 	for (size_t i = 0; i < RP_ARRAY_LEN(sizes); i++) {
 		round_trip(f, sizes[i], 0);
