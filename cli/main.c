@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "ks_pkcs11.h"
 
 static const char usage[] =
 	"usage: reprotect [--store DIR] [--passphrase-file FILE] COMMAND "
@@ -91,8 +92,14 @@ int main(int argc, char **argv)
 	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
 		if (!strcmp(argv[i], commands[c].name)) {
 			const int rc = commands[c].fn(&cli, argc - i, argv + i);
+			struct rp_status st = { 0 };
 
 			fflush(stdout);
+			/* PKCS#11 is finalised once, after every store closed */
+			if (rp_pkcs11_finalize(&st)) {
+				fprintf(stderr, "reprotect: warning: %s\n",
+					rp_status_msg(&st));
+			}
 			return rc;
 		}
 	}
