@@ -183,6 +183,7 @@ static struct rp_store *store_new(struct rp_status *st, const char *dir)
 	}
 	s->lock_fd = -1;
 	s->num_workers = 1;
+	pthread_mutex_init(&s->usage_lock, NULL);
 	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >=
 	    (int)sizeof(s->dir)) {
 		rp_status_fail(st, RP_ERR_USAGE, "store path too long");
@@ -390,6 +391,7 @@ void rp_store_free(struct rp_store *s)
 		OPENSSL_clear_free(s->p11_pin, s->p11_pin_len + 1);
 	}
 	free(s->usage);
+	pthread_mutex_destroy(&s->usage_lock);
 	rp_keyring_fini(&s->keyring);
 	OPENSSL_clear_free(s, sizeof(*s));
 }
@@ -681,6 +683,7 @@ static void count_usage(struct rp_store *s, const struct rp_key_info *ki,
 	struct rp_key_usage *u = NULL;
 	const uint64_t t = rp_store_now();
 
+	pthread_mutex_lock(&s->usage_lock);
 	for (size_t i = 0; i < s->num_usage; i++) {
 		if (!memcmp(s->usage[i].id, ki->id, RP_KEY_ID_LEN)) {
 			u = &s->usage[i];
@@ -691,6 +694,7 @@ static void count_usage(struct rp_store *s, const struct rp_key_info *ki,
 			realloc(s->usage, (s->num_usage + 1) * sizeof(*p));
 
 		if (!p) {
+			pthread_mutex_unlock(&s->usage_lock);
 			return; /* usage counts are best effort */
 		}
 		s->usage = p;
@@ -705,11 +709,46 @@ static void count_usage(struct rp_store *s, const struct rp_key_info *ki,
 	} else {
 		u->num_unwrap++;
 	}
+	pthread_mutex_unlock(&s->usage_lock);
+}
+
+enum rp_err rp_store_set_workers(struct rp_store *s, struct rp_status *st,
+				 size_t num_workers)
+{
+	char kdir[PATH_MAX];
+	enum rp_err err = store_path(s, st, kdir, "keys");
+
+	if (err) {
+		return err;
+	}
+	s->num_workers = num_workers ? num_workers : 1;
+	rp_keystore_free(s->ks_soft);
+	s->ks_soft = NULL;
+	rp_keystore_free(s->ks_p11); /* reopened with as many sessions */
+	s->ks_p11 = NULL;
+	return rp_keystore_soft_new(&s->ks_soft, st, kdir, s->world_key,
+				    s->num_workers);
 }
 
 enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 			    size_t idx, const struct rp_age_stanza *stanza,
 			    uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+{
+	return rp_store_unwrap_w(s, st, 0, idx, stanza, file_key);
+}
+
+enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st,
+			  size_t idx, const uint8_t *msg, size_t msg_len,
+			  uint8_t *out, size_t out_cap, size_t *out_len)
+{
+	return rp_store_sign_w(s, st, 0, idx, msg, msg_len, out, out_cap,
+			       out_len);
+}
+
+enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
+			      size_t worker, size_t idx,
+			      const struct rp_age_stanza *stanza,
+			      uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
 {
 	const struct rp_key_info *ki = &s->keyring.keys[idx];
 	struct rp_keystore *ks = NULL;
@@ -719,7 +758,7 @@ enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 		err = rp_store_ks(s, st, ki, &ks);
 	}
 	if (!err) {
-		err = ks->ops->unwrap(ks, st, 0, ki, stanza, file_key);
+		err = ks->ops->unwrap(ks, st, worker, ki, stanza, file_key);
 	}
 	if (!err) {
 		count_usage(s, ki, 0);
@@ -727,9 +766,10 @@ enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 	return err;
 }
 
-enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st, size_t idx,
-			  const uint8_t *msg, size_t msg_len, uint8_t *out,
-			  size_t out_cap, size_t *out_len)
+enum rp_err rp_store_sign_w(struct rp_store *s, struct rp_status *st,
+			    size_t worker, size_t idx, const uint8_t *msg,
+			    size_t msg_len, uint8_t *out, size_t out_cap,
+			    size_t *out_len)
 {
 	const struct rp_key_info *ki = &s->keyring.keys[idx];
 	struct rp_keystore *ks = NULL;
@@ -741,8 +781,8 @@ enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st, size_t idx,
 	}
 	err = rp_store_ks(s, st, ki, &ks);
 	if (!err) {
-		err = ks->ops->sign(ks, st, 0, ki, msg, msg_len, out, out_cap,
-				    out_len);
+		err = ks->ops->sign(ks, st, worker, ki, msg, msg_len, out,
+				    out_cap, out_len);
 	}
 	if (!err) {
 		count_usage(s, ki, 1);

@@ -150,6 +150,31 @@ RP_MUST_CHECK enum rp_err rp_store_sign(struct rp_store *s,
 					size_t *out_len);
 
 /*
+ * rp_store_set_workers sizes the backends for `num_workers` concurrent
+ * workers (worker indices 0 .. num_workers - 1), each with its own
+ * backend state (PKCS#11 session, key cache). Call it before the workers
+ * start; the default is 1.
+ */
+RP_MUST_CHECK enum rp_err rp_store_set_workers(struct rp_store *s,
+					       struct rp_status *st,
+					       size_t num_workers);
+
+/*
+ * rp_store_unwrap_w and rp_store_sign_w are unwrap and sign for worker
+ * `worker`: any number of threads may call them at once, each with its own
+ * worker index. (rp_store_unwrap and rp_store_sign use worker 0.)
+ */
+RP_MUST_CHECK enum rp_err
+rp_store_unwrap_w(struct rp_store *s, struct rp_status *st, size_t worker,
+		  size_t idx, const struct rp_age_stanza *stanza,
+		  uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)]);
+RP_MUST_CHECK enum rp_err rp_store_sign_w(struct rp_store *s,
+					  struct rp_status *st, size_t worker,
+					  size_t idx, const uint8_t *msg,
+					  size_t msg_len, uint8_t *out,
+					  size_t out_cap, size_t *out_len);
+
+/*
  * rp_store_check_usable returns RP_OK if key `idx` may open documents,
  * or RP_ERR_REVOKED with a message naming the key, when it was revoked and
  * how to restore it.

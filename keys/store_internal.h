@@ -2,6 +2,7 @@
 #define RP_KEYS_STORE_INTERNAL_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "keyring.h"
@@ -31,6 +32,7 @@ struct rp_store {
 	size_t p11_pin_len;
 	size_t num_workers;
 	int lock_fd;
+	pthread_mutex_t usage_lock; /* workers count usage concurrently */
 	size_t num_usage;
 	struct rp_key_usage *usage; /* owned */
 };
