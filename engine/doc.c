@@ -1,5 +1,7 @@
 #include "doc.h"
 
+#include "doc_internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,19 +26,7 @@
 
 #define IO_CHUNK (256 * 1024)
 
-/* A document's header, read and parsed. */
-struct doc_hdr {
-	int fd;
-	struct stat sb;
-	uint8_t *buf; /* owned: the first bytes of the file */
-	size_t buf_len;
-	struct rp_age_header hdr;
-	uint8_t nonce[RP_AGE_NONCE_LEN];
-	long license_i; /* stanza index of rp-license, -1 if none */
-	long recip_i;	/* stanza index of the recipient, -1 if none */
-};
-
-static void doc_hdr_fini(struct doc_hdr *d)
+void rp_doc_hdr_fini(struct rp_doc_hdr *d)
 {
 	rp_age_header_fini(&d->hdr);
 	free(d->buf);
@@ -47,8 +37,8 @@ static void doc_hdr_fini(struct doc_hdr *d)
 	d->buf = NULL;
 }
 
-static enum rp_err doc_hdr_read(struct doc_hdr *d, struct rp_status *st,
-				const char *path)
+enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d, struct rp_status *st,
+			    const char *path, int extra_flags)
 {
 	size_t want;
 	enum rp_err err;
@@ -56,7 +46,7 @@ static enum rp_err doc_hdr_read(struct doc_hdr *d, struct rp_status *st,
 	memset(d, 0, sizeof(*d));
 	d->license_i = -1;
 	d->recip_i = -1;
-	d->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	d->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | extra_flags);
 	if (d->fd < 0) {
 		return rp_status_errno(st, errno, "cannot open", NULL);
 	}
@@ -154,9 +144,9 @@ static int is_usable(const struct rp_key_info *k)
  * check_doc runs every check of a document it can, each into its own
  * status in `info`. With `out_file_key`, unwraps and checks the MAC.
  */
-static void check_doc(struct rp_store *s, struct doc_hdr *d,
-		      struct rp_doc_info *info, uint8_t *out_file_key,
-		      int *has_file_key)
+void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
+		  struct rp_doc_info *info, uint8_t *out_file_key,
+		  int *has_file_key)
 {
 	const struct rp_keyring *kr = s ? rp_store_keyring(s) : NULL;
 	const struct rp_age_stanza *ls = NULL;
@@ -263,7 +253,7 @@ static void check_doc(struct rp_store *s, struct doc_hdr *d,
 				if (kr->keys[k].alg == RP_ALG_X25519 &&
 				    out_file_key && is_usable(&kr->keys[k])) {
 					/* X25519 has no tag: try to open */
-					if (rp_store_unwrap(s, &tmp, k,
+					if (rp_store_unwrap_w(s, &tmp, worker, k,
 							    &d->hdr.stanzas[i],
 							    out_file_key)) {
 						continue;
@@ -323,7 +313,8 @@ static void check_doc(struct rp_store *s, struct doc_hdr *d,
 		goto out;
 	}
 	if (!*has_file_key) {
-		if (rp_store_unwrap(s, &info->mac_st, (size_t)info->key_idx, rs,
+		if (rp_store_unwrap_w(s, &info->mac_st, worker,
+				      (size_t)info->key_idx, rs,
 				    out_file_key)) {
 			goto out;
 		}
@@ -338,18 +329,18 @@ out:
 enum rp_err rp_doc_inspect(struct rp_store *s, struct rp_status *st,
 			   const char *path, struct rp_doc_info *out)
 {
-	struct doc_hdr d;
+	struct rp_doc_hdr d;
 	uint8_t file_key[RP_AGE_FILE_KEY_LEN];
 	int has_file_key = 0;
 	enum rp_err err;
 
 	memset(out, 0, sizeof(*out));
-	err = doc_hdr_read(&d, st, path);
+	err = rp_doc_hdr_read(&d, st, path, 0);
 	if (!err) {
-		check_doc(s, &d, out, s ? file_key : NULL, &has_file_key);
+		rp_doc_check(s, 0, &d, out, s ? file_key : NULL, &has_file_key);
 	}
 	OPENSSL_cleanse(file_key, sizeof(file_key));
-	doc_hdr_fini(&d);
+	rp_doc_hdr_fini(&d);
 	return err;
 }
 
@@ -403,7 +394,7 @@ static enum rp_err sink_decompress(void *arg, const uint8_t *p, size_t len)
 	return rp_zcodec_feed(k->z, k->st, p, len, sink_write, k);
 }
 
-static enum rp_err decrypt_payload(struct doc_hdr *d, struct rp_status *st,
+static enum rp_err decrypt_payload(struct rp_doc_hdr *d, struct rp_status *st,
 				   const uint8_t file_key[RP_AGE_FILE_KEY_LEN],
 				   struct sink *k)
 {
@@ -448,7 +439,7 @@ enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
 			     const struct rp_unprotect_opts *o,
 			     const char *in_path, const char *out_path)
 {
-	struct doc_hdr d;
+	struct rp_doc_hdr d;
 	struct rp_doc_info *info = calloc(1, sizeof(*info));
 	struct rp_afile af = { .fd = -1 };
 	struct rp_zcodec z = { 0 };
@@ -462,11 +453,11 @@ enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
 	if (!info) {
 		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 	}
-	err = doc_hdr_read(&d, st, in_path);
+	err = rp_doc_hdr_read(&d, st, in_path, 0);
 	if (err) {
 		goto out;
 	}
-	check_doc(s, &d, info, file_key, &has_file_key);
+	rp_doc_check(s, 0, &d, info, file_key, &has_file_key);
 	bad = first_failure(info, o->allow_unlicensed);
 	if (bad) {
 		err = rp_status_fail(st, bad->err, "%s", rp_status_msg(bad));
@@ -532,7 +523,7 @@ out:
 	rp_afile_fini(&af);
 	rp_zcodec_fini(&z);
 	OPENSSL_cleanse(file_key, sizeof(file_key));
-	doc_hdr_fini(&d);
+	rp_doc_hdr_fini(&d);
 	free(info);
 	return err;
 }
