@@ -134,14 +134,22 @@ enum rp_err rp_file_write_atomic(struct rp_status *st, const char *path,
 	uint8_t rnd[6];
 	char rnd_hex[sizeof(rnd) * 2 + 1];
 	int fd = -1;
+	int n;
 	enum rp_err err;
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		return rp_status_ossl(st, RP_ERR_CRYPTO, "random bytes");
 	}
 	rp_hex_encode(rnd_hex, rnd, sizeof(rnd));
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%s", path, rnd_hex) >=
-	    (int)sizeof(tmp)) {
+	/* ".<name>.rp-tmp-<hex>" beside the target, as io/afile names them */
+	{
+		const char *slash = strrchr(path, '/');
+		const int dir_len = slash ? (int)(slash - path + 1) : 0;
+
+		n = snprintf(tmp, sizeof(tmp), "%.*s.%s.rp-tmp-%s", dir_len,
+			     path, path + dir_len, rnd_hex);
+	}
+	if (n < 0 || n >= (int)sizeof(tmp)) {
 		return rp_status_fail(st, RP_ERR_USAGE, "path too long: '%s'",
 				      path);
 	}

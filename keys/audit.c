@@ -1,5 +1,6 @@
 #include "audit.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,6 +163,72 @@ static void who(char user[64], char host[128])
 	snprintf(host, 128, "%s", h);
 }
 
+/* under the log's lock, a leftover head temporary is from a crash */
+static void remove_stale_head_tmp(const struct rp_store *s)
+{
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+
+	if (!d) {
+		return;
+	}
+	while ((e = readdir(d))) {
+		if (!strncmp(e->d_name, ".audit.head.rp-tmp-", 19)) {
+			unlinkat(dirfd(d), e->d_name, 0);
+		}
+	}
+	closedir(d);
+}
+
+/*
+ * adopt_unanchored: a crash between appending a record and writing the
+ * head leaves the log one record ahead. If the last line is record
+ * seq + 1 and chains from the head, it is genuine: continue after it.
+ */
+static enum rp_err adopt_unanchored(const struct rp_store *s,
+				    struct rp_status *st, int fd,
+				    uint64_t *seq, uint8_t last[32])
+{
+	char tail[LINE_MAX_ + 1];
+	struct stat sb;
+	off_t off;
+	ssize_t n;
+	char *line, *tab;
+	uint8_t want[32], got[32];
+	char *end = NULL;
+	unsigned long long rec;
+	enum rp_err err;
+
+	if (fstat(fd, &sb) < 0) {
+		return rp_status_errno(st, errno, "cannot stat", "audit.log");
+	}
+	if (sb.st_size == 0) {
+		return RP_OK;
+	}
+	off = sb.st_size > LINE_MAX_ ? sb.st_size - LINE_MAX_ : 0;
+	n = pread(fd, tail, (size_t)(sb.st_size - off), off);
+	if (n <= 0 || tail[n - 1] != '\n') {
+		return RP_OK; /* verify reports a torn last line */
+	}
+	tail[n - 1] = '\0';
+	line = strrchr(tail, '\n');
+	line = line ? line + 1 : tail;
+	tab = strrchr(line, '\t');
+	if (!tab || strlen(tab + 1) != 64 || rp_hex_decode(got, 32, tab + 1, 64)) {
+		return RP_OK;
+	}
+	rec = strtoull(line, &end, 10);
+	if (!end || *end != '\t' || rec != *seq + 1) {
+		return RP_OK;
+	}
+	err = mac(want, st, s, last, line, (size_t)(tab - line));
+	if (!err && !CRYPTO_memcmp(want, got, 32)) {
+		*seq = rec;
+		memcpy(last, got, 32);
+	}
+	return err;
+}
+
 enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 			    const char *op, const uint8_t *key_id,
 			    const char *fmt, ...)
@@ -197,7 +265,7 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 	gmtime_r(&now, &tm);
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+	fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
 	if (fd < 0) {
 		return rp_status_errno(st, errno, "cannot open", path);
@@ -206,7 +274,11 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 		err = rp_status_errno(st, errno, "cannot lock", path);
 		goto out;
 	}
+	remove_stale_head_tmp(s);
 	err = read_head(s, st, &seq, last);
+	if (!err) {
+		err = adopt_unanchored(s, st, fd, &seq, last);
+	}
 	if (err) {
 		goto out;
 	}

@@ -134,6 +134,14 @@ enum rp_err rp_store_key_revoke(struct rp_store *s, struct rp_status *st,
 	enum rp_err err;
 
 	key_hex16(hex, k->id);
+	if (k->state == RP_KEY_REVOKED) {
+		/*
+		 * revoking again finishes an earlier revoke that was cut
+		 * short between the keyring write and the erase
+		 */
+		err = rp_store_ks(s, st, k, &ks);
+		return err ? err : ks->ops->erase(ks, st, k);
+	}
 	if (k->state != RP_KEY_ACTIVE && k->state != RP_KEY_ARCHIVED) {
 		return rp_status_fail(st, RP_ERR_STATE,
 				      "key %s is %s: only an active or "

@@ -411,7 +411,12 @@ static void remove_stale_tmp(const struct rp_store *s, const char *sub)
 		return;
 	}
 	while ((e = readdir(d))) {
-		if (strstr(e->d_name, ".tmp-")) {
+		/*
+		 * audit.* is written under the audit log's own lock, by
+		 * commands that do not take this one: not ours to clean
+		 */
+		if (strstr(e->d_name, ".rp-tmp-") &&
+		    strncmp(e->d_name, ".audit.", 7)) {
 			unlinkat(dirfd(d), e->d_name, 0);
 		}
 	}
