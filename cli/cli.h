@@ -20,6 +20,7 @@ enum rp_exit {
 	RP_EXIT_REVOKED = 5,  /* the key is revoked (or destroyed) */
 	RP_EXIT_SYSTEM = 6,   /* I/O or system error */
 	RP_EXIT_STORE = 7,    /* store refused: passphrase, lock, key state */
+	RP_EXIT_STOPPED = 8,  /* run: stopped by a signal; run again */
 };
 
 #define RP_EXIT_CODES_HELP                                                     \
@@ -136,6 +137,7 @@ int rp_cmd_rekey(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_template(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_world(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_audit(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_run(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_init(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_key(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_protect(struct rp_cli *cli, int argc, char **argv);

@@ -23,6 +23,8 @@ static const char usage[] =
 	"key\n"
 	"  world backup|show         the security world; admin shares\n"
 	"  audit [verify]            the hash-chained audit log\n"
+	"  run PATH... --in-place    move documents from archived keys to the\n"
+	"                            active key (the bulk engine)\n"
 	"  protect IN...             protect files under the active key\n"
 	"  unprotect IN              check and open a protected document\n"
 	"  inspect FILE              show a document's key, license and "
@@ -42,7 +44,7 @@ static const struct command commands[] = {
 	{ "protect", rp_cmd_protect },	 { "unprotect", rp_cmd_unprotect },
 	{ "inspect", rp_cmd_inspect },	 { "rekey", rp_cmd_rekey },
 	{ "template", rp_cmd_template }, { "world", rp_cmd_world },
-	{ "audit", rp_cmd_audit },
+	{ "audit", rp_cmd_audit },	   { "run", rp_cmd_run },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,642 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "rp_file.h"
+#include "rp_json.h"
+#include "run.h"
+
+static const char help[] =
+	"usage: reprotect run PATH... --in-place [--mode rewrap|reencrypt]\n"
+	"                     [--from KEY]... [--jobs N] [--batch N]\n"
+	"                     [--batch-ms T] [--io uring|sync]\n"
+	"                     [--durability batch|each|none] [--shard I/N]\n"
+	"                     [--dry-run] [--report FILE] [--json]\n"
+	"                     [--journal FILE] [--quiet]\n"
+	"\n"
+	"Moves every document under an archived key (or under the keys --from\n"
+	"names) to the active key, in place, each written atomically. Run it\n"
+	"again to resume: documents already under the active key are skipped\n"
+	"after a header read, and leftovers of a killed run are removed.\n"
+	"Documents under revoked or unknown keys, unlicensed, malformed or\n"
+	"tampered ones, and files that change during the run are reported\n"
+	"and left byte for byte as they were. Symbolic links are never\n"
+	"followed; special files are ignored.\n"
+	"\n"
+	"  --in-place         write each document back where it is (required)\n"
+	"  --mode M           rewrap (default): new recipient stanza and\n"
+	"                     license, payload unchanged; reencrypt: also a new\n"
+	"                     file key and payload (after a key leak)\n"
+	"  --from KEY         only documents under KEY (repeatable; default:\n"
+	"                     every archived key)\n"
+	"  --jobs N           crypto workers (default: one per core)\n"
+	"  --batch N          licenses per signature (default 64, max 1024;\n"
+	"                     1 signs each document)\n"
+	"  --batch-ms T       wait at most T ms to fill a batch (default 50)\n"
+	"  --io uring|sync    commit batches through io_uring (default) or\n"
+	"                     plain calls; see docs/ENGINE.md for what the\n"
+	"                     ring does today\n"
+	"  --durability D     batch (default): a batch of new files is fsynced\n"
+	"                     together before any is renamed, then each folder\n"
+	"                     once; each: per document; none: no fsync\n"
+	"                     (crash-safe, not power-cut-safe)\n"
+	"  --shard I/N        only the documents whose path (relative to its\n"
+	"                     root) hashes to shard I of N; with --shard N\n"
+	"                     alone, I comes from JOB_COMPLETION_INDEX or\n"
+	"                     SLURM_ARRAY_TASK_ID\n"
+	"  --dry-run          read headers only; print the plan\n"
+	"  --report FILE      write the JSON report to FILE\n"
+	"  --json             print the JSON report on standard output\n"
+	"  --journal FILE     one line per document (default: in the store's\n"
+	"                     runs/ folder)\n"
+	"  --quiet            no progress display\n"
+	"\n"
+	"SIGINT or SIGTERM: no new document starts, those in flight finish,\n"
+	"the journal and report are written (exit code 8). A second signal\n"
+	"stops at once; no document is ever left torn.\n"
+	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP
+	"  8  stopped by a signal before the end: run again to resume\n";
+
+enum {
+	OPT_IN_PLACE = RP_OPT_FIRST_CMD,
+	OPT_OUT,
+	OPT_MODE,
+	OPT_FROM,
+	OPT_JOBS,
+	OPT_BATCH,
+	OPT_BATCH_MS,
+	OPT_IO,
+	OPT_DURABILITY,
+	OPT_SHARD,
+	OPT_DRY_RUN,
+	OPT_REPORT,
+	OPT_JSON,
+	OPT_JOURNAL,
+	OPT_QUIET,
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	static const char msg[] =
+		"\nreprotect: stopping: documents in flight finish; signal "
+		"again to stop at once\n";
+
+	(void)sig;
+	if (stop_flag) {
+		_exit(130); /* temporaries only: no document is torn */
+	}
+	stop_flag = 1;
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+}
+
+struct progress {
+	int is_tty;
+	double last_line;
+};
+
+static void show_progress(void *arg, const struct rp_run_stats_view *v)
+{
+	struct progress *p = arg;
+	const uint64_t done = v->num[RP_OUT_MOVED] + v->num[RP_OUT_WOULD_MOVE];
+	uint64_t skipped = 0, failed = 0;
+	const double rate = v->seconds > 0 ? (double)done / v->seconds : 0;
+
+	for (int o = RP_OUT_CURRENT; o <= RP_OUT_SKIP_NOT_FILE; o++) {
+		skipped += v->num[o];
+	}
+	failed = v->num[RP_OUT_FAIL_BAD] + v->num[RP_OUT_FAIL_CHANGED] +
+		 v->num[RP_OUT_FAIL_IO];
+	if (p->is_tty) {
+		fprintf(stderr,
+			"\r%8llu moved  %9.1f MB  %7.0f docs/s  %7llu seen  "
+			"%6llu skipped  %5llu failed  %5.0f s ",
+			(unsigned long long)done,
+			(double)(v->bytes[RP_OUT_MOVED] +
+				 v->bytes[RP_OUT_WOULD_MOVE]) / 1e6,
+			rate, (unsigned long long)v->num_seen,
+			(unsigned long long)skipped,
+			(unsigned long long)failed, v->seconds);
+		fflush(stderr);
+	} else if (v->seconds - p->last_line >= 10) {
+		p->last_line = v->seconds;
+		fprintf(stderr,
+			"reprotect: %.0f s: %llu moved, %.0f docs/s, %llu "
+			"seen, %llu skipped, %llu failed\n",
+			v->seconds, (unsigned long long)done, rate,
+			(unsigned long long)v->num_seen,
+			(unsigned long long)skipped,
+			(unsigned long long)failed);
+	}
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || !end || *end || end == s || s[0] == '-') {
+		return 0;
+	}
+	*out = v;
+	return 1;
+}
+
+static int parse_shard(const char *arg, uint64_t *i, uint64_t *n)
+{
+	const char *slash = strchr(arg, '/');
+	char head[32];
+
+	if (!slash) {
+		const char *env = getenv("JOB_COMPLETION_INDEX");
+
+		if (!env || !*env) {
+			env = getenv("SLURM_ARRAY_TASK_ID");
+		}
+		if (!env || !parse_u64(arg, n) || !parse_u64(env, i)) {
+			return 0;
+		}
+	} else {
+		if ((size_t)(slash - arg) >= sizeof(head)) {
+			return 0;
+		}
+		snprintf(head, sizeof(head), "%.*s", (int)(slash - arg), arg);
+		if (!parse_u64(head, i) || !parse_u64(slash + 1, n)) {
+			return 0;
+		}
+	}
+	return *n >= 1 && *i < *n;
+}
+
+/* report_docs lists the journal's skipped and failed documents as JSON */
+static void report_docs(FILE *f, FILE *journal)
+{
+	char line[16384];
+	int first = 1;
+
+	rewind(journal);
+	fprintf(f, "  \"documents\": [");
+	while (fgets(line, sizeof(line), journal)) {
+		char *fields[5];
+		char *p = line;
+		size_t n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		while (n < 5) {
+			fields[n++] = p;
+			p = strchr(p, '\t');
+			if (!p) {
+				break;
+			}
+			*p++ = '\0';
+		}
+		if (n != 5 || !strcmp(fields[0], "moved") ||
+		    !strcmp(fields[0], "current") ||
+		    !strcmp(fields[0], "would-move")) {
+			continue;
+		}
+		fprintf(f, "%s\n    {\"outcome\": \"%s\", \"key\": \"%s\", "
+			   "\"path\": ",
+			first ? "" : ",", fields[0], fields[1]);
+		rp_json_cstr(f, fields[3]);
+		fprintf(f, ", \"reason\": ");
+		rp_json_cstr(f, fields[4]);
+		fprintf(f, "}");
+		first = 0;
+	}
+	fprintf(f, "%s]\n", first ? "" : "\n  ");
+}
+
+static void write_report(FILE *f, const struct rp_run_opts *o,
+			 const struct rp_run_result *res,
+			 const struct rp_keyring *kr, FILE *journal)
+{
+	const struct rp_run_stats_view *v = &res->total;
+	const uint64_t moved = v->num[RP_OUT_MOVED];
+
+	fprintf(f, "{\n  \"mode\": \"%s\",\n  \"dry_run\": %s,\n",
+		o->mode == RP_RUN_REENCRYPT ? "reencrypt" : "rewrap",
+		o->is_dry_run ? "true" : "false");
+	fprintf(f, "  \"io\": \"%s\",\n  \"durability\": \"%s\",\n",
+		res->io_used,
+		o->durability == RP_DURABLE_EACH   ? "each"
+		: o->durability == RP_DURABLE_NONE ? "none"
+						   : "batch");
+	fprintf(f, "  \"active_key\": \"%s\",\n  \"stopped\": %s,\n",
+		res->active_key, res->was_stopped ? "true" : "false");
+	fprintf(f, "  \"seconds\": %.3f,\n  \"documents_seen\": %llu,\n",
+		v->seconds, (unsigned long long)v->num_seen);
+	fprintf(f, "  \"moved_per_second\": %.1f,\n  \"moved_mb_per_second\": "
+		   "%.2f,\n",
+		v->seconds > 0 ? (double)moved / v->seconds : 0,
+		v->seconds > 0 ? (double)v->bytes[RP_OUT_MOVED] / 1e6 /
+					 v->seconds
+			       : 0);
+	fprintf(f, "  \"batches\": {\"count\": %llu, \"min\": %llu, \"max\": "
+		   "%llu, \"mean\": %.1f},\n",
+		(unsigned long long)v->num_batches,
+		(unsigned long long)v->batch_min,
+		(unsigned long long)v->batch_max,
+		v->num_batches ? (double)moved / (double)v->num_batches : 0);
+	fprintf(f, "  \"temporary_files_removed\": %llu,\n",
+		(unsigned long long)v->tmp_removed);
+	fprintf(f, "  \"outcomes\": {");
+	for (int k = 0; k < RP_OUT_NUM; k++) {
+		fprintf(f, "%s\n    \"%s\": {\"documents\": %llu, \"bytes\": %llu}",
+			k ? "," : "", rp_outcome_name((enum rp_outcome)k),
+			(unsigned long long)v->num[k],
+			(unsigned long long)v->bytes[k]);
+	}
+	fprintf(f, "\n  },\n  \"keys\": [");
+	for (size_t i = 0, first = 1; i < res->num_keys; i++) {
+		const struct rp_run_key_stats *ks = &res->keys[i];
+		char hex[2 * RP_KEY_ID_LEN + 1] = "unknown";
+		uint64_t total = 0;
+
+		for (int k = 0; k < RP_OUT_NUM; k++) {
+			total += ks->num[k];
+		}
+		if (!total) {
+			continue;
+		}
+		if (i < kr->num_keys) {
+			rp_key_id_hex(hex, ks->id);
+		}
+		fprintf(f, "%s\n    {\"key\": \"%s\", \"state\": \"%s\"",
+			first ? "" : ",", hex,
+			i < kr->num_keys ? rp_key_state_name(ks->state) : "-");
+		for (int k = 0; k < RP_OUT_NUM; k++) {
+			if (ks->num[k]) {
+				fprintf(f, ", \"%s\": %llu",
+					rp_outcome_name((enum rp_outcome)k),
+					(unsigned long long)ks->num[k]);
+			}
+		}
+		fprintf(f, ", \"bytes\": %llu}",
+			(unsigned long long)(ks->bytes[RP_OUT_MOVED] +
+					     ks->bytes[RP_OUT_WOULD_MOVE] +
+					     ks->bytes[RP_OUT_CURRENT]));
+		first = 0;
+	}
+	fprintf(f, "\n  ],\n");
+	report_docs(f, journal);
+	fprintf(f, "}\n");
+}
+
+static void print_summary(const struct rp_run_opts *o,
+			  const struct rp_run_result *res,
+			  const struct rp_keyring *kr)
+{
+	const struct rp_run_stats_view *v = &res->total;
+
+	if (o->is_dry_run) {
+		printf("plan (dry run): %llu documents would move to key "
+		       "%.16s (%.1f MB)\n",
+		       (unsigned long long)v->num[RP_OUT_WOULD_MOVE],
+		       res->active_key,
+		       (double)v->bytes[RP_OUT_WOULD_MOVE] / 1e6);
+	} else {
+		printf("moved %llu documents (%.1f MB) to key %.16s in %.1f s: "
+		       "%.0f docs/s, %llu batches (%llu..%llu)\n",
+		       (unsigned long long)v->num[RP_OUT_MOVED],
+		       (double)v->bytes[RP_OUT_MOVED] / 1e6, res->active_key,
+		       v->seconds,
+		       v->seconds > 0 ? (double)v->num[RP_OUT_MOVED] /
+						v->seconds
+				      : 0,
+		       (unsigned long long)v->num_batches,
+		       (unsigned long long)v->batch_min,
+		       (unsigned long long)v->batch_max);
+	}
+	for (int k = RP_OUT_CURRENT; k < RP_OUT_NUM; k++) {
+		if (v->num[k]) {
+			printf("  %-22s %llu\n",
+			       rp_outcome_name((enum rp_outcome)k),
+			       (unsigned long long)v->num[k]);
+		}
+	}
+	printf("per key:\n");
+	for (size_t i = 0; i < res->num_keys; i++) {
+		const struct rp_run_key_stats *ks = &res->keys[i];
+		char hex[2 * RP_KEY_ID_LEN + 1] = "unknown";
+		uint64_t total = 0;
+
+		for (int k = 0; k < RP_OUT_NUM; k++) {
+			total += ks->num[k];
+		}
+		if (!total) {
+			continue;
+		}
+		if (i < kr->num_keys) {
+			rp_key_id_hex(hex, ks->id);
+		}
+		printf("  %.16s  %-9s  %llu documents, %.1f MB\n", hex,
+		       i < kr->num_keys ? rp_key_state_name(ks->state) : "-",
+		       (unsigned long long)total,
+		       (double)(ks->bytes[RP_OUT_MOVED] +
+				ks->bytes[RP_OUT_WOULD_MOVE] +
+				ks->bytes[RP_OUT_CURRENT] +
+				ks->bytes[RP_OUT_SKIP_NOT_SELECTED] +
+				ks->bytes[RP_OUT_SKIP_REVOKED]) /
+			       1e6);
+	}
+	if (v->tmp_removed) {
+		printf("removed %llu temporary files left by an earlier run\n",
+		       (unsigned long long)v->tmp_removed);
+	}
+}
+
+static FILE *open_journal(struct rp_status *st, struct rp_store *s,
+			  const char *path, char *out_path, size_t cap)
+{
+	FILE *f;
+	int fd;
+
+	if (path) {
+		snprintf(out_path, cap, "%s", path);
+	} else {
+		const time_t t = time(NULL);
+		struct tm tm;
+		char stamp[32];
+
+		snprintf(out_path, cap, "%s/runs", rp_store_dir(s));
+		mkdir(out_path, 0700);
+		gmtime_r(&t, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+		snprintf(out_path, cap, "%s/runs/run-%s-%ld.journal",
+			 rp_store_dir(s), stamp, (long)getpid());
+	}
+	fd = open(out_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	f = fd >= 0 ? fdopen(fd, "w+") : NULL;
+	if (!f) {
+		rp_status_errno(st, errno, "cannot create the journal",
+				out_path);
+		if (fd >= 0) {
+			close(fd);
+		}
+	}
+	return f;
+}
+
+int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		RP_COMMON_LONGOPTS,
+		{ "in-place", no_argument, NULL, OPT_IN_PLACE },
+		{ "out", required_argument, NULL, OPT_OUT },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "jobs", required_argument, NULL, OPT_JOBS },
+		{ "batch", required_argument, NULL, OPT_BATCH },
+		{ "batch-ms", required_argument, NULL, OPT_BATCH_MS },
+		{ "io", required_argument, NULL, OPT_IO },
+		{ "durability", required_argument, NULL, OPT_DURABILITY },
+		{ "shard", required_argument, NULL, OPT_SHARD },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "report", required_argument, NULL, OPT_REPORT },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "journal", required_argument, NULL, OPT_JOURNAL },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rp_run_opts o;
+	struct rp_run_result res;
+	struct rp_status st = { 0 };
+	struct rp_store *s = NULL;
+	struct progress prog = { 0 };
+	const char *from_hex[64];
+	size_t num_from = 0;
+	uint8_t from_ids[64][RP_KEY_ID_LEN];
+	const char *report = NULL, *journal_arg = NULL;
+	char journal_path[4096];
+	FILE *journal = NULL;
+	int is_in_place = 0, is_json = 0, is_quiet = 0;
+	uint64_t v;
+	enum rp_err err;
+	int c, rc;
+
+	memset(&o, 0, sizeof(o));
+	memset(&res, 0, sizeof(res));
+	o.mode = RP_RUN_REWRAP;
+	o.io = RP_IO_URING;
+	o.durability = RP_DURABLE_BATCH;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(help, stdout);
+			return RP_EXIT_OK;
+		case OPT_IN_PLACE:
+			is_in_place = 1;
+			break;
+		case OPT_OUT:
+			return rp_cli_usage("run",
+					    "--out DIR is not built yet: use "
+					    "--in-place");
+		case OPT_MODE:
+			if (!strcmp(optarg, "rewrap")) {
+				o.mode = RP_RUN_REWRAP;
+			} else if (!strcmp(optarg, "reencrypt")) {
+				o.mode = RP_RUN_REENCRYPT;
+			} else {
+				return rp_cli_usage("run", "--mode: rewrap or "
+							   "reencrypt");
+			}
+			break;
+		case OPT_FROM:
+			if (num_from == RP_ARRAY_LEN(from_hex)) {
+				return rp_cli_usage("run", "too many --from");
+			}
+			from_hex[num_from++] = optarg;
+			break;
+		case OPT_JOBS:
+		case OPT_BATCH:
+		case OPT_BATCH_MS:
+			if (!parse_u64(optarg, &v) || v < (c != OPT_BATCH_MS) ||
+			    v > (c == OPT_BATCH ? 1024 : 100000)) {
+				return rp_cli_usage("run", "bad number '%s'",
+						    optarg);
+			}
+			if (c == OPT_JOBS) {
+				o.jobs = v;
+			} else if (c == OPT_BATCH) {
+				o.batch = v;
+			} else {
+				o.batch_ms = (unsigned)v;
+			}
+			break;
+		case OPT_IO:
+			if (!strcmp(optarg, "uring")) {
+				o.io = RP_IO_URING;
+			} else if (!strcmp(optarg, "sync")) {
+				o.io = RP_IO_SYNC;
+			} else {
+				return rp_cli_usage("run", "--io: uring or sync");
+			}
+			break;
+		case OPT_DURABILITY:
+			if (!strcmp(optarg, "batch")) {
+				o.durability = RP_DURABLE_BATCH;
+			} else if (!strcmp(optarg, "each")) {
+				o.durability = RP_DURABLE_EACH;
+			} else if (!strcmp(optarg, "none")) {
+				o.durability = RP_DURABLE_NONE;
+			} else {
+				return rp_cli_usage("run", "--durability: "
+							   "batch, each or "
+							   "none");
+			}
+			break;
+		case OPT_SHARD:
+			if (!parse_shard(optarg, &o.shard_i, &o.shard_n)) {
+				return rp_cli_usage(
+					"run",
+					"--shard I/N with 0 <= I < N, or N "
+					"with JOB_COMPLETION_INDEX or "
+					"SLURM_ARRAY_TASK_ID set");
+			}
+			break;
+		case OPT_DRY_RUN:
+			o.is_dry_run = 1;
+			break;
+		case OPT_REPORT:
+			report = optarg;
+			break;
+		case OPT_JSON:
+			is_json = 1;
+			break;
+		case OPT_JOURNAL:
+			journal_arg = optarg;
+			break;
+		case OPT_QUIET:
+			is_quiet = 1;
+			break;
+		default:
+			if (!rp_cli_common_opt(cli, c, optarg)) {
+				return rp_cli_usage("run", "bad option");
+			}
+		}
+	}
+	if (optind == argc) {
+		return rp_cli_usage("run", "give at least one PATH");
+	}
+	if (!is_in_place && !o.is_dry_run) {
+		return rp_cli_usage("run", "give --in-place (documents are "
+					   "rewritten where they are)");
+	}
+	for (int i = optind; i < argc; i++) {
+		struct stat sb;
+
+		if (lstat(argv[i], &sb) < 0) {
+			fprintf(stderr, "reprotect: cannot read '%s': %s\n",
+				argv[i], strerror(errno));
+			return RP_EXIT_SYSTEM;
+		}
+	}
+	o.roots = (const char *const *)argv + optind;
+	o.num_roots = (size_t)(argc - optind);
+	o.stop = &stop_flag;
+	err = rp_cli_open_store(cli, &st, &s);
+	if (err) {
+		return rp_cli_error(&st);
+	}
+	for (size_t i = 0; i < num_from; i++) {
+		const long k = rp_keyring_find_hex(rp_store_keyring(s), &st,
+						   from_hex[i]);
+
+		if (k < 0) {
+			rc = rp_cli_error(&st);
+			goto out;
+		}
+		memcpy(from_ids[i], rp_store_keyring(s)->keys[k].id,
+		       RP_KEY_ID_LEN);
+	}
+	if (num_from) {
+		o.from = (const uint8_t(*)[RP_KEY_ID_LEN])from_ids;
+		o.num_from = num_from;
+	}
+	journal = open_journal(&st, s, journal_arg, journal_path,
+			       sizeof(journal_path));
+	if (!journal) {
+		rc = rp_cli_error(&st);
+		goto out;
+	}
+	o.journal = journal;
+	if (!is_quiet) {
+		prog.is_tty = isatty(STDERR_FILENO);
+		o.progress = show_progress;
+		o.progress_arg = &prog;
+	}
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
+	err = rp_run(s, &st, &o, &res);
+	if (prog.is_tty) {
+		fputc('\n', stderr);
+	}
+	fflush(journal);
+	if (err) {
+		rc = rp_cli_error(&st);
+		goto out;
+	}
+	if (is_json) {
+		write_report(stdout, &o, &res, rp_store_keyring(s), journal);
+	} else {
+		print_summary(&o, &res, rp_store_keyring(s));
+		printf("journal: %s\n", journal_path);
+	}
+	if (report) {
+		FILE *f = fopen(report, "w");
+
+		if (!f) {
+			fprintf(stderr, "reprotect: cannot write '%s': %s\n",
+				report, strerror(errno));
+		} else {
+			write_report(f, &o, &res, rp_store_keyring(s), journal);
+			fclose(f);
+		}
+	}
+	if (!o.is_dry_run) {
+		rp_cli_flush_usage(s, "run");
+		rp_cli_audit(s, "run", NULL,
+			     "mode=%s moved=%llu failed=%llu stopped=%d",
+			     o.mode == RP_RUN_REENCRYPT ? "reencrypt"
+							: "rewrap",
+			     (unsigned long long)res.total.num[RP_OUT_MOVED],
+			     (unsigned long long)(res.total.num[RP_OUT_FAIL_BAD] +
+						  res.total.num[RP_OUT_FAIL_CHANGED] +
+						  res.total.num[RP_OUT_FAIL_IO]),
+			     res.was_stopped);
+	}
+	if (res.was_stopped) {
+		rc = RP_EXIT_STOPPED;
+	} else if (res.total.num[RP_OUT_FAIL_BAD] ||
+		   res.total.num[RP_OUT_FAIL_CHANGED] ||
+		   res.total.num[RP_OUT_FAIL_IO]) {
+		rc = RP_EXIT_PARTIAL;
+	} else {
+		rc = RP_EXIT_OK;
+	}
+out:
+	if (journal) {
+		fclose(journal);
+	}
+	rp_run_result_fini(&res);
+	rp_store_free(s);
+	return rc;
+}

@@ -1,0 +1,1207 @@
+/*
+ * The bulk re-protection engine. Threads and queues:
+ *
+ *   caller (walker) --q_work--> workers (jobs) --q_sign--> signer
+ *        --q_write--> writer --> journal / stats
+ *
+ * Every queue is bounded and every job comes from a fixed pool, so memory
+ * stays flat whatever the number of documents; a document's bytes stream
+ * through fixed buffers, so it stays flat whatever their size too.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <xxhash.h>
+
+#include "afile.h"
+#include "age_recip.h"
+#include "age_stream.h"
+#include "doc_internal.h"
+#include "merkle.h"
+#include "rp_buf.h"
+#include "walk.h"
+
+#define COPY_BUF (256 * 1024)
+
+static const char *const outcome_names[RP_OUT_NUM] = {
+	[RP_OUT_MOVED] = "moved",
+	[RP_OUT_WOULD_MOVE] = "would-move",
+	[RP_OUT_CURRENT] = "current",
+	[RP_OUT_SKIP_NOT_SELECTED] = "skipped-not-selected",
+	[RP_OUT_SKIP_REVOKED] = "skipped-revoked-key",
+	[RP_OUT_SKIP_UNKNOWN_KEY] = "skipped-unknown-key",
+	[RP_OUT_SKIP_UNLICENSED] = "skipped-unlicensed",
+	[RP_OUT_SKIP_NOT_AGE] = "skipped-not-age",
+	[RP_OUT_SKIP_NOT_FILE] = "skipped-not-file",
+	[RP_OUT_FAIL_BAD] = "failed-bad-document",
+	[RP_OUT_FAIL_CHANGED] = "failed-changed",
+	[RP_OUT_FAIL_IO] = "failed-io",
+};
+
+const char *rp_outcome_name(enum rp_outcome o)
+{
+	return (unsigned)o < RP_OUT_NUM ? outcome_names[o] : "unknown";
+}
+
+struct job {
+	struct job *next_free;
+	char path[PATH_MAX];
+	size_t rel_off;
+	enum rp_outcome out;
+	char reason[320];
+	long key_idx; /* the document's key, -1: unknown */
+	uint64_t size;
+	int is_batch_end;
+	struct rp_doc_hdr d;
+	int has_hdr;
+	uint8_t old_file_key[RP_AGE_FILE_KEY_LEN];
+	uint8_t file_key[RP_AGE_FILE_KEY_LEN];
+	uint8_t nonce[RP_AGE_NONCE_LEN];
+	struct rp_recip_stanza rs;
+	struct rp_license lic;
+	struct rp_buf tbs;
+	struct rp_afile af;
+};
+
+struct queue {
+	pthread_mutex_t mu;
+	pthread_cond_t can_pop, can_push;
+	struct job **items;
+	size_t cap, head, len;
+	int is_closed;
+};
+
+struct run {
+	struct rp_store *s;
+	const struct rp_run_opts *o;
+	const struct rp_keyring *kr;
+	size_t active;
+	size_t num_workers;
+	size_t batch;
+	struct job *jobs; /* owned: the pool */
+	size_t num_jobs;
+	struct job *free_list;
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	struct queue q_work, q_sign, q_write;
+	pthread_mutex_t mu; /* stats, per-key stats, journal */
+	struct rp_run_stats_view stats;
+	struct rp_run_key_stats *keys; /* one per keyring key, then unknown */
+	struct timespec start;
+	int is_done;
+	int use_uring;
+	size_t next_worker;
+};
+
+/* queues */
+
+static int queue_init(struct queue *q, size_t cap)
+{
+	memset(q, 0, sizeof(*q));
+	q->items = calloc(cap, sizeof(*q->items));
+	q->cap = cap;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->can_pop, NULL);
+	pthread_cond_init(&q->can_push, NULL);
+	return q->items != NULL;
+}
+
+static void queue_fini(struct queue *q)
+{
+	free(q->items);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->can_pop);
+	pthread_cond_destroy(&q->can_push);
+}
+
+static void queue_push(struct queue *q, struct job *j)
+{
+	pthread_mutex_lock(&q->mu);
+	while (q->len == q->cap) {
+		pthread_cond_wait(&q->can_push, &q->mu);
+	}
+	q->items[(q->head + q->len) % q->cap] = j;
+	q->len++;
+	pthread_cond_signal(&q->can_pop);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* queue_pop waits until `deadline` (NULL: forever); NULL when closed+empty
+ * or timed out */
+static struct job *queue_pop(struct queue *q, const struct timespec *deadline)
+{
+	struct job *j = NULL;
+
+	pthread_mutex_lock(&q->mu);
+	while (!q->len && !q->is_closed) {
+		if (!deadline) {
+			pthread_cond_wait(&q->can_pop, &q->mu);
+		} else if (pthread_cond_timedwait(&q->can_pop, &q->mu,
+						  deadline) == ETIMEDOUT) {
+			break;
+		}
+	}
+	if (q->len) {
+		j = q->items[q->head];
+		q->head = (q->head + 1) % q->cap;
+		q->len--;
+		pthread_cond_signal(&q->can_push);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return j;
+}
+
+static void queue_close(struct queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	q->is_closed = 1;
+	pthread_cond_broadcast(&q->can_pop);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* the job pool: acquiring blocks while every job is in flight */
+
+static struct job *job_get(struct run *r)
+{
+	struct job *j;
+
+	pthread_mutex_lock(&r->pool_mu);
+	while (!r->free_list) {
+		pthread_cond_wait(&r->pool_cv, &r->pool_mu);
+	}
+	j = r->free_list;
+	r->free_list = j->next_free;
+	pthread_mutex_unlock(&r->pool_mu);
+	j->out = RP_OUT_MOVED;
+	j->reason[0] = '\0';
+	j->key_idx = -1;
+	j->size = 0;
+	j->is_batch_end = 0;
+	j->has_hdr = 0;
+	j->af.fd = -1;
+	j->af.tmp[0] = '\0';
+	j->af.is_committed = 0;
+	return j;
+}
+
+static void job_put(struct run *r, struct job *j)
+{
+	if (j->has_hdr) {
+		rp_doc_hdr_fini(&j->d);
+		j->has_hdr = 0;
+	}
+	rp_afile_fini(&j->af);
+	rp_buf_reset(&j->tbs);
+	OPENSSL_cleanse(j->old_file_key, sizeof(j->old_file_key));
+	OPENSSL_cleanse(j->file_key, sizeof(j->file_key));
+	pthread_mutex_lock(&r->pool_mu);
+	j->next_free = r->free_list;
+	r->free_list = j;
+	pthread_cond_signal(&r->pool_cv);
+	pthread_mutex_unlock(&r->pool_mu);
+}
+
+/* outcomes */
+
+static void journal_path(FILE *f, const char *p)
+{
+	for (; *p; p++) {
+		const unsigned char c = (unsigned char)*p;
+
+		if (c == '\\' || c == '\t' || c == '\n' || c < 0x20 ||
+		    c == 0x7f) {
+			fprintf(f, "\\x%02x", c);
+		} else {
+			fputc(c, f);
+		}
+	}
+}
+
+static void record(struct run *r, struct job *j)
+{
+	const size_t k = j->key_idx >= 0 ? (size_t)j->key_idx
+					  : r->kr->num_keys;
+	char hex[2 * RP_KEY_ID_LEN + 1] = "-";
+
+	pthread_mutex_lock(&r->mu);
+	r->stats.num[j->out]++;
+	r->stats.bytes[j->out] += j->size;
+	r->keys[k].num[j->out]++;
+	r->keys[k].bytes[j->out] += j->size;
+	if (r->o->journal) {
+		if (j->key_idx >= 0) {
+			rp_key_id_hex(hex, r->kr->keys[j->key_idx].id);
+		}
+		fprintf(r->o->journal, "%s\t%.16s\t%llu\t", rp_outcome_name(j->out),
+			hex, (unsigned long long)j->size);
+		journal_path(r->o->journal, j->path);
+		fputc('\t', r->o->journal);
+		journal_path(r->o->journal, j->reason[0] ? j->reason : "-");
+		fputc('\n', r->o->journal);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void finish(struct run *r, struct job *j, enum rp_outcome out,
+		   const char *fmt, ...) RP_PRINTF(4, 5);
+
+static void finish(struct run *r, struct job *j, enum rp_outcome out,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	j->out = out;
+	if (fmt) {
+		va_start(ap, fmt);
+		if (vsnprintf(j->reason, sizeof(j->reason), fmt, ap) < 0) {
+			j->reason[0] = '\0';
+		}
+		va_end(ap);
+	}
+	record(r, j);
+	job_put(r, j);
+}
+
+/* workers */
+
+static int is_selected(const struct run *r, const struct rp_key_info *k)
+{
+	if (!r->o->from) {
+		return k->state == RP_KEY_ARCHIVED;
+	}
+	for (size_t i = 0; i < r->o->num_from; i++) {
+		if (!memcmp(r->o->from[i], k->id, RP_KEY_ID_LEN)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * classify reads the header and decides; returns 1 if the job goes on to
+ * be moved (its header kept open), 0 if it was finished here.
+ */
+static int classify(struct run *r, struct job *j)
+{
+	struct rp_status st = { 0 };
+	struct rp_license *lic = &j->lic;
+	const struct rp_age_stanza *ls;
+	size_t tbs_len;
+	long k;
+
+	if (rp_doc_hdr_read(&j->d, &st, j->path, O_NOFOLLOW)) {
+		j->has_hdr = 1;
+		if (st.err == RP_ERR_IO) {
+			finish(r, j, RP_OUT_FAIL_IO, "%s", rp_status_msg(&st));
+		} else if (st.err == RP_ERR_USAGE) {
+			finish(r, j, RP_OUT_SKIP_NOT_FILE, "%s",
+			       rp_status_msg(&st));
+		} else if (j->d.buf_len < sizeof(RP_AGE_VERSION_LINE) - 1 ||
+			   memcmp(j->d.buf, "age-encryption.org/",
+				  strlen("age-encryption.org/"))) {
+			finish(r, j, RP_OUT_SKIP_NOT_AGE, "not an age file");
+		} else {
+			finish(r, j, RP_OUT_FAIL_BAD, "%s", rp_status_msg(&st));
+		}
+		return 0;
+	}
+	j->has_hdr = 1;
+	j->size = (uint64_t)j->d.sb.st_size;
+	if (j->d.license_i < 0) {
+		finish(r, j, RP_OUT_SKIP_UNLICENSED, "no rp-license stanza");
+		return 0;
+	}
+	ls = &j->d.hdr.stanzas[j->d.license_i];
+	if (rp_license_decode(lic, &st, ls->body.p, ls->body.len, &tbs_len)) {
+		finish(r, j, RP_OUT_FAIL_BAD, "%s", rp_status_msg(&st));
+		return 0;
+	}
+	k = rp_keyring_find_id(r->kr, lic->key_id);
+	j->key_idx = k;
+	if (k < 0) {
+		finish(r, j, RP_OUT_SKIP_UNKNOWN_KEY,
+		       "its key is not in this store");
+		return 0;
+	}
+	if ((size_t)k == r->active) {
+		finish(r, j, RP_OUT_CURRENT, NULL);
+		return 0;
+	}
+	if (r->kr->keys[k].state == RP_KEY_REVOKED ||
+	    r->kr->keys[k].state == RP_KEY_DESTROYED) {
+		finish(r, j, RP_OUT_SKIP_REVOKED, "its key is %s",
+		       rp_key_state_name(r->kr->keys[k].state));
+		return 0;
+	}
+	if (!is_selected(r, &r->kr->keys[k])) {
+		finish(r, j, RP_OUT_SKIP_NOT_SELECTED, "its key is %s",
+		       rp_key_state_name(r->kr->keys[k].state));
+		return 0;
+	}
+	if (r->o->is_dry_run) {
+		finish(r, j, RP_OUT_WOULD_MOVE, NULL);
+		return 0;
+	}
+	return 1;
+}
+
+static const struct rp_status *first_bad(const struct rp_doc_info *i)
+{
+	const struct rp_status *order[] = { &i->license_st, &i->key_st,
+					    &i->stanza_st,  &i->nonce_st,
+					    &i->sig_st,	    &i->mac_st };
+
+	for (size_t k = 0; k < RP_ARRAY_LEN(order); k++) {
+		if (order[k]->err) {
+			return order[k];
+		}
+	}
+	return NULL;
+}
+
+/* prepare checks the document fully and builds its new stanza and TBS */
+static int prepare(struct run *r, size_t worker, struct job *j,
+		   struct rp_doc_info *info)
+{
+	const struct rp_key_info *nk = &r->kr->keys[r->active];
+	struct rp_status st = { 0 };
+	const struct rp_status *bad;
+	struct rp_license *lic = &j->lic;
+	int has_fk = 0;
+	EVP_PKEY *pub = NULL;
+	struct rp_buf raw = { 0 };
+	size_t off = 0, len = 0;
+	unsigned int dl = 0;
+	enum rp_err err;
+
+	memset(info, 0, sizeof(*info));
+	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk);
+	bad = first_bad(info);
+	if (bad) {
+		finish(r, j,
+		       bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
+		       : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM ||
+				       bad->err == RP_ERR_CRYPTO
+			       ? RP_OUT_FAIL_IO
+			       : RP_OUT_FAIL_BAD,
+		       "%s", rp_status_msg(bad));
+		return 0;
+	}
+	if (r->o->mode == RP_RUN_REENCRYPT) {
+		if (RAND_priv_bytes(j->file_key, sizeof(j->file_key)) != 1 ||
+		    RAND_bytes(j->nonce, sizeof(j->nonce)) != 1) {
+			finish(r, j, RP_OUT_FAIL_IO, "random bytes failed");
+			return 0;
+		}
+	} else {
+		memcpy(j->file_key, j->old_file_key, sizeof(j->file_key));
+		memcpy(j->nonce, j->d.nonce, sizeof(j->nonce));
+	}
+	err = rp_key_pubkey(&pub, &st, nk);
+	if (!err && nk->alg == RP_ALG_X25519) {
+		uint8_t rcp[RP_X25519_LEN];
+		size_t rl = sizeof(rcp);
+
+		err = EVP_PKEY_get_raw_public_key(pub, rcp, &rl) == 1
+			      ? rp_x25519_wrap(&j->rs, &st, rcp, j->file_key)
+			      : rp_status_ossl(&st, RP_ERR_CRYPTO, "x25519");
+	} else if (!err) {
+		err = rp_sshrsa_wrap(&j->rs, &st, pub, j->file_key);
+	}
+	EVP_PKEY_free(pub);
+	if (!err) {
+		err = rp_recip_stanza_add(&raw, &j->rs, &off, &len);
+	}
+	if (err) {
+		rp_buf_fini(&raw);
+		finish(r, j, RP_OUT_FAIL_IO, "wrap: %s", rp_status_msg(&st));
+		return 0;
+	}
+	/* the new license: same document, owner, template, size, encoding */
+	memcpy(lic->key_id, nk->id, RP_KEY_ID_LEN);
+	lic->issued_at = (uint64_t)time(NULL);
+	EVP_Digest(raw.p + off, len, lic->stanza_digest, &dl, EVP_sha256(),
+		   NULL);
+	memcpy(lic->payload_nonce, j->nonce, RP_AGE_NONCE_LEN);
+	rp_buf_fini(&raw);
+	rp_buf_reset(&j->tbs);
+	if (rp_license_encode_tbs(&j->tbs, &st, lic)) {
+		finish(r, j, RP_OUT_FAIL_IO, "license: %s", rp_status_msg(&st));
+		return 0;
+	}
+	return 1;
+}
+
+struct worker_arg {
+	struct run *r;
+	size_t index;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker_arg *a = p;
+	struct run *r = a->r;
+	struct rp_doc_info *info = malloc(sizeof(*info));
+	struct job *j;
+
+	while ((j = queue_pop(&r->q_work, NULL))) {
+		if (!info) {
+			finish(r, j, RP_OUT_FAIL_IO, "out of memory");
+			continue;
+		}
+		if (!classify(r, j)) {
+			continue;
+		}
+		if (!prepare(r, a->index, j, info)) {
+			continue;
+		}
+		queue_push(&r->q_sign, j);
+	}
+	free(info);
+	return NULL;
+}
+
+/* the batch signer */
+
+struct signer_state {
+	struct job **batch;
+	uint8_t (*leaves)[RP_MERKLE_HASH_LEN];
+};
+
+static void sign_batch(struct run *r, struct signer_state *ss, size_t n)
+{
+	const struct rp_key_info *nk = &r->kr->keys[r->active];
+	struct rp_merkle_tree t = { 0 };
+	struct rp_status st = { 0 };
+	uint8_t root[RP_MERKLE_HASH_LEN], msg[64];
+	uint8_t sig[RP_SIG_MAX];
+	size_t sig_len = 0, msg_len;
+	enum rp_err err = RP_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		rp_merkle_leaf(ss->leaves[i], ss->batch[i]->tbs.p,
+			       ss->batch[i]->tbs.len);
+	}
+	err = rp_merkle_tree_build(&t, &st, (const uint8_t(*)[32])ss->leaves,
+				   n);
+	if (!err) {
+		rp_merkle_tree_root(&t, root);
+		msg_len = rp_license_root_message(msg, root, (uint32_t)n);
+		err = rp_store_sign_w(r->s, &st, r->num_workers, r->active, msg,
+				      msg_len, sig, sizeof(sig), &sig_len);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ss->batch[i];
+		struct rp_sigblock *sb = &j->lic.sig;
+
+		if (err || rp_merkle_tree_path(&t, &st, sb->path, &sb->num_path,
+					       i)) {
+			finish(r, j, RP_OUT_FAIL_IO, "batch signature: %s",
+			       rp_status_msg(&st));
+			continue;
+		}
+		sb->alg = nk->alg == RP_ALG_X25519 ? RP_SIG_ED25519
+						   : RP_SIG_RSA_PSS_SHA256;
+		memcpy(sb->key_id, nk->id, RP_KEY_ID_LEN);
+		sb->batch_size = (uint32_t)n;
+		sb->leaf_index = (uint32_t)i;
+		memcpy(sb->sig, sig, sig_len);
+		sb->sig_len = sig_len;
+		j->is_batch_end = i + 1 == n;
+		queue_push(&r->q_write, j);
+	}
+	if (err) {
+		/* the writer still needs the batch boundary: nothing to do */
+	}
+	pthread_mutex_lock(&r->mu);
+	r->stats.num_batches++;
+	if (!r->stats.batch_min || n < r->stats.batch_min) {
+		r->stats.batch_min = n;
+	}
+	if (n > r->stats.batch_max) {
+		r->stats.batch_max = n;
+	}
+	pthread_mutex_unlock(&r->mu);
+	rp_merkle_tree_fini(&t);
+}
+
+static void *signer_main(void *p)
+{
+	struct run *r = p;
+	struct signer_state ss;
+	struct job *j;
+
+	ss.batch = calloc(r->batch, sizeof(*ss.batch));
+	ss.leaves = calloc(r->batch, sizeof(*ss.leaves));
+	while ((j = queue_pop(&r->q_sign, NULL))) {
+		struct timespec deadline;
+		size_t n = 0;
+		const unsigned ms = r->o->batch_ms ? r->o->batch_ms : 50;
+
+		if (!ss.batch || !ss.leaves) {
+			finish(r, j, RP_OUT_FAIL_IO, "out of memory");
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+		deadline.tv_sec += ms / 1000 + deadline.tv_nsec / 1000000000L;
+		deadline.tv_nsec %= 1000000000L;
+		ss.batch[n++] = j;
+		while (n < r->batch &&
+		       (j = queue_pop(&r->q_sign, &deadline))) {
+			ss.batch[n++] = j;
+		}
+		sign_batch(r, &ss, n);
+	}
+	free(ss.batch);
+	free(ss.leaves);
+	return NULL;
+}
+
+/* the writer */
+
+struct writer {
+	struct run *r;
+	struct rp_stream *open_s, *seal_s;
+	uint8_t *buf;
+	struct job **batch;
+	size_t n;
+	struct io_uring ring;
+	int has_ring;
+	char (*dirs)[PATH_MAX];
+};
+
+struct reenc_sink {
+	struct writer *w;
+	struct job *j;
+	struct rp_status *st;
+};
+
+static enum rp_err reenc_write(void *arg, const uint8_t *p, size_t len)
+{
+	struct reenc_sink *k = arg;
+
+	return rp_afile_write(&k->j->af, k->st, p, len);
+}
+
+static enum rp_err reenc_seal(void *arg, const uint8_t *p, size_t len)
+{
+	struct reenc_sink *k = arg;
+
+	return rp_stream_feed(k->w->seal_s, k->st, p, len, reenc_write, k);
+}
+
+static enum rp_err copy_payload(struct writer *w, struct job *j,
+				struct rp_status *st)
+{
+	off_t in_off = (off_t)(j->d.hdr.header_len + RP_AGE_NONCE_LEN);
+	const off_t end = j->d.sb.st_size;
+	struct reenc_sink k = { w, j, st };
+	enum rp_err err = RP_OK;
+
+	if (w->r->o->mode == RP_RUN_REENCRYPT) {
+		err = rp_stream_init(w->open_s, st, RP_STREAM_OPEN,
+				     j->old_file_key, j->d.nonce);
+		if (!err) {
+			err = rp_stream_init(w->seal_s, st, RP_STREAM_SEAL,
+					     j->file_key, j->nonce);
+		}
+		while (!err && in_off < end) {
+			size_t n = 0;
+
+			err = rp_read_full(j->d.fd, st, NULL, w->buf, COPY_BUF,
+					   in_off, &n);
+			if (!err && n == 0) {
+				break;
+			}
+			in_off += (off_t)n;
+			if (!err) {
+				err = rp_stream_feed(w->open_s, st, w->buf, n,
+						     reenc_seal, &k);
+			}
+		}
+		if (!err) {
+			err = rp_stream_finish(w->open_s, st, reenc_seal, &k);
+		}
+		if (!err) {
+			err = rp_stream_finish(w->seal_s, st, reenc_write, &k);
+		}
+		rp_stream_fini(w->open_s);
+		rp_stream_fini(w->seal_s);
+		OPENSSL_cleanse(w->buf, COPY_BUF);
+		return err;
+	}
+	/* rewrap: the payload bytes move unchanged, in the kernel if it can */
+	while (in_off < end) {
+		const ssize_t n = copy_file_range(j->d.fd, &in_off, j->af.fd,
+						  NULL, (size_t)(end - in_off),
+						  0);
+
+		if (n > 0) {
+			j->af.written += (uint64_t)n;
+			continue;
+		}
+		if (n == 0) {
+			break;
+		}
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP) {
+			return rp_status_errno(st, errno, "cannot copy", NULL);
+		}
+		while (!err && in_off < end) {
+			size_t got = 0;
+
+			err = rp_read_full(j->d.fd, st, NULL, w->buf, COPY_BUF,
+					   in_off, &got);
+			if (!err && got == 0) {
+				break;
+			}
+			in_off += (off_t)got;
+			if (!err) {
+				err = rp_afile_write(&j->af, st, w->buf, got);
+			}
+		}
+		break;
+	}
+	if (!err && in_off != end) {
+		err = rp_status_fail(st, RP_ERR_IO, "short copy");
+	}
+	return err;
+}
+
+static enum rp_err write_one(struct writer *w, struct job *j,
+			     struct rp_status *st)
+{
+	struct rp_buf hdr = { 0 }, lic = { 0 };
+	const char *largs[] = { RP_LICENSE_STANZA_TYPE, RP_LICENSE_STANZA_ARG };
+	const struct timespec times[2] = { j->d.sb.st_atim, j->d.sb.st_mtim };
+	enum rp_err err;
+
+	err = rp_license_encode(&lic, st, &j->lic);
+	if (!err) {
+		err = rp_age_header_begin(&hdr);
+	}
+	if (!err) {
+		err = rp_recip_stanza_add(&hdr, &j->rs, NULL, NULL);
+	}
+	if (!err) {
+		err = rp_age_header_add_stanza(&hdr, largs, 2, lic.p, lic.len,
+					       NULL, NULL);
+	}
+	if (!err) {
+		err = rp_age_header_finish(&hdr, st, j->file_key);
+	}
+	if (err) {
+		rp_status_fail(st, err, "cannot build the new header");
+		goto out;
+	}
+	err = rp_afile_open(&j->af, st, j->path, 0);
+	if (!err) {
+		err = rp_afile_write(&j->af, st, hdr.p, hdr.len);
+	}
+	if (!err) {
+		err = rp_afile_write(&j->af, st, j->nonce, sizeof(j->nonce));
+	}
+	if (!err) {
+		err = copy_payload(w, j, st);
+	}
+	/* keep mode, owner and times */
+	if (!err && (fchmod(j->af.fd, j->d.sb.st_mode & 07777) < 0 ||
+		     (fchown(j->af.fd, j->d.sb.st_uid, j->d.sb.st_gid) < 0 &&
+		      errno != EPERM) ||
+		     futimens(j->af.fd, times) < 0)) {
+		err = rp_status_errno(st, errno, "cannot keep the metadata",
+				      NULL);
+	}
+	if (!err && w->r->o->durability == RP_DURABLE_EACH &&
+	    fsync(j->af.fd) < 0) {
+		err = rp_status_errno(st, errno, "cannot fsync", NULL);
+	}
+out:
+	rp_buf_fini(&hdr);
+	rp_buf_fini(&lic);
+	return err;
+}
+
+/* is_unchanged: the path still holds the very file the run read */
+static int is_unchanged(const struct job *j)
+{
+	struct stat now;
+
+	return fstatat(AT_FDCWD, j->path, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       now.st_dev == j->d.sb.st_dev && now.st_ino == j->d.sb.st_ino &&
+	       now.st_size == j->d.sb.st_size &&
+	       now.st_mtim.tv_sec == j->d.sb.st_mtim.tv_sec &&
+	       now.st_mtim.tv_nsec == j->d.sb.st_mtim.tv_nsec &&
+	       now.st_ctim.tv_sec == j->d.sb.st_ctim.tv_sec &&
+	       now.st_ctim.tv_nsec == j->d.sb.st_ctim.tv_nsec;
+}
+
+/* ring_run submits the prepared SQEs and waits for all; res[i] per op */
+static int ring_run(struct writer *w, size_t n, int *res)
+{
+	struct io_uring_cqe *cqe;
+
+	if (io_uring_submit(&w->ring) < 0) {
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (io_uring_wait_cqe(&w->ring, &cqe) < 0) {
+			return -1;
+		}
+		res[(size_t)io_uring_cqe_get_data64(cqe)] = cqe->res;
+		io_uring_cqe_seen(&w->ring, cqe);
+	}
+	return 0;
+}
+
+static void dir_of(char out[PATH_MAX], const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash) {
+		snprintf(out, PATH_MAX, ".");
+	} else if (slash == path) {
+		snprintf(out, PATH_MAX, "/");
+	} else {
+		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
+	}
+}
+
+static void commit_batch(struct writer *w)
+{
+	struct run *r = w->r;
+	int res[1024];
+	size_t num_dirs = 0;
+	const int use_ring = w->has_ring && w->n <= RP_ARRAY_LEN(res);
+
+	/* 1. durable: every temporary file of the batch reaches the disk */
+	if (r->o->durability == RP_DURABLE_BATCH) {
+		if (use_ring) {
+			size_t k = 0;
+
+			for (size_t i = 0; i < w->n; i++) {
+				struct io_uring_sqe *sqe;
+
+				if (w->batch[i]->af.fd < 0) {
+					res[i] = 0;
+					continue;
+				}
+				sqe = io_uring_get_sqe(&w->ring);
+				io_uring_prep_fsync(sqe, w->batch[i]->af.fd, 0);
+				io_uring_sqe_set_data64(sqe, i);
+				k++;
+			}
+			if (ring_run(w, k, res) < 0) {
+				for (size_t i = 0; i < w->n; i++) {
+					res[i] = -EIO;
+				}
+			}
+		} else {
+			for (size_t i = 0; i < w->n; i++) {
+				res[i] = w->batch[i]->af.fd < 0 ||
+						 fsync(w->batch[i]->af.fd) == 0
+					 ? 0
+					 : -errno;
+			}
+		}
+		for (size_t i = 0; i < w->n; i++) {
+			struct job *j = w->batch[i];
+
+			if (res[i] < 0 && j->out == RP_OUT_MOVED) {
+				j->out = RP_OUT_FAIL_IO;
+				snprintf(j->reason, sizeof(j->reason),
+					 "cannot fsync: %s", strerror(-res[i]));
+			}
+		}
+	}
+	/* 2. the source is what we read, then rename over it */
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+
+		if (j->out != RP_OUT_MOVED) {
+			continue;
+		}
+		if (close(j->af.fd) < 0) {
+			j->out = RP_OUT_FAIL_IO;
+			snprintf(j->reason, sizeof(j->reason),
+				 "cannot close: %s", strerror(errno));
+		}
+		j->af.fd = -1;
+		if (j->out == RP_OUT_MOVED && !is_unchanged(j)) {
+			j->out = RP_OUT_FAIL_CHANGED;
+			snprintf(j->reason, sizeof(j->reason),
+				 "the file changed while the run read it");
+		}
+		if (j->out == RP_OUT_MOVED &&
+		    rename(j->af.tmp, j->path) < 0) {
+			j->out = RP_OUT_FAIL_IO;
+			snprintf(j->reason, sizeof(j->reason),
+				 "cannot rename: %s", strerror(errno));
+		}
+		if (j->out == RP_OUT_MOVED) {
+			j->af.is_committed = 1;
+		}
+	}
+	/* 3. the renames reach the disk: each folder once */
+	if (r->o->durability != RP_DURABLE_NONE) {
+		for (size_t i = 0; i < w->n; i++) {
+			char d[PATH_MAX];
+			size_t k;
+
+			if (!w->batch[i]->af.is_committed) {
+				continue;
+			}
+			dir_of(d, w->batch[i]->path);
+			for (k = 0; k < num_dirs && strcmp(w->dirs[k], d); k++) {
+			}
+			if (k == num_dirs) {
+				memcpy(w->dirs[num_dirs++], d, PATH_MAX);
+			}
+		}
+		for (size_t k = 0; k < num_dirs; k++) {
+			const int fd = open(w->dirs[k],
+					    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (fd >= 0) {
+				(void)!fsync(fd);
+				close(fd);
+			}
+		}
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+
+		finish(r, j, j->out, j->reason[0] ? "%s" : NULL, j->reason);
+	}
+	w->n = 0;
+}
+
+static void *writer_main(void *p)
+{
+	struct writer *w = p;
+	struct job *j;
+
+	while ((j = queue_pop(&w->r->q_write, NULL))) {
+		struct rp_status st = { 0 };
+		const int is_end = j->is_batch_end;
+
+		if (write_one(w, j, &st)) {
+			j->out = st.err == RP_ERR_IO ? RP_OUT_FAIL_IO
+						     : RP_OUT_FAIL_BAD;
+			snprintf(j->reason, sizeof(j->reason), "%s",
+				 rp_status_msg(&st));
+			rp_afile_fini(&j->af);
+		} else if (w->r->o->durability == RP_DURABLE_EACH) {
+			w->batch[w->n++] = j;
+			commit_batch(w);
+			continue;
+		}
+		w->batch[w->n++] = j;
+		if (is_end || w->n == w->r->batch) {
+			commit_batch(w);
+		}
+	}
+	if (w->n) {
+		commit_batch(w);
+	}
+	return NULL;
+}
+
+/* progress */
+
+static void snapshot(struct run *r, struct rp_run_stats_view *v)
+{
+	struct timespec now;
+
+	pthread_mutex_lock(&r->mu);
+	*v = r->stats;
+	pthread_mutex_unlock(&r->mu);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	v->seconds = (double)(now.tv_sec - r->start.tv_sec) +
+		     (double)(now.tv_nsec - r->start.tv_nsec) / 1e9;
+}
+
+static void *progress_main(void *p)
+{
+	struct run *r = p;
+
+	for (;;) {
+		const struct timespec ts = { 0, 500 * 1000 * 1000 };
+		struct rp_run_stats_view v;
+		int is_done;
+
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&r->mu);
+		is_done = r->is_done;
+		pthread_mutex_unlock(&r->mu);
+		if (is_done) {
+			break;
+		}
+		snapshot(r, &v);
+		r->o->progress(r->o->progress_arg, &v);
+	}
+	return NULL;
+}
+
+/* the walk, in the caller's thread */
+
+static enum rp_err walk(struct run *r, struct rp_status *st)
+{
+	struct rp_walk *wk = NULL;
+	struct rp_walk_entry e;
+	enum rp_err err;
+
+	err = rp_walk_new(&wk, st, r->o->roots, r->o->num_roots,
+			  RP_WALK_REPORT_TMP);
+	while (!err) {
+		struct job *j;
+
+		if (r->o->stop && *r->o->stop) {
+			break;
+		}
+		err = rp_walk_next(wk, st, &e);
+		if (err || e.kind == RP_WALK_END) {
+			break;
+		}
+		if (r->o->shard_n &&
+		    XXH64(e.rel, strlen(e.rel), 0) % r->o->shard_n !=
+			    r->o->shard_i) {
+			continue;
+		}
+		pthread_mutex_lock(&r->mu);
+		r->stats.num_seen++;
+		pthread_mutex_unlock(&r->mu);
+		if (e.kind == RP_WALK_SKIP && e.why == RP_WALK_SKIP_TMP) {
+			/* a killed run's leftover: never a document */
+			if (!r->o->is_dry_run && unlink(e.path) == 0) {
+				pthread_mutex_lock(&r->mu);
+				r->stats.tmp_removed++;
+				pthread_mutex_unlock(&r->mu);
+			}
+			continue;
+		}
+		j = job_get(r);
+		if (snprintf(j->path, sizeof(j->path), "%s", e.path) >=
+		    (int)sizeof(j->path)) {
+			finish(r, j, RP_OUT_SKIP_NOT_FILE, "path too long");
+			continue;
+		}
+		if (e.kind == RP_WALK_SKIP) {
+			finish(r, j, RP_OUT_SKIP_NOT_FILE, "%s", e.reason);
+			continue;
+		}
+		j->size = (uint64_t)e.sb.st_size;
+		queue_push(&r->q_work, j);
+	}
+	rp_walk_free(wk);
+	return err;
+}
+
+static void run_fini(struct run *r)
+{
+	for (size_t i = 0; r->jobs && i < r->num_jobs; i++) {
+		rp_buf_fini(&r->jobs[i].tbs);
+	}
+	if (r->jobs) {
+		OPENSSL_cleanse(r->jobs, r->num_jobs * sizeof(*r->jobs));
+	}
+	free(r->jobs);
+	queue_fini(&r->q_work);
+	queue_fini(&r->q_sign);
+	queue_fini(&r->q_write);
+	pthread_mutex_destroy(&r->mu);
+	pthread_mutex_destroy(&r->pool_mu);
+	pthread_cond_destroy(&r->pool_cv);
+}
+
+static enum rp_err writer_init(struct writer *w, struct run *r,
+			       struct rp_status *st)
+{
+	memset(w, 0, sizeof(*w));
+	w->r = r;
+	w->open_s = malloc(sizeof(*w->open_s));
+	w->seal_s = malloc(sizeof(*w->seal_s));
+	w->buf = malloc(COPY_BUF);
+	w->batch = calloc(r->batch, sizeof(*w->batch));
+	w->dirs = malloc(r->batch * sizeof(*w->dirs));
+	if (!w->open_s || !w->seal_s || !w->buf || !w->batch || !w->dirs) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	memset(w->open_s, 0, sizeof(*w->open_s));
+	memset(w->seal_s, 0, sizeof(*w->seal_s));
+	if (r->o->io == RP_IO_URING) {
+		const int rc = io_uring_queue_init((unsigned)r->batch, &w->ring,
+						   0);
+
+		if (rc < 0) {
+			fprintf(stderr,
+				"reprotect: io_uring is not available (%s): "
+				"using plain blocking I/O\n",
+				strerror(-rc));
+		} else {
+			w->has_ring = 1;
+		}
+	}
+	r->use_uring = w->has_ring;
+	return RP_OK;
+}
+
+static void writer_fini(struct writer *w)
+{
+	if (w->has_ring) {
+		io_uring_queue_exit(&w->ring);
+	}
+	free(w->open_s);
+	free(w->seal_s);
+	if (w->buf) {
+		OPENSSL_cleanse(w->buf, COPY_BUF);
+	}
+	free(w->buf);
+	free(w->batch);
+	free(w->dirs);
+}
+
+enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
+		   const struct rp_run_opts *o, struct rp_run_result *res)
+{
+	struct run r;
+	struct writer w;
+	pthread_t *workers = NULL, signer, writer, progress;
+	struct worker_arg *args = NULL;
+	size_t num_started = 0;
+	int has_signer = 0, has_writer = 0, has_progress = 0;
+	long active;
+	enum rp_err err;
+
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	memset(&w, 0, sizeof(w));
+	r.s = s;
+	r.o = o;
+	r.kr = rp_store_keyring(s);
+	active = rp_keyring_active(r.kr);
+	if (active < 0) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "no active key to move documents to: "
+				      "run 'reprotect rekey' first");
+	}
+	r.active = (size_t)active;
+	r.num_workers = o->jobs ? o->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	if (!r.num_workers) {
+		r.num_workers = 1;
+	}
+	r.batch = o->batch ? o->batch : 64;
+	if (r.batch > 1024) {
+		r.batch = 1024;
+	}
+	r.num_jobs = 2 * r.batch + 4 * r.num_workers + 8;
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_mutex_init(&r.pool_mu, NULL);
+	pthread_cond_init(&r.pool_cv, NULL);
+	r.jobs = calloc(r.num_jobs, sizeof(*r.jobs));
+	r.keys = calloc(r.kr->num_keys + 1, sizeof(*r.keys));
+	if (!r.jobs || !r.keys || !queue_init(&r.q_work, r.num_workers * 2) ||
+	    !queue_init(&r.q_sign, r.batch * 2) ||
+	    !queue_init(&r.q_write, r.batch * 2)) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < r.num_jobs; i++) {
+		r.jobs[i].next_free = r.free_list;
+		r.free_list = &r.jobs[i];
+	}
+	for (size_t k = 0; k < r.kr->num_keys; k++) {
+		memcpy(r.keys[k].id, r.kr->keys[k].id, RP_KEY_ID_LEN);
+		r.keys[k].state = r.kr->keys[k].state;
+	}
+	/* one backend worker per crypto worker, plus one for the signer */
+	err = rp_store_set_workers(s, st, r.num_workers + 1);
+	if (err) {
+		goto out;
+	}
+	err = writer_init(&w, &r, st);
+	if (err) {
+		goto out;
+	}
+	res->io_used = r.use_uring ? "uring" : "sync";
+	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	workers = calloc(r.num_workers, sizeof(*workers));
+	args = calloc(r.num_workers, sizeof(*args));
+	if (!workers || !args) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (; num_started < r.num_workers; num_started++) {
+		args[num_started].r = &r;
+		args[num_started].index = num_started;
+		if (pthread_create(&workers[num_started], NULL, worker_main,
+				   &args[num_started])) {
+			break;
+		}
+	}
+	has_signer = !pthread_create(&signer, NULL, signer_main, &r);
+	has_writer = !pthread_create(&writer, NULL, writer_main, &w);
+	if (o->progress) {
+		has_progress = !pthread_create(&progress, NULL, progress_main,
+					       &r);
+	}
+	if (num_started < r.num_workers || !has_signer || !has_writer) {
+		err = rp_status_fail(st, RP_ERR_IO, "cannot start threads");
+	} else {
+		err = walk(&r, st);
+	}
+	queue_close(&r.q_work);
+	for (size_t i = 0; i < num_started; i++) {
+		pthread_join(workers[i], NULL);
+	}
+	queue_close(&r.q_sign);
+	if (has_signer) {
+		pthread_join(signer, NULL);
+	}
+	queue_close(&r.q_write);
+	if (has_writer) {
+		pthread_join(writer, NULL);
+	}
+	pthread_mutex_lock(&r.mu);
+	r.is_done = 1;
+	pthread_mutex_unlock(&r.mu);
+	if (has_progress) {
+		pthread_join(progress, NULL);
+	}
+	snapshot(&r, &res->total);
+	res->was_stopped = o->stop && *o->stop;
+	rp_key_id_hex(res->active_key, r.kr->keys[r.active].id);
+	res->num_keys = r.kr->num_keys + 1;
+	res->keys = r.keys;
+	r.keys = NULL;
+out:
+	free(workers);
+	free(args);
+	writer_fini(&w);
+	free(r.keys);
+	run_fini(&r);
+	return err;
+}
+
+void rp_run_result_fini(struct rp_run_result *r)
+{
+	free(r->keys);
+	memset(r, 0, sizeof(*r));
+}

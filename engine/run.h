@@ -1,0 +1,127 @@
+#ifndef RP_ENGINE_RUN_H
+#define RP_ENGINE_RUN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "license.h"
+#include "rp_compiler.h"
+#include "rp_err.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * The bulk re-protection engine (DESIGN.md section 5): walk the trees,
+ * move every document under an archived key (or under the --from keys) to
+ * the active key, write each back atomically.
+ *
+ * walk -> workers (read header, check license, unwrap, wrap) -> batch
+ * signer (one signature per batch) -> writer (temporary file, payload,
+ * group fsync, source unchanged?, rename, directory fsync) -> journal.
+ */
+
+enum rp_run_mode {
+	RP_RUN_REWRAP = 1,    /* new recipient stanza and license; same payload */
+	RP_RUN_REENCRYPT = 2, /* and a new file key, nonce and payload */
+};
+
+enum rp_run_io {
+	RP_IO_SYNC = 1,
+	RP_IO_URING = 2,
+};
+
+enum rp_durability {
+	RP_DURABLE_BATCH = 1, /* fsync a batch together, then rename */
+	RP_DURABLE_EACH = 2,  /* fsync and rename each document in turn */
+	RP_DURABLE_NONE = 3,  /* rename without fsync (crash-safe, not power-safe) */
+};
+
+/* A document's outcome. The values and names are stable (reports). */
+enum rp_outcome {
+	RP_OUT_MOVED = 0,	    /* now under the active key */
+	RP_OUT_WOULD_MOVE = 1,	    /* dry run: would be moved */
+	RP_OUT_CURRENT = 2,	    /* already under the active key */
+	RP_OUT_SKIP_NOT_SELECTED = 3, /* under a key --from did not name */
+	RP_OUT_SKIP_REVOKED = 4,    /* under a revoked or destroyed key */
+	RP_OUT_SKIP_UNKNOWN_KEY = 5, /* under a key not in the store */
+	RP_OUT_SKIP_UNLICENSED = 6, /* a plain age file */
+	RP_OUT_SKIP_NOT_AGE = 7,    /* not an age file at all */
+	RP_OUT_SKIP_NOT_FILE = 8,   /* symlink, special file, loop, ... */
+	RP_OUT_FAIL_BAD = 9,	    /* malformed or tampered: left as it was */
+	RP_OUT_FAIL_CHANGED = 10,   /* changed while the run read it */
+	RP_OUT_FAIL_IO = 11,	    /* I/O or key store error */
+	RP_OUT_NUM = 12,
+};
+
+/* rp_outcome_name returns "moved", "current", "skipped-revoked", ... */
+const char *rp_outcome_name(enum rp_outcome o);
+
+/* Counts while running and at the end. */
+struct rp_run_stats_view {
+	uint64_t num[RP_OUT_NUM];
+	uint64_t bytes[RP_OUT_NUM];
+	uint64_t num_seen;
+	uint64_t num_batches;
+	uint64_t batch_min, batch_max;
+	uint64_t tmp_removed; /* leftovers of a killed run */
+	double seconds;
+};
+
+struct rp_run_opts {
+	const char *const *roots;
+	size_t num_roots;
+	enum rp_run_mode mode;
+	const uint8_t (*from)[RP_KEY_ID_LEN]; /* NULL: every archived key */
+	size_t num_from;
+	size_t jobs;	     /* crypto workers; 0: one per core */
+	size_t batch;	     /* licenses per signature; 0: 64 */
+	unsigned batch_ms;   /* wait at most this for a batch; 0: 50 */
+	enum rp_run_io io;
+	enum rp_durability durability;
+	uint64_t shard_i, shard_n; /* shard_n 0: no sharding */
+	int is_dry_run;
+	FILE *journal; /* borrowed; NULL: none. One line per document */
+	/* progress: called about twice a second from a separate thread */
+	void (*progress)(void *arg, const struct rp_run_stats_view *v);
+	void *progress_arg;
+	volatile sig_atomic_t *stop; /* set: no new document starts */
+};
+
+/* Per-key counts for the report. */
+struct rp_run_key_stats {
+	uint8_t id[RP_KEY_ID_LEN];
+	uint8_t state;
+	uint64_t num[RP_OUT_NUM];
+	uint64_t bytes[RP_OUT_NUM];
+};
+
+struct rp_run_result {
+	struct rp_run_stats_view total;
+	size_t num_keys;
+	struct rp_run_key_stats *keys; /* owned; free with rp_run_result_fini */
+	int was_stopped;
+	char active_key[2 * RP_KEY_ID_LEN + 1];
+	const char *io_used; /* "uring" or "sync" */
+};
+
+/*
+ * rp_run runs the engine over opts->roots with the store's active key.
+ * Returns RP_OK when the run went through (documents may still have
+ * failed: see result->total.num[RP_OUT_FAIL_*]), or an error that stopped
+ * it (no active key, no such root). Call rp_run_result_fini after.
+ */
+RP_MUST_CHECK enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
+				 const struct rp_run_opts *o,
+				 struct rp_run_result *result);
+
+void rp_run_result_fini(struct rp_run_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
