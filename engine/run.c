@@ -37,7 +37,8 @@
 #include "rp_buf.h"
 #include "walk.h"
 
-#define COPY_BUF (256 * 1024)
+#define COPY_BUF       (256 * 1024)
+#define RP_RUN_WRITERS 2 /* file creation and renames wait on the disk */
 
 static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_MOVED] = "moved",
@@ -67,7 +68,7 @@ struct job {
 	char reason[320];
 	long key_idx; /* the document's key, -1: unknown */
 	uint64_t size;
-	int is_batch_end;
+	struct job *batch_next; /* the next job of its signed batch */
 	struct rp_doc_hdr d;
 	int has_hdr;
 	uint8_t old_file_key[RP_AGE_FILE_KEY_LEN];
@@ -192,7 +193,7 @@ static struct job *job_get(struct run *r)
 	j->reason[0] = '\0';
 	j->key_idx = -1;
 	j->size = 0;
-	j->is_batch_end = 0;
+	j->batch_next = NULL;
 	j->has_hdr = 0;
 	j->af.fd = -1;
 	j->af.tmp[0] = '\0';
@@ -492,6 +493,7 @@ static void sign_batch(struct run *r, struct signer_state *ss, size_t n)
 	uint8_t root[RP_MERKLE_HASH_LEN], msg[64];
 	uint8_t sig[RP_SIG_MAX];
 	size_t sig_len = 0, msg_len;
+	struct job *head = NULL, *tail = NULL;
 	enum rp_err err = RP_OK;
 
 	for (size_t i = 0; i < n; i++) {
@@ -523,11 +525,17 @@ static void sign_batch(struct run *r, struct signer_state *ss, size_t n)
 		sb->leaf_index = (uint32_t)i;
 		memcpy(sb->sig, sig, sig_len);
 		sb->sig_len = sig_len;
-		j->is_batch_end = i + 1 == n;
-		queue_push(&r->q_write, j);
+		/* the writers take a signed batch as one chain */
+		j->batch_next = NULL;
+		if (tail) {
+			tail->batch_next = j;
+		} else {
+			head = j;
+		}
+		tail = j;
 	}
-	if (err) {
-		/* the writer still needs the batch boundary: nothing to do */
+	if (head) {
+		queue_push(&r->q_write, head);
 	}
 	pthread_mutex_lock(&r->mu);
 	r->stats.num_batches++;
@@ -896,30 +904,29 @@ static void commit_batch(struct writer *w)
 static void *writer_main(void *p)
 {
 	struct writer *w = p;
-	struct job *j;
+	struct job *head;
 
-	while ((j = queue_pop(&w->r->q_write, NULL))) {
-		struct rp_status st = { 0 };
-		const int is_end = j->is_batch_end;
+	while ((head = queue_pop(&w->r->q_write, NULL))) {
+		for (struct job *j = head, *next; j; j = next) {
+			struct rp_status st = { 0 };
 
-		if (write_one(w, j, &st)) {
-			j->out = st.err == RP_ERR_IO ? RP_OUT_FAIL_IO
-						     : RP_OUT_FAIL_BAD;
-			snprintf(j->reason, sizeof(j->reason), "%s",
-				 rp_status_msg(&st));
-			rp_afile_fini(&j->af);
-		} else if (w->r->o->durability == RP_DURABLE_EACH) {
+			next = j->batch_next;
+			if (write_one(w, j, &st)) {
+				j->out = st.err == RP_ERR_IO ? RP_OUT_FAIL_IO
+							     : RP_OUT_FAIL_BAD;
+				snprintf(j->reason, sizeof(j->reason), "%s",
+					 rp_status_msg(&st));
+				rp_afile_fini(&j->af);
+			}
 			w->batch[w->n++] = j;
-			commit_batch(w);
-			continue;
+			if (w->r->o->durability == RP_DURABLE_EACH ||
+			    w->n == w->r->batch) {
+				commit_batch(w);
+			}
 		}
-		w->batch[w->n++] = j;
-		if (is_end || w->n == w->r->batch) {
+		if (w->n) {
 			commit_batch(w);
 		}
-	}
-	if (w->n) {
-		commit_batch(w);
 	}
 	return NULL;
 }
@@ -1082,17 +1089,18 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		   const struct rp_run_opts *o, struct rp_run_result *res)
 {
 	struct run r;
-	struct writer w;
-	pthread_t *workers = NULL, signer, writer, progress;
+	struct writer w[RP_RUN_WRITERS];
+	pthread_t *workers = NULL, signer, writer[RP_RUN_WRITERS], progress;
 	struct worker_arg *args = NULL;
 	size_t num_started = 0;
-	int has_signer = 0, has_writer = 0, has_progress = 0;
+	int has_signer = 0, has_writer[RP_RUN_WRITERS] = { 0 };
+	int has_progress = 0, has_writers = 1;
 	long active;
 	enum rp_err err;
 
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
-	memset(&w, 0, sizeof(w));
+	memset(w, 0, sizeof(w));
 	r.s = s;
 	r.o = o;
 	r.kr = rp_store_keyring(s);
@@ -1111,7 +1119,8 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	if (r.batch > 1024) {
 		r.batch = 1024;
 	}
-	r.num_jobs = 2 * r.batch + 4 * r.num_workers + 8;
+	r.num_jobs = (3 + 2 * RP_RUN_WRITERS) * r.batch +
+		     4 * r.num_workers + 8;
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_mutex_init(&r.pool_mu, NULL);
 	pthread_cond_init(&r.pool_cv, NULL);
@@ -1119,7 +1128,7 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	r.keys = calloc(r.kr->num_keys + 1, sizeof(*r.keys));
 	if (!r.jobs || !r.keys || !queue_init(&r.q_work, r.num_workers * 2) ||
 	    !queue_init(&r.q_sign, r.batch * 2) ||
-	    !queue_init(&r.q_write, r.batch * 2)) {
+	    !queue_init(&r.q_write, 2 * RP_RUN_WRITERS)) {
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1136,7 +1145,9 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	if (err) {
 		goto out;
 	}
-	err = writer_init(&w, &r, st);
+	for (size_t i = 0; !err && i < RP_RUN_WRITERS; i++) {
+		err = writer_init(&w[i], &r, st);
+	}
 	if (err) {
 		goto out;
 	}
@@ -1157,12 +1168,16 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		}
 	}
 	has_signer = !pthread_create(&signer, NULL, signer_main, &r);
-	has_writer = !pthread_create(&writer, NULL, writer_main, &w);
+	for (size_t i = 0; i < RP_RUN_WRITERS; i++) {
+		has_writer[i] = !pthread_create(&writer[i], NULL, writer_main,
+						&w[i]);
+		has_writers &= has_writer[i];
+	}
 	if (o->progress) {
 		has_progress = !pthread_create(&progress, NULL, progress_main,
 					       &r);
 	}
-	if (num_started < r.num_workers || !has_signer || !has_writer) {
+	if (num_started < r.num_workers || !has_signer || !has_writers) {
 		err = rp_status_fail(st, RP_ERR_IO, "cannot start threads");
 	} else {
 		err = walk(&r, st);
@@ -1176,8 +1191,10 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		pthread_join(signer, NULL);
 	}
 	queue_close(&r.q_write);
-	if (has_writer) {
-		pthread_join(writer, NULL);
+	for (size_t i = 0; i < RP_RUN_WRITERS; i++) {
+		if (has_writer[i]) {
+			pthread_join(writer[i], NULL);
+		}
 	}
 	pthread_mutex_lock(&r.mu);
 	r.is_done = 1;
@@ -1194,7 +1211,9 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 out:
 	free(workers);
 	free(args);
-	writer_fini(&w);
+	for (size_t i = 0; i < RP_RUN_WRITERS; i++) {
+		writer_fini(&w[i]);
+	}
 	free(r.keys);
 	run_fini(&r);
 	return err;
