@@ -58,6 +58,11 @@ static const char help[] =
 	"                     runs/ folder)\n"
 	"  --quiet            no progress display\n"
 	"\n"
+	"'reprotect verify PATH... [--jobs N] [--json] [--report FILE]'\n"
+	"changes nothing: it checks that every document opens (license,\n"
+	"signature, bindings, key state, header MAC, every payload chunk)\n"
+	"and reports per key; exit 0 only if all of them do.\n"
+	"\n"
 	"SIGINT or SIGTERM: no new document starts, those in flight finish,\n"
 	"the journal and report are written (exit code 8). A second signal\n"
 	"stops at once; no document is ever left torn.\n"
@@ -178,6 +183,16 @@ static int parse_shard(const char *arg, uint64_t *i, uint64_t *n)
 	return *n >= 1 && *i < *n;
 }
 
+static uint64_t key_bytes(const struct rp_run_key_stats *ks)
+{
+	uint64_t b = 0;
+
+	for (int k = 0; k < RP_OUT_NUM; k++) {
+		b += ks->bytes[k];
+	}
+	return b;
+}
+
 /* report_docs lists the journal's skipped and failed documents as JSON */
 static void report_docs(FILE *f, FILE *journal)
 {
@@ -201,6 +216,7 @@ static void report_docs(FILE *f, FILE *journal)
 			*p++ = '\0';
 		}
 		if (n != 5 || !strcmp(fields[0], "moved") ||
+		    !strcmp(fields[0], "verified") ||
 		    !strcmp(fields[0], "current") ||
 		    !strcmp(fields[0], "would-move")) {
 			continue;
@@ -225,7 +241,9 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 	const uint64_t moved = v->num[RP_OUT_MOVED];
 
 	fprintf(f, "{\n  \"mode\": \"%s\",\n  \"dry_run\": %s,\n",
-		o->mode == RP_RUN_REENCRYPT ? "reencrypt" : "rewrap",
+		o->is_verify		     ? "verify"
+		: o->mode == RP_RUN_REENCRYPT ? "reencrypt"
+					      : "rewrap",
 		o->is_dry_run ? "true" : "false");
 	fprintf(f, "  \"io\": \"%s\",\n  \"durability\": \"%s\",\n",
 		res->io_used,
@@ -283,9 +301,7 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 			}
 		}
 		fprintf(f, ", \"bytes\": %llu}",
-			(unsigned long long)(ks->bytes[RP_OUT_MOVED] +
-					     ks->bytes[RP_OUT_WOULD_MOVE] +
-					     ks->bytes[RP_OUT_CURRENT]));
+			(unsigned long long)key_bytes(ks));
 		first = 0;
 	}
 	fprintf(f, "\n  ],\n");
@@ -299,7 +315,11 @@ static void print_summary(const struct rp_run_opts *o,
 {
 	const struct rp_run_stats_view *v = &res->total;
 
-	if (o->is_dry_run) {
+	if (o->is_verify) {
+		printf("verified %llu documents (%.1f MB) in %.1f s\n",
+		       (unsigned long long)v->num[RP_OUT_VERIFIED],
+		       (double)v->bytes[RP_OUT_VERIFIED] / 1e6, v->seconds);
+	} else if (o->is_dry_run) {
 		printf("plan (dry run): %llu documents would move to key "
 		       "%.16s (%.1f MB)\n",
 		       (unsigned long long)v->num[RP_OUT_WOULD_MOVE],
@@ -342,13 +362,7 @@ static void print_summary(const struct rp_run_opts *o,
 		}
 		printf("  %.16s  %-9s  %llu documents, %.1f MB\n", hex,
 		       i < kr->num_keys ? rp_key_state_name(ks->state) : "-",
-		       (unsigned long long)total,
-		       (double)(ks->bytes[RP_OUT_MOVED] +
-				ks->bytes[RP_OUT_WOULD_MOVE] +
-				ks->bytes[RP_OUT_CURRENT] +
-				ks->bytes[RP_OUT_SKIP_NOT_SELECTED] +
-				ks->bytes[RP_OUT_SKIP_REVOKED]) /
-			       1e6);
+		       (unsigned long long)total, (double)key_bytes(ks) / 1e6);
 	}
 	if (v->tmp_removed) {
 		printf("removed %llu temporary files left by an earlier run\n",
@@ -530,7 +544,12 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	if (optind == argc) {
 		return rp_cli_usage("run", "give at least one PATH");
 	}
-	if (!is_in_place && !o.is_dry_run) {
+	o.is_verify = !strcmp(argv[0], "verify");
+	if (o.is_verify && is_in_place) {
+		return rp_cli_usage("verify", "verify changes nothing: no "
+					      "--in-place");
+	}
+	if (!is_in_place && !o.is_dry_run && !o.is_verify) {
 		return rp_cli_usage("run", "give --in-place (documents are "
 					   "rewritten where they are)");
 	}
@@ -611,7 +630,9 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			fclose(f);
 		}
 	}
-	if (!o.is_dry_run) {
+	if (o.is_verify) {
+		rp_cli_flush_usage(s, "verify");
+	} else if (!o.is_dry_run) {
 		rp_cli_flush_usage(s, "run");
 		rp_cli_audit(s, "run", NULL,
 			     "mode=%s moved=%llu failed=%llu stopped=%d",
@@ -627,7 +648,10 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		rc = RP_EXIT_STOPPED;
 	} else if (res.total.num[RP_OUT_FAIL_BAD] ||
 		   res.total.num[RP_OUT_FAIL_CHANGED] ||
-		   res.total.num[RP_OUT_FAIL_IO]) {
+		   res.total.num[RP_OUT_FAIL_IO] ||
+		   (o.is_verify && (res.total.num[RP_OUT_SKIP_REVOKED] ||
+				    res.total.num[RP_OUT_SKIP_UNKNOWN_KEY] ||
+				    res.total.num[RP_OUT_SKIP_UNLICENSED]))) {
 		rc = RP_EXIT_PARTIAL;
 	} else {
 		rc = RP_EXIT_OK;

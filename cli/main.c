@@ -25,6 +25,7 @@ static const char usage[] =
 	"  audit [verify]            the hash-chained audit log\n"
 	"  run PATH... --in-place    move documents from archived keys to the\n"
 	"                            active key (the bulk engine)\n"
+	"  verify PATH...            check that every document opens\n"
 	"  protect IN...             protect files under the active key\n"
 	"  unprotect IN              check and open a protected document\n"
 	"  inspect FILE              show a document's key, license and "
@@ -45,6 +46,7 @@ static const struct command commands[] = {
 	{ "inspect", rp_cmd_inspect },	 { "rekey", rp_cmd_rekey },
 	{ "template", rp_cmd_template }, { "world", rp_cmd_world },
 	{ "audit", rp_cmd_audit },	   { "run", rp_cmd_run },
+	{ "verify", rp_cmd_run },
 };
 
 int main(int argc, char **argv)

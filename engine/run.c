@@ -53,6 +53,7 @@ static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_FAIL_BAD] = "failed-bad-document",
 	[RP_OUT_FAIL_CHANGED] = "failed-changed",
 	[RP_OUT_FAIL_IO] = "failed-io",
+	[RP_OUT_VERIFIED] = "verified",
 };
 
 const char *rp_outcome_name(enum rp_outcome o)
@@ -340,7 +341,7 @@ static int classify(struct run *r, struct job *j)
 		       "its key is not in this store");
 		return 0;
 	}
-	if ((size_t)k == r->active) {
+	if ((size_t)k == r->active && !r->o->is_verify) {
 		finish(r, j, RP_OUT_CURRENT, NULL);
 		return 0;
 	}
@@ -349,6 +350,9 @@ static int classify(struct run *r, struct job *j)
 		finish(r, j, RP_OUT_SKIP_REVOKED, "its key is %s",
 		       rp_key_state_name(r->kr->keys[k].state));
 		return 0;
+	}
+	if (r->o->is_verify) {
+		return 1;
 	}
 	if (!is_selected(r, &r->kr->keys[k])) {
 		finish(r, j, RP_OUT_SKIP_NOT_SELECTED, "its key is %s",
@@ -449,6 +453,70 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 	return 1;
 }
 
+static enum rp_err discard(void *arg, const uint8_t *p, size_t len)
+{
+	uint64_t *total = arg;
+
+	(void)p;
+	*total += len;
+	return RP_OK;
+}
+
+/* verify_doc: every check, then every payload chunk's tag */
+static void verify_doc(struct run *r, size_t worker, struct job *j,
+		       struct rp_doc_info *info, struct rp_stream *s,
+		       uint8_t *buf)
+{
+	struct rp_status st = { 0 };
+	const struct rp_status *bad;
+	off_t off = (off_t)(j->d.hdr.header_len + RP_AGE_NONCE_LEN);
+	uint64_t total = 0;
+	int has_fk = 0;
+	enum rp_err err;
+
+	memset(info, 0, sizeof(*info));
+	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk);
+	bad = first_bad(info);
+	if (bad) {
+		finish(r, j,
+		       bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
+						  : RP_OUT_FAIL_BAD,
+		       "%s", rp_status_msg(bad));
+		return;
+	}
+	err = rp_stream_init(s, &st, RP_STREAM_OPEN, j->old_file_key,
+			     j->d.nonce);
+	while (!err) {
+		size_t n = 0;
+
+		err = rp_read_full(j->d.fd, &st, NULL, buf, COPY_BUF, off, &n);
+		if (err || !n) {
+			break;
+		}
+		off += (off_t)n;
+		err = rp_stream_feed(s, &st, buf, n, discard, &total);
+	}
+	if (!err) {
+		err = rp_stream_finish(s, &st, discard, &total);
+	}
+	if (!err && info->lic.encoding == RP_ENC_NONE &&
+	    total != info->lic.plaintext_size) {
+		err = rp_status_fail(&st, RP_ERR_FORMAT,
+				     "plaintext is %llu bytes, the license "
+				     "says %llu",
+				     (unsigned long long)total,
+				     (unsigned long long)info->lic.plaintext_size);
+	}
+	rp_stream_fini(s);
+	OPENSSL_cleanse(buf, COPY_BUF);
+	if (err) {
+		finish(r, j, err == RP_ERR_IO ? RP_OUT_FAIL_IO : RP_OUT_FAIL_BAD,
+		       "%s", rp_status_msg(&st));
+		return;
+	}
+	finish(r, j, RP_OUT_VERIFIED, NULL);
+}
+
 struct worker_arg {
 	struct run *r;
 	size_t index;
@@ -459,14 +527,20 @@ static void *worker_main(void *p)
 	struct worker_arg *a = p;
 	struct run *r = a->r;
 	struct rp_doc_info *info = malloc(sizeof(*info));
+	struct rp_stream *vs = r->o->is_verify ? calloc(1, sizeof(*vs)) : NULL;
+	uint8_t *vbuf = r->o->is_verify ? malloc(COPY_BUF) : NULL;
 	struct job *j;
 
 	while ((j = queue_pop(&r->q_work, NULL))) {
-		if (!info) {
+		if (!info || (r->o->is_verify && (!vs || !vbuf))) {
 			finish(r, j, RP_OUT_FAIL_IO, "out of memory");
 			continue;
 		}
 		if (!classify(r, j)) {
+			continue;
+		}
+		if (r->o->is_verify) {
+			verify_doc(r, a->index, j, info, vs, vbuf);
 			continue;
 		}
 		if (!prepare(r, a->index, j, info)) {
@@ -475,6 +549,8 @@ static void *worker_main(void *p)
 		queue_push(&r->q_sign, j);
 	}
 	free(info);
+	free(vs);
+	free(vbuf);
 	return NULL;
 }
 
@@ -997,7 +1073,8 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 		pthread_mutex_unlock(&r->mu);
 		if (e.kind == RP_WALK_SKIP && e.why == RP_WALK_SKIP_TMP) {
 			/* a killed run's leftover: never a document */
-			if (!r->o->is_dry_run && unlink(e.path) == 0) {
+			if (!r->o->is_dry_run && !r->o->is_verify &&
+			    unlink(e.path) == 0) {
 				pthread_mutex_lock(&r->mu);
 				r->stats.tmp_removed++;
 				pthread_mutex_unlock(&r->mu);

@@ -55,7 +55,8 @@ enum rp_outcome {
 	RP_OUT_FAIL_BAD = 9,	    /* malformed or tampered: left as it was */
 	RP_OUT_FAIL_CHANGED = 10,   /* changed while the run read it */
 	RP_OUT_FAIL_IO = 11,	    /* I/O or key store error */
-	RP_OUT_NUM = 12,
+	RP_OUT_VERIFIED = 12,	    /* verify: opens, every check passes */
+	RP_OUT_NUM = 13,
 };
 
 /* rp_outcome_name returns "moved", "current", "skipped-revoked", ... */
@@ -85,6 +86,7 @@ struct rp_run_opts {
 	enum rp_durability durability;
 	uint64_t shard_i, shard_n; /* shard_n 0: no sharding */
 	int is_dry_run;
+	int is_verify; /* check that every document opens; change nothing */
 	FILE *journal; /* borrowed; NULL: none. One line per document */
 	/* progress: called about twice a second from a separate thread */
 	void (*progress)(void *arg, const struct rp_run_stats_view *v);
