@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-release test-asan demo bench clean format
+.PHONY: all deps build build-asan test test-release test-asan demo bench bench-e2e clean format
 
 all: build
 
@@ -36,6 +36,10 @@ demo: build
 
 bench: build
 	scripts/bench.sh $(BUILD)
+
+# the end-to-end engine benchmark (BENCH_DOCS, BENCH_RUNS, BENCH_BIG_MB)
+bench-e2e: build
+	scripts/bench_e2e.sh $(BUILD)/reprotect
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
