@@ -40,7 +40,7 @@ void rp_doc_hdr_fini(struct rp_doc_hdr *d)
 enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d, struct rp_status *st,
 			    const char *path, int extra_flags)
 {
-	size_t want;
+	size_t want, limit;
 	enum rp_err err;
 
 	memset(d, 0, sizeof(*d));
@@ -56,25 +56,44 @@ enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d, struct rp_status *st,
 	if (!S_ISREG(d->sb.st_mode)) {
 		return rp_status_fail(st, RP_ERR_USAGE, "not a regular file");
 	}
-	want = RP_AGE_MAX_HEADER_LEN + RP_AGE_NONCE_LEN;
-	if ((uint64_t)d->sb.st_size < want) {
-		want = (size_t)d->sb.st_size;
+	/*
+	 * read a small prefix first (headers are a few KiB) and grow it
+	 * only while the header does not fit, up to the bound
+	 */
+	limit = RP_AGE_MAX_HEADER_LEN + RP_AGE_NONCE_LEN;
+	if ((uint64_t)d->sb.st_size < limit) {
+		limit = (size_t)d->sb.st_size;
 	}
-	d->buf = malloc(want ? want : 1);
-	if (!d->buf) {
-		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
-	}
-	err = rp_read_full(d->fd, st, NULL, d->buf, want, 0, &d->buf_len);
-	if (err) {
-		return err;
-	}
-	err = rp_age_header_parse(&d->hdr, st, d->buf, d->buf_len);
-	if (err) {
-		return err;
-	}
-	if (d->buf_len - d->hdr.header_len < RP_AGE_NONCE_LEN) {
-		return rp_status_fail(st, RP_ERR_FORMAT,
-				      "no payload nonce after the header");
+	for (want = limit < 8192 ? limit : 8192;; want *= 8) {
+		uint8_t *p;
+
+		if (want > limit) {
+			want = limit;
+		}
+		p = realloc(d->buf, want ? want : 1);
+		if (!p) {
+			return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		}
+		d->buf = p;
+		err = rp_read_full(d->fd, st, NULL, d->buf, want, 0,
+				   &d->buf_len);
+		if (err) {
+			return err;
+		}
+		rp_age_header_fini(&d->hdr);
+		rp_status_clear(st);
+		err = rp_age_header_parse(&d->hdr, st, d->buf, d->buf_len);
+		if (!err && d->buf_len - d->hdr.header_len >= RP_AGE_NONCE_LEN) {
+			break;
+		}
+		if (want >= limit || d->buf_len < want) {
+			if (err) {
+				return err;
+			}
+			return rp_status_fail(st, RP_ERR_FORMAT,
+					      "no payload nonce after the "
+					      "header");
+		}
 	}
 	memcpy(d->nonce, d->buf + d->hdr.header_len, RP_AGE_NONCE_LEN);
 	for (size_t i = 0; i < d->hdr.num_stanzas; i++) {
