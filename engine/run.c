@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,7 +38,8 @@
 #include "rp_buf.h"
 #include "walk.h"
 
-#define COPY_BUF       (256 * 1024)
+#define COPY_BUF	       (256 * 1024)
+#define RP_RENAME_EXCHANGE (1 << 1) /* renameat2's, from linux/fs.h */
 #define RP_RUN_WRITERS 2 /* file creation and renames wait on the disk */
 
 static const char *const outcome_names[RP_OUT_NUM] = {
@@ -70,6 +72,7 @@ struct job {
 	long key_idx; /* the document's key, -1: unknown */
 	uint64_t size;
 	struct job *batch_next; /* the next job of its signed batch */
+	int is_exchanged;	/* swapped in: the old inode is at af.tmp */
 	struct rp_doc_hdr d;
 	int has_hdr;
 	uint8_t old_file_key[RP_AGE_FILE_KEY_LEN];
@@ -660,6 +663,20 @@ static void *signer_main(void *p)
 
 /* the writer */
 
+/*
+ * A spare inode: an earlier document's inode, at a temporary name, to be
+ * rewritten with the next document and swapped in with RENAME_EXCHANGE.
+ * Replacing a file normally frees one inode and allocates another; on
+ * ext4 without a journal the allocator then scans past every recently
+ * freed inode, which costs more than the cryptography. Recycling them
+ * keeps the number of inodes the run allocates at about one batch.
+ */
+struct spare {
+	int fd;
+	dev_t dev;
+	char path[PATH_MAX];
+};
+
 struct writer {
 	struct run *r;
 	struct rp_stream *open_s, *seal_s;
@@ -669,6 +686,9 @@ struct writer {
 	struct io_uring ring;
 	int has_ring;
 	char (*dirs)[PATH_MAX];
+	struct spare *spares; /* owned: up to 2 batches */
+	size_t num_spares;
+	int can_exchange; /* the file system takes RENAME_EXCHANGE */
 };
 
 struct reenc_sink {
@@ -769,6 +789,63 @@ static enum rp_err copy_payload(struct writer *w, struct job *j,
 	return err;
 }
 
+/* take_spare gives the job a temporary file: a spare inode or a new one */
+static enum rp_err take_spare(struct writer *w, struct job *j,
+			      struct rp_status *st)
+{
+	for (size_t i = w->num_spares; i-- > 0;) {
+		struct spare *sp = &w->spares[i];
+
+		if (sp->dev != j->d.sb.st_dev) {
+			continue;
+		}
+		if (ftruncate(sp->fd, 0) < 0 || lseek(sp->fd, 0, SEEK_SET) < 0) {
+			close(sp->fd);
+			unlink(sp->path);
+		} else {
+			memset(&j->af, 0, sizeof(j->af));
+			j->af.fd = sp->fd;
+			memcpy(j->af.tmp, sp->path, sizeof(j->af.tmp));
+			snprintf(j->af.path, sizeof(j->af.path), "%s", j->path);
+		}
+		w->spares[i] = w->spares[--w->num_spares];
+		if (j->af.fd >= 0 && j->af.tmp[0]) {
+			return RP_OK;
+		}
+	}
+	return rp_afile_open(&j->af, st, j->path, 0);
+}
+
+/*
+ * keep_spare: after an exchange the old document's inode sits at the
+ * temporary name; keep it for a later document if nothing else links to
+ * it, else drop the name.
+ */
+static void keep_spare(struct writer *w, struct job *j)
+{
+	struct spare *sp;
+	int fd;
+
+	if (j->d.sb.st_nlink != 1 || w->num_spares == 2 * w->r->batch ||
+	    (fd = open(j->af.tmp, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		unlink(j->af.tmp);
+		return;
+	}
+	/*
+	 * an inode with extended attributes (ACLs, labels) would hand them
+	 * to another document: never reuse one
+	 */
+	if (flistxattr(fd, NULL, 0) != 0) {
+		close(fd);
+		unlink(j->af.tmp);
+		return;
+	}
+	sp = &w->spares[w->num_spares++];
+	sp->fd = fd;
+	sp->dev = j->d.sb.st_dev;
+	memcpy(sp->path, j->af.tmp, sizeof(sp->path));
+}
+
 static enum rp_err write_one(struct writer *w, struct job *j,
 			     struct rp_status *st)
 {
@@ -795,7 +872,7 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 		rp_status_fail(st, err, "cannot build the new header");
 		goto out;
 	}
-	err = rp_afile_open(&j->af, st, j->path, 0);
+	err = take_spare(w, j, st);
 	if (!err) {
 		err = rp_afile_write(&j->af, st, hdr.p, hdr.len);
 	}
@@ -933,6 +1010,20 @@ static void commit_batch(struct writer *w)
 			snprintf(j->reason, sizeof(j->reason),
 				 "the file changed while the run read it");
 		}
+		j->is_exchanged = 0;
+		if (j->out == RP_OUT_MOVED && w->can_exchange) {
+			/* atomic: the path now holds the new document */
+			if (syscall(SYS_renameat2, AT_FDCWD, j->af.tmp,
+				    AT_FDCWD, j->path, RP_RENAME_EXCHANGE) ==
+			    0) {
+				j->is_exchanged = 1;
+				j->af.is_committed = 1;
+				continue;
+			}
+			if (errno == EINVAL || errno == ENOSYS) {
+				w->can_exchange = 0;
+			}
+		}
 		if (j->out == RP_OUT_MOVED &&
 		    rename(j->af.tmp, j->path) < 0) {
 			j->out = RP_OUT_FAIL_IO;
@@ -952,11 +1043,19 @@ static void commit_batch(struct writer *w)
 			if (!w->batch[i]->af.is_committed) {
 				continue;
 			}
-			dir_of(d, w->batch[i]->path);
-			for (k = 0; k < num_dirs && strcmp(w->dirs[k], d); k++) {
-			}
-			if (k == num_dirs) {
-				memcpy(w->dirs[num_dirs++], d, PATH_MAX);
+			for (int which = 0; which < 2; which++) {
+				if (which && !w->batch[i]->is_exchanged) {
+					break;
+				}
+				dir_of(d, which ? w->batch[i]->af.tmp
+						: w->batch[i]->path);
+				for (k = 0; k < num_dirs && strcmp(w->dirs[k], d);
+				     k++) {
+				}
+				if (k == num_dirs) {
+					memcpy(w->dirs[num_dirs++], d,
+					       PATH_MAX);
+				}
 			}
 		}
 		for (size_t k = 0; k < num_dirs; k++) {
@@ -967,6 +1066,12 @@ static void commit_batch(struct writer *w)
 				(void)!fsync(fd);
 				close(fd);
 			}
+		}
+	}
+	/* the renames are durable: the old inodes may now be rewritten */
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->batch[i]->is_exchanged) {
+			keep_spare(w, w->batch[i]);
 		}
 	}
 	for (size_t i = 0; i < w->n; i++) {
@@ -1124,8 +1229,11 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 	w->seal_s = malloc(sizeof(*w->seal_s));
 	w->buf = malloc(COPY_BUF);
 	w->batch = calloc(r->batch, sizeof(*w->batch));
-	w->dirs = malloc(r->batch * sizeof(*w->dirs));
-	if (!w->open_s || !w->seal_s || !w->buf || !w->batch || !w->dirs) {
+	w->dirs = malloc(2 * r->batch * sizeof(*w->dirs));
+	w->spares = calloc(2 * r->batch, sizeof(*w->spares));
+	w->can_exchange = 1;
+	if (!w->open_s || !w->seal_s || !w->buf || !w->batch || !w->dirs ||
+	    !w->spares) {
 		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 	}
 	memset(w->open_s, 0, sizeof(*w->open_s));
@@ -1149,6 +1257,11 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 
 static void writer_fini(struct writer *w)
 {
+	for (size_t i = 0; i < w->num_spares; i++) {
+		close(w->spares[i].fd);
+		unlink(w->spares[i].path);
+	}
+	free(w->spares);
 	if (w->has_ring) {
 		io_uring_queue_exit(&w->ring);
 	}
