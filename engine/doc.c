@@ -117,13 +117,13 @@ static int stanza_is_recipient(const struct rp_age_stanza *s)
 }
 
 /* the key's recipient stanza type, and for RSA the tag it must carry */
-static enum rp_err key_stanza_match(struct rp_status *st,
-				    const struct rp_key_info *k,
+static enum rp_err key_stanza_match(struct rp_store *store,
+				    struct rp_status *st, size_t idx,
 				    const struct rp_age_stanza *s, int *out)
 {
-	EVP_PKEY *pub = NULL;
-	char tag[8];
-	enum rp_err err = RP_OK;
+	const struct rp_key_info *k = &rp_store_keyring(store)->keys[idx];
+	const char *tag = NULL;
+	enum rp_err err;
 
 	*out = 0;
 	if (k->alg == RP_ALG_X25519) {
@@ -133,15 +133,11 @@ static enum rp_err key_stanza_match(struct rp_status *st,
 	if (!rp_age_stanza_is(s, "ssh-rsa") || s->num_args != 2) {
 		return RP_OK;
 	}
-	err = rp_key_pubkey(&pub, st, k);
-	if (!err) {
-		err = rp_sshrsa_tag(tag, st, pub);
-	}
+	err = rp_store_pubkeys(store, st, idx, NULL, NULL, &tag);
 	if (!err) {
 		*out = s->args[1].len == RP_SSHRSA_TAG_LEN &&
 		       !memcmp(s->args[1].p, tag, RP_SSHRSA_TAG_LEN);
 	}
-	EVP_PKEY_free(pub);
 	return err;
 }
 
@@ -246,7 +242,7 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 			if (!rp_store_check_usable(s, &info->key_st,
 						   (size_t)info->key_idx) &&
 			    !key_stanza_match(
-				    &info->key_st, &kr->keys[info->key_idx],
+				    s, &info->key_st, (size_t)info->key_idx,
 				    rs ? rs : &d->hdr.stanzas[0], &is_match) &&
 			    (!rs || !is_match)) {
 				rp_status_fail(&info->key_st, RP_ERR_FORMAT,
@@ -263,7 +259,7 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 				int is_match = 0;
 				struct rp_status tmp = { 0 };
 
-				if (key_stanza_match(&tmp, &kr->keys[k],
+				if (key_stanza_match(s, &tmp, k,
 						     &d->hdr.stanzas[i],
 						     &is_match) ||
 				    !is_match) {
@@ -315,8 +311,9 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 			rp_status_fail(&info->sig_st, RP_ERR_NOKEY,
 				       "the license's signing key is not in "
 				       "this store");
-		} else if (!rp_key_sign_pubkey(&spub, &info->sig_st,
-					       &kr->keys[info->signer_idx])) {
+		} else if (!rp_store_pubkeys(s, &info->sig_st,
+					     (size_t)info->signer_idx, NULL,
+					     &spub, NULL)) {
 			(void)!rp_license_sig_verify(&info->lic, &info->sig_st,
 						     ls->body.p, tbs_len, spub);
 		}
@@ -342,7 +339,7 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 	(void)!rp_age_header_verify_mac(&d->hdr, &info->mac_st, out_file_key,
 					d->buf);
 out:
-	EVP_PKEY_free(spub);
+	return; /* spub is borrowed from the store's cache */
 }
 
 enum rp_err rp_doc_inspect(struct rp_store *s, struct rp_status *st,

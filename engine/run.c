@@ -421,7 +421,7 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 		memcpy(j->file_key, j->old_file_key, sizeof(j->file_key));
 		memcpy(j->nonce, j->d.nonce, sizeof(j->nonce));
 	}
-	err = rp_key_pubkey(&pub, &st, nk);
+	err = rp_store_pubkeys(r->s, &st, r->active, &pub, NULL, NULL);
 	if (!err && nk->alg == RP_ALG_X25519) {
 		uint8_t rcp[RP_X25519_LEN];
 		size_t rl = sizeof(rcp);
@@ -432,7 +432,6 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 	} else if (!err) {
 		err = rp_sshrsa_wrap(&j->rs, &st, pub, j->file_key);
 	}
-	EVP_PKEY_free(pub);
 	if (!err) {
 		err = rp_recip_stanza_add(&raw, &j->rs, &off, &len);
 	}

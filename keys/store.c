@@ -18,6 +18,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "age_recip.h"
 #include "ks_soft.h"
 #include "store_internal.h"
 #include "rp_buf.h"
@@ -155,6 +156,70 @@ enum rp_err rp_store_save_keyring(struct rp_store *s, struct rp_status *st)
 	return err;
 }
 
+static void flush_pubs(struct rp_store *s)
+{
+	pthread_mutex_lock(&s->pub_lock);
+	for (size_t i = 0; i < s->num_pubs; i++) {
+		EVP_PKEY_free(s->pubs[i].pub);
+		EVP_PKEY_free(s->pubs[i].sign_pub);
+	}
+	free(s->pubs);
+	s->pubs = NULL;
+	s->num_pubs = 0;
+	pthread_mutex_unlock(&s->pub_lock);
+}
+
+enum rp_err rp_store_pubkeys(struct rp_store *s, struct rp_status *st,
+			     size_t idx, EVP_PKEY **out_pub,
+			     EVP_PKEY **out_sign_pub, const char **out_tag)
+{
+	const struct rp_key_info *k = &s->keyring.keys[idx];
+	struct rp_pub_cache *c;
+	enum rp_err err = RP_OK;
+
+	pthread_mutex_lock(&s->pub_lock);
+	if (idx >= s->num_pubs) {
+		const size_t n = s->keyring.num_keys;
+		struct rp_pub_cache *p = realloc(s->pubs, n * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&s->pub_lock);
+			return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		}
+		memset(p + s->num_pubs, 0, (n - s->num_pubs) * sizeof(*p));
+		s->pubs = p;
+		s->num_pubs = n;
+	}
+	c = &s->pubs[idx];
+	if (!c->pub) {
+		err = rp_key_pubkey(&c->pub, st, k);
+		if (!err) {
+			err = rp_key_sign_pubkey(&c->sign_pub, st, k);
+		}
+		if (!err && k->alg != RP_ALG_X25519) {
+			err = rp_sshrsa_tag(c->tag, st, c->pub);
+		}
+		if (err) {
+			EVP_PKEY_free(c->pub);
+			EVP_PKEY_free(c->sign_pub);
+			memset(c, 0, sizeof(*c));
+		}
+	}
+	if (!err) {
+		if (out_pub) {
+			*out_pub = c->pub;
+		}
+		if (out_sign_pub) {
+			*out_sign_pub = c->sign_pub;
+		}
+		if (out_tag) {
+			*out_tag = c->tag;
+		}
+	}
+	pthread_mutex_unlock(&s->pub_lock);
+	return err;
+}
+
 static enum rp_err load_keyring(struct rp_store *s, struct rp_status *st)
 {
 	struct rp_buf b = { 0 };
@@ -165,6 +230,7 @@ static enum rp_err load_keyring(struct rp_store *s, struct rp_status *st)
 		err = rp_file_read(&b, st, path, RP_KEYRING_FILE_MAX);
 	}
 	if (!err) {
+		flush_pubs(s);
 		rp_keyring_fini(&s->keyring);
 		err = rp_keyring_decode(&s->keyring, st, b.p, b.len,
 					s->mac_key);
@@ -184,6 +250,7 @@ static struct rp_store *store_new(struct rp_status *st, const char *dir)
 	s->lock_fd = -1;
 	s->num_workers = 1;
 	pthread_mutex_init(&s->usage_lock, NULL);
+	pthread_mutex_init(&s->pub_lock, NULL);
 	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >=
 	    (int)sizeof(s->dir)) {
 		rp_status_fail(st, RP_ERR_USAGE, "store path too long");
@@ -391,7 +458,9 @@ void rp_store_free(struct rp_store *s)
 		OPENSSL_clear_free(s->p11_pin, s->p11_pin_len + 1);
 	}
 	free(s->usage);
+	flush_pubs(s);
 	pthread_mutex_destroy(&s->usage_lock);
+	pthread_mutex_destroy(&s->pub_lock);
 	rp_keyring_fini(&s->keyring);
 	OPENSSL_clear_free(s, sizeof(*s));
 }

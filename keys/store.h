@@ -175,6 +175,19 @@ RP_MUST_CHECK enum rp_err rp_store_sign_w(struct rp_store *s,
 					  size_t out_cap, size_t *out_len);
 
 /*
+ * rp_store_pubkeys gives key `idx`'s decoded public key, signing public
+ * key (the Ed25519 key for the X25519 type, else the same as pub) and
+ * ssh-rsa tag ("" for X25519), decoded once and cached: borrowed, valid
+ * until the keyring is re-read (rp_store_lock) or the store is freed.
+ * Any argument may be NULL. Safe from several threads.
+ */
+RP_MUST_CHECK enum rp_err rp_store_pubkeys(struct rp_store *s,
+					   struct rp_status *st, size_t idx,
+					   EVP_PKEY **out_pub,
+					   EVP_PKEY **out_sign_pub,
+					   const char **out_tag);
+
+/*
  * rp_store_check_usable returns RP_OK if key `idx` may open documents,
  * or RP_ERR_REVOKED with a message naming the key, when it was revoked and
  * how to restore it.

@@ -3,6 +3,8 @@
 
 #include <limits.h>
 #include <pthread.h>
+
+#include <openssl/evp.h>
 #include <stdint.h>
 
 #include "keyring.h"
@@ -19,6 +21,12 @@ struct rp_key_usage {
 	uint64_t last_at;
 };
 
+struct rp_pub_cache {
+	EVP_PKEY *pub;	    /* owned */
+	EVP_PKEY *sign_pub; /* owned */
+	char tag[8];	    /* ssh-rsa tag, "" for X25519 */
+};
+
 struct rp_store {
 	char dir[PATH_MAX];
 	uint8_t world_key[32];
@@ -33,6 +41,9 @@ struct rp_store {
 	size_t num_workers;
 	int lock_fd;
 	pthread_mutex_t usage_lock; /* workers count usage concurrently */
+	pthread_mutex_t pub_lock;   /* the decoded public key cache */
+	size_t num_pubs;
+	struct rp_pub_cache *pubs; /* owned: one per keyring index */
 	size_t num_usage;
 	struct rp_key_usage *usage; /* owned */
 };
