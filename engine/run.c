@@ -384,8 +384,50 @@ static const struct rp_status *first_bad(const struct rp_doc_info *i)
 }
 
 /* prepare checks the document fully and builds its new stanza and TBS */
+/* check_tail: the payload ends in a final chunk that authenticates */
+static enum rp_err check_tail(struct job *j, struct rp_status *st,
+			      struct rp_stream *s, uint8_t *buf)
+{
+	const uint64_t start = j->d.hdr.header_len + RP_AGE_NONCE_LEN;
+	const uint64_t payload = (uint64_t)j->d.sb.st_size - start;
+	const uint64_t n = (payload + RP_STREAM_SEALED - 1) / RP_STREAM_SEALED;
+	const uint64_t last_off = n ? (n - 1) * RP_STREAM_SEALED : 0;
+	const size_t last_len = (size_t)(payload - last_off);
+	size_t got = 0;
+	enum rp_err err;
+
+	if (j->lic.encoding == RP_ENC_NONE &&
+	    payload != rp_stream_sealed_size(j->lic.plaintext_size)) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "the payload is %llu bytes but its "
+				      "license gives %llu: truncated or "
+				      "extended",
+				      (unsigned long long)payload,
+				      (unsigned long long)rp_stream_sealed_size(
+					      j->lic.plaintext_size));
+	}
+	if (last_len > RP_STREAM_SEALED) {
+		return rp_status_fail(st, RP_ERR_FORMAT, "payload truncated");
+	}
+	err = rp_read_full(j->d.fd, st, NULL, buf, last_len,
+			   (off_t)(start + last_off), &got);
+	if (!err && got != last_len) {
+		err = rp_status_fail(st, RP_ERR_IO, "short read");
+	}
+	if (!err) {
+		err = rp_stream_init(s, st, RP_STREAM_OPEN, j->old_file_key,
+				     j->d.nonce);
+	}
+	if (!err) {
+		err = rp_stream_check_final(s, st, payload, buf, last_len);
+	}
+	rp_stream_fini(s);
+	return err;
+}
+
 static int prepare(struct run *r, size_t worker, struct job *j,
-		   struct rp_doc_info *info)
+		   struct rp_doc_info *info, struct rp_stream *vs,
+		   uint8_t *vbuf)
 {
 	const struct rp_key_info *nk = &r->kr->keys[r->active];
 	struct rp_status st = { 0 };
@@ -409,6 +451,16 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 			       ? RP_OUT_FAIL_IO
 			       : RP_OUT_FAIL_BAD,
 		       "%s", rp_status_msg(bad));
+		return 0;
+	}
+	/*
+	 * rewrap copies the payload unread: check at least that it ends in
+	 * its authentic final chunk (reencrypt checks every chunk)
+	 */
+	if (r->o->mode == RP_RUN_REWRAP && check_tail(j, &st, vs, vbuf)) {
+		finish(r, j,
+		       st.err == RP_ERR_IO ? RP_OUT_FAIL_IO : RP_OUT_FAIL_BAD,
+		       "%s", rp_status_msg(&st));
 		return 0;
 	}
 	if (r->o->mode == RP_RUN_REENCRYPT) {
@@ -529,12 +581,12 @@ static void *worker_main(void *p)
 	struct worker_arg *a = p;
 	struct run *r = a->r;
 	struct rp_doc_info *info = malloc(sizeof(*info));
-	struct rp_stream *vs = r->o->is_verify ? calloc(1, sizeof(*vs)) : NULL;
-	uint8_t *vbuf = r->o->is_verify ? malloc(COPY_BUF) : NULL;
+	struct rp_stream *vs = calloc(1, sizeof(*vs));
+	uint8_t *vbuf = malloc(COPY_BUF);
 	struct job *j;
 
 	while ((j = queue_pop(&r->q_work, NULL))) {
-		if (!info || (r->o->is_verify && (!vs || !vbuf))) {
+		if (!info || !vs || !vbuf) {
 			finish(r, j, RP_OUT_FAIL_IO, "out of memory");
 			continue;
 		}
@@ -545,13 +597,16 @@ static void *worker_main(void *p)
 			verify_doc(r, a->index, j, info, vs, vbuf);
 			continue;
 		}
-		if (!prepare(r, a->index, j, info)) {
+		if (!prepare(r, a->index, j, info, vs, vbuf)) {
 			continue;
 		}
 		queue_push(&r->q_sign, j);
 	}
 	free(info);
 	free(vs);
+	if (vbuf) {
+		OPENSSL_cleanse(vbuf, COPY_BUF);
+	}
 	free(vbuf);
 	return NULL;
 }

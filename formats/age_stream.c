@@ -406,6 +406,50 @@ out:
 	return err;
 }
 
+enum rp_err rp_stream_check_final(struct rp_stream *s, struct rp_status *st,
+				  uint64_t payload_len, const uint8_t *last,
+				  size_t last_len)
+{
+	const uint64_t n = payload_len ? (payload_len + RP_STREAM_SEALED - 1) /
+						 RP_STREAM_SEALED
+				       : 0;
+	size_t out_len = 0;
+	enum rp_err err;
+
+	if (s->dir != RP_STREAM_OPEN || s->is_failed || s->counter ||
+	    s->in_len) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "check the final chunk of a fresh "
+				      "opening stream");
+	}
+	if (n == 0 || payload_len - (n - 1) * RP_STREAM_SEALED < RP_STREAM_TAG ||
+	    (n > 1 &&
+	     payload_len - (n - 1) * RP_STREAM_SEALED == RP_STREAM_TAG)) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "payload truncated: it does not end in "
+				      "a whole final chunk");
+	}
+	if (last_len != payload_len - (n - 1) * RP_STREAM_SEALED) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "give the whole final chunk");
+	}
+	memcpy(s->in, last, last_len);
+	s->in_len = last_len;
+	s->counter = n - 1;
+	err = try_open(s, st, true, &out_len);
+	OPENSSL_cleanse(s->out, sizeof(s->out));
+	OPENSSL_cleanse(s->in, sizeof(s->in));
+	s->in_len = 0;
+	s->is_failed = true; /* this stream has done its one job */
+	if (err == RP_ERR_AUTH) {
+		return rp_status_fail(st, RP_ERR_AUTH,
+				      "the payload's final chunk does not "
+				      "authenticate: truncated, extended or "
+				      "damaged");
+	}
+	return err;
+}
+
 void rp_stream_fini(struct rp_stream *s)
 {
 	EVP_CIPHER_CTX_free(s->ctx);

@@ -82,6 +82,21 @@ RP_MUST_CHECK enum rp_err rp_stream_finish(struct rp_stream *s,
 					   struct rp_status *st,
 					   rp_stream_out_fn *out_fn, void *arg);
 
+/*
+ * rp_stream_check_final checks, without reading the whole payload, that a
+ * payload of payload_len bytes (after the nonce) ends in a whole final
+ * chunk that authenticates: `last` is its final last_len bytes (the
+ * caller computes where they start: payload_len minus (chunks - 1) *
+ * RP_STREAM_SEALED). Catches truncation and extension; not damage in the
+ * middle chunks. Use on a freshly initialised opening stream, once.
+ * RP_ERR_FORMAT or RP_ERR_AUTH otherwise.
+ */
+RP_MUST_CHECK enum rp_err rp_stream_check_final(struct rp_stream *s,
+						struct rp_status *st,
+						uint64_t payload_len,
+						const uint8_t *last,
+						size_t last_len);
+
 /* rp_stream_fini cleanses the keys and frees the context. */
 void rp_stream_fini(struct rp_stream *s);
 

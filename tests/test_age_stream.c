@@ -696,10 +696,68 @@ static void test_age_stream_misuse_fails_usage(void **state)
 	sink_fini(&k);
 }
 
+/* check_final runs rp_stream_check_final over a sealed payload */
+static enum rp_err check_final(const uint8_t *p, uint64_t len)
+{
+	struct rp_stream *s = stream_new(RP_STREAM_OPEN, test_key, test_nonce);
+	struct rp_status st = { 0 };
+	const uint64_t n = len ? (len + RP_STREAM_SEALED - 1) / RP_STREAM_SEALED
+			       : 1;
+	const uint64_t off = (n - 1) * RP_STREAM_SEALED;
+	enum rp_err err;
+
+	err = rp_stream_check_final(s, &st, len, p + off, (size_t)(len - off));
+	if (err) {
+		assert_true(st.msg[0] != '\0');
+	}
+	stream_free(s);
+	return err;
+}
+
+static void test_age_stream_check_final_catches_cut_and_extension(void **state)
+{
+	static const size_t sizes[] = { 0, 100, 65536, 65537, 200000 };
+
+	(void)state;
+	for (size_t i = 0; i < RP_ARRAY_LEN(sizes); i++) {
+		uint8_t *plain = calloc(1, sizes[i] + 1);
+		struct sink k = { 0 };
+		uint8_t *ext;
+
+		assert_non_null(plain);
+		seal(plain, sizes[i], 7, &k);
+		assert_int_equal(check_final(k.p, k.len), RP_OK);
+		/* one byte short, whole final chunk removed */
+		assert_int_not_equal(check_final(k.p, k.len - 1), RP_OK);
+		if (k.len > RP_STREAM_SEALED + RP_STREAM_TAG) {
+			const uint64_t n = (k.len + RP_STREAM_SEALED - 1) /
+					   RP_STREAM_SEALED;
+
+			assert_int_not_equal(
+				check_final(k.p, (n - 1) * RP_STREAM_SEALED),
+				RP_OK);
+		}
+		/* extended by a byte */
+		ext = malloc(k.len + 1);
+		assert_non_null(ext);
+		memcpy(ext, k.p, k.len);
+		ext[k.len] = 0x42;
+		assert_int_not_equal(check_final(ext, k.len + 1), RP_OK);
+		/* a flipped byte in the final chunk */
+		k.p[k.len - 1] ^= 1;
+		assert_int_equal(check_final(k.p, k.len), RP_ERR_AUTH);
+		free(ext);
+		free(plain);
+		sink_fini(&k);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_age_stream_sealed_size_matches_format),
+		cmocka_unit_test(
+			test_age_stream_check_final_catches_cut_and_extension),
 		cmocka_unit_test(
 			test_age_stream_round_trip_in_pieces_identical),
 		cmocka_unit_test(test_age_stream_chunk_shapes_match_age),
