@@ -251,6 +251,7 @@ static struct rp_store *store_new(struct rp_status *st, const char *dir)
 	s->num_workers = 1;
 	pthread_mutex_init(&s->usage_lock, NULL);
 	pthread_mutex_init(&s->pub_lock, NULL);
+	pthread_mutex_init(&s->backend_lock, NULL);
 	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >=
 	    (int)sizeof(s->dir)) {
 		rp_status_fail(st, RP_ERR_USAGE, "store path too long");
@@ -461,6 +462,7 @@ void rp_store_free(struct rp_store *s)
 	flush_pubs(s);
 	pthread_mutex_destroy(&s->usage_lock);
 	pthread_mutex_destroy(&s->pub_lock);
+	pthread_mutex_destroy(&s->backend_lock);
 	rp_keyring_fini(&s->keyring);
 	OPENSSL_clear_free(s, sizeof(*s));
 }
@@ -597,7 +599,10 @@ enum rp_err rp_store_ks(struct rp_store *s, struct rp_status *st,
 	enum rp_err err = RP_OK;
 
 	if (ki->backend == RP_BACKEND_PKCS11) {
+		/* workers may be the first to need it, several at once */
+		pthread_mutex_lock(&s->backend_lock);
 		err = open_p11(s, st);
+		pthread_mutex_unlock(&s->backend_lock);
 		*out = s->ks_p11;
 	} else {
 		*out = s->ks_soft;

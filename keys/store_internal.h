@@ -42,6 +42,7 @@ struct rp_store {
 	int lock_fd;
 	pthread_mutex_t usage_lock; /* workers count usage concurrently */
 	pthread_mutex_t pub_lock;   /* the decoded public key cache */
+	pthread_mutex_t backend_lock; /* opening the PKCS#11 backend */
 	size_t num_pubs;
 	struct rp_pub_cache *pubs; /* owned: one per keyring index */
 	size_t num_usage;
