@@ -193,6 +193,25 @@ static uint64_t key_bytes(const struct rp_run_key_stats *ks)
 	return b;
 }
 
+/* unescape undoes the journal's \xHH escapes, in place */
+static void unescape(char *p)
+{
+	char *o = p;
+
+	while (*p) {
+		unsigned int c;
+
+		if (p[0] == '\\' && p[1] == 'x' && sscanf(p + 2, "%2x", &c) == 1 &&
+		    p[2] && p[3]) {
+			*o++ = (char)c;
+			p += 4;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+}
+
 /* report_docs lists the journal's skipped and failed documents as JSON */
 static void report_docs(FILE *f, FILE *journal)
 {
@@ -224,6 +243,8 @@ static void report_docs(FILE *f, FILE *journal)
 		fprintf(f, "%s\n    {\"outcome\": \"%s\", \"key\": \"%s\", "
 			   "\"path\": ",
 			first ? "" : ",", fields[0], fields[1]);
+		unescape(fields[3]);
+		unescape(fields[4]);
 		rp_json_cstr(f, fields[3]);
 		fprintf(f, ", \"reason\": ");
 		rp_json_cstr(f, fields[4]);

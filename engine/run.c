@@ -1131,7 +1131,8 @@ static void commit_batch(struct writer *w)
 	for (size_t i = 0; i < w->n; i++) {
 		struct job *j = w->batch[i];
 
-		finish(r, j, j->out, j->reason[0] ? "%s" : NULL, j->reason);
+		/* the reason is already in j->reason (it must not format itself) */
+		finish(r, j, j->out, NULL);
 	}
 	w->n = 0;
 }
@@ -1227,9 +1228,6 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 			    r->o->shard_i) {
 			continue;
 		}
-		pthread_mutex_lock(&r->mu);
-		r->stats.num_seen++;
-		pthread_mutex_unlock(&r->mu);
 		if (e.kind == RP_WALK_SKIP && e.why == RP_WALK_SKIP_TMP) {
 			/* a killed run's leftover: never a document */
 			if (!r->o->is_dry_run && !r->o->is_verify &&
@@ -1240,6 +1238,9 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 			}
 			continue;
 		}
+		pthread_mutex_lock(&r->mu);
+		r->stats.num_seen++;
+		pthread_mutex_unlock(&r->mu);
 		j = job_get(r);
 		if (snprintf(j->path, sizeof(j->path), "%s", e.path) >=
 		    (int)sizeof(j->path)) {
