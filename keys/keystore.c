@@ -2,7 +2,9 @@
 
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 void rp_keystore_free(struct rp_keystore *ks)
@@ -66,4 +68,67 @@ enum rp_err rp_key_fill_public(struct rp_key_info *ki, struct rp_status *st,
 out:
 	OPENSSL_free(der);
 	return err;
+}
+
+enum rp_err rp_key_parse_rsa_pem(EVP_PKEY **out, uint8_t *out_alg,
+				 struct rp_status *st, const uint8_t *data,
+				 size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(data, (int)len);
+	EVP_PKEY *pk = NULL;
+	int bits;
+
+	*out = NULL;
+	if (!bio) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+	BIO_free(bio);
+	if (!pk || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
+		EVP_PKEY_free(pk);
+		ERR_clear_error();
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "not an unencrypted PEM RSA private key "
+				      "nor an age X25519 identity");
+	}
+	bits = EVP_PKEY_get_bits(pk);
+	if (bits == 2048) {
+		*out_alg = RP_ALG_RSA2048;
+	} else if (bits == 3072) {
+		*out_alg = RP_ALG_RSA3072;
+	} else if (bits == 4096) {
+		*out_alg = RP_ALG_RSA4096;
+	} else {
+		EVP_PKEY_free(pk);
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "RSA-%d is not supported: use 2048, 3072 "
+				      "or 4096 bits",
+				      bits);
+	}
+	*out = pk;
+	return RP_OK;
+}
+
+int rp_key_find_identity(const uint8_t *data, size_t len, size_t *off,
+			 size_t *n)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t e = i;
+
+		while (e < len && data[e] != '\n') {
+			e++;
+		}
+		if (e - i > 15 && !memcmp(data + i, "AGE-SECRET-KEY-", 15)) {
+			*off = i;
+			*n = e - i;
+			if (*n && data[i + *n - 1] == '\r') {
+				(*n)--;
+			}
+			return 1;
+		}
+		i = e + 1;
+	}
+	return 0;
 }

@@ -137,6 +137,24 @@ RP_MUST_CHECK enum rp_err rp_key_sign_pubkey(EVP_PKEY **out,
 					     const struct rp_key_info *ki);
 
 /*
+ * rp_key_parse_rsa_pem reads a PEM RSA private key (PKCS#1 or PKCS#8,
+ * unencrypted) brought in by `key import`, and its algorithm (2048, 3072
+ * or 4096 bits; other sizes are refused). The caller frees *out.
+ */
+RP_MUST_CHECK enum rp_err rp_key_parse_rsa_pem(EVP_PKEY **out,
+					       uint8_t *out_alg,
+					       struct rp_status *st,
+					       const uint8_t *data, size_t len);
+
+/*
+ * rp_key_find_identity finds the first "AGE-SECRET-KEY-..." line of an
+ * age identity file; returns 1 with its offset and length (without a
+ * line end), 0 if there is none.
+ */
+int rp_key_find_identity(const uint8_t *data, size_t len, size_t *off,
+			 size_t *n);
+
+/*
  * rp_key_fill_public fills ki->id, pub and pub_len from `pub` (the RSA or
  * X25519 public key). The id is SHA-256 of the SubjectPublicKeyInfo DER.
  */

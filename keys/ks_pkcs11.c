@@ -1836,35 +1836,11 @@ static enum rp_err import_rsa(struct p11_ks *ks, struct rp_status *st,
 			      struct rp_key_info *ki, const uint8_t *data,
 			      size_t len)
 {
-	BIO *bio = BIO_new_mem_buf(data, (int)len);
 	EVP_PKEY *pk = NULL;
-	enum rp_err err;
-	int bits;
+	enum rp_err err = rp_key_parse_rsa_pem(&pk, &ki->alg, st, data, len);
 
-	if (!bio) {
-		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
-	}
-	pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
-	if (!pk || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
-		ERR_clear_error();
-		err = rp_status_fail(st, RP_ERR_FORMAT,
-				     "not an unencrypted PEM RSA private key "
-				     "nor an age X25519 identity");
-		goto out;
-	}
-	bits = EVP_PKEY_get_bits(pk);
-	if (bits == 2048) {
-		ki->alg = RP_ALG_RSA2048;
-	} else if (bits == 3072) {
-		ki->alg = RP_ALG_RSA3072;
-	} else if (bits == 4096) {
-		ki->alg = RP_ALG_RSA4096;
-	} else {
-		err = rp_status_fail(st, RP_ERR_USAGE,
-				     "RSA-%d is not supported: use 2048, 3072 "
-				     "or 4096 bits",
-				     bits);
-		goto out;
+	if (err) {
+		return err;
 	}
 	err = rp_key_fill_public(ki, st, pk);
 	if (!err) {
@@ -1873,9 +1849,7 @@ static enum rp_err import_rsa(struct p11_ks *ks, struct rp_status *st,
 	if (!err) {
 		err = create_rsa(ks, st, ki, pk);
 	}
-out:
 	EVP_PKEY_free(pk);
-	BIO_free(bio);
 	return err;
 }
 
@@ -1954,31 +1928,6 @@ static enum rp_err install_x25519(struct p11_ks *ks, struct rp_status *st,
 	return err;
 }
 
-/* find_identity returns the first "AGE-SECRET-KEY-" line of `data` */
-static int find_identity(const uint8_t *data, size_t len, size_t *off,
-			 size_t *n)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		size_t e = i;
-
-		while (e < len && data[e] != '\n') {
-			e++;
-		}
-		if (e - i > 15 && !memcmp(data + i, "AGE-SECRET-KEY-", 15)) {
-			*off = i;
-			*n = e - i;
-			if (data[i + *n - 1] == '\r') {
-				(*n)--;
-			}
-			return 1;
-		}
-		i = e + 1;
-	}
-	return 0;
-}
-
 static enum rp_err import_x25519(struct p11_ks *ks, struct rp_status *st,
 				 struct rp_key_info *ki, const char *line,
 				 size_t len)
@@ -2021,7 +1970,7 @@ static enum rp_err pk_import(struct rp_keystore *base, struct rp_status *st,
 	if (err) {
 		return err;
 	}
-	if (find_identity(data, len, &off, &n)) {
+	if (rp_key_find_identity(data, len, &off, &n)) {
 		err = import_x25519(ks, st, ki, (const char *)data + off, n);
 	} else {
 		err = import_rsa(ks, st, ki, data, len);
