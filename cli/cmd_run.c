@@ -114,32 +114,45 @@ static void show_progress(void *arg, const struct rp_run_stats_view *v)
 	const uint64_t done = v->num[RP_OUT_MOVED] + v->num[RP_OUT_WOULD_MOVE];
 	uint64_t skipped = 0, failed = 0;
 	const double rate = v->seconds > 0 ? (double)done / v->seconds : 0;
+	char eta[32];
 
 	for (int o = RP_OUT_CURRENT; o <= RP_OUT_SKIP_NOT_FILE; o++) {
 		skipped += v->num[o];
 	}
 	failed = v->num[RP_OUT_FAIL_BAD] + v->num[RP_OUT_FAIL_CHANGED] +
 		 v->num[RP_OUT_FAIL_IO];
+	if (v->is_total_known && v->num_seen && v->seconds > 1 &&
+	    v->num_total >= v->num_seen) {
+		const double per = v->seconds / (double)v->num_seen;
+		const double left = per * (double)(v->num_total - v->num_seen);
+
+		snprintf(eta, sizeof(eta), "ETA %d:%02d", (int)(left / 60),
+			 (int)left % 60);
+	} else {
+		snprintf(eta, sizeof(eta), "ETA -");
+	}
 	if (p->is_tty) {
 		fprintf(stderr,
-			"\r%8llu moved  %9.1f MB  %7.0f docs/s  %7llu seen  "
-			"%6llu skipped  %5llu failed  %5.0f s ",
+			"\r%8llu moved  %9.1f MB  %7.0f docs/s  %7llu/%llu%s "
+			"seen  %6llu skipped  %5llu failed  %s ",
 			(unsigned long long)done,
 			(double)(v->bytes[RP_OUT_MOVED] +
 				 v->bytes[RP_OUT_WOULD_MOVE]) / 1e6,
 			rate, (unsigned long long)v->num_seen,
+			(unsigned long long)v->num_total,
+			v->is_total_known ? "" : "+",
 			(unsigned long long)skipped,
-			(unsigned long long)failed, v->seconds);
+			(unsigned long long)failed, eta);
 		fflush(stderr);
 	} else if (v->seconds - p->last_line >= 10) {
 		p->last_line = v->seconds;
 		fprintf(stderr,
 			"reprotect: %.0f s: %llu moved, %.0f docs/s, %llu "
-			"seen, %llu skipped, %llu failed\n",
+			"seen, %llu skipped, %llu failed, %s\n",
 			v->seconds, (unsigned long long)done, rate,
 			(unsigned long long)v->num_seen,
 			(unsigned long long)skipped,
-			(unsigned long long)failed);
+			(unsigned long long)failed, eta);
 	}
 }
 

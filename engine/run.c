@@ -1203,6 +1203,46 @@ static void *progress_main(void *p)
 	return NULL;
 }
 
+/*
+ * count_main walks the trees a second time, counting files only, so the
+ * progress display can give an ETA; it stops early when the run ends.
+ */
+static void *count_main(void *p)
+{
+	struct run *r = p;
+	struct rp_status st = { 0 };
+	struct rp_walk *wk = NULL;
+	struct rp_walk_entry e;
+	uint64_t n = 0;
+	int is_done = 0;
+
+	if (rp_walk_new(&wk, &st, r->o->roots, r->o->num_roots, 0)) {
+		return NULL;
+	}
+	while (!is_done && !rp_walk_next(wk, &st, &e) &&
+	       e.kind != RP_WALK_END) {
+		if (r->o->shard_n &&
+		    XXH64(e.rel, strlen(e.rel), 0) % r->o->shard_n !=
+			    r->o->shard_i) {
+			continue;
+		}
+		if (++n % 4096 == 0) {
+			pthread_mutex_lock(&r->mu);
+			r->stats.num_total = n;
+			is_done = r->is_done;
+			pthread_mutex_unlock(&r->mu);
+		}
+	}
+	pthread_mutex_lock(&r->mu);
+	if (!r->is_done) {
+		r->stats.num_total = n;
+		r->stats.is_total_known = 1;
+	}
+	pthread_mutex_unlock(&r->mu);
+	rp_walk_free(wk);
+	return NULL;
+}
+
 /* the walk, in the caller's thread */
 
 static enum rp_err walk(struct run *r, struct rp_status *st)
@@ -1336,6 +1376,8 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	struct run r;
 	struct writer w[RP_RUN_WRITERS];
 	pthread_t *workers = NULL, signer, writer[RP_RUN_WRITERS], progress;
+	pthread_t counter;
+	int has_counter = 0;
 	struct worker_arg *args = NULL;
 	size_t num_started = 0;
 	int has_signer = 0, has_writer[RP_RUN_WRITERS] = { 0 };
@@ -1421,6 +1463,7 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	if (o->progress) {
 		has_progress = !pthread_create(&progress, NULL, progress_main,
 					       &r);
+		has_counter = !pthread_create(&counter, NULL, count_main, &r);
 	}
 	if (num_started < r.num_workers || !has_signer || !has_writers) {
 		err = rp_status_fail(st, RP_ERR_IO, "cannot start threads");
@@ -1446,6 +1489,9 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	pthread_mutex_unlock(&r.mu);
 	if (has_progress) {
 		pthread_join(progress, NULL);
+	}
+	if (has_counter) {
+		pthread_join(counter, NULL);
 	}
 	snapshot(&r, &res->total);
 	res->was_stopped = o->stop && *o->stop;
