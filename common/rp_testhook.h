@@ -13,12 +13,23 @@ extern "C" {
  */
 #ifdef RP_TEST_HOOKS
 void rp_test_crash_point(const char *point);
+void rp_test_pause_point(const char *point);
 #else
 static inline void rp_test_crash_point(const char *point)
 {
 	(void)point;
 }
+static inline void rp_test_pause_point(const char *point)
+{
+	(void)point;
+}
 #endif
+
+/*
+ * rp_test_pause_point sleeps when REPROTECT_TEST_PAUSE is "<point>:<ms>",
+ * so a test can act at that moment (change a file the run has read).
+ * Like the crash points, only in RP_TEST_HOOKS builds.
+ */
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@
 #include "doc_internal.h"
 #include "merkle.h"
 #include "rp_buf.h"
+#include "rp_testhook.h"
 #include "walk.h"
 
 #define COPY_BUF	       (256 * 1024)
@@ -1046,6 +1047,7 @@ static void commit_batch(struct writer *w)
 			}
 		}
 	}
+	rp_test_pause_point("run:before-commit");
 	/* 2. the source is what we read, then rename over it */
 	for (size_t i = 0; i < w->n; i++) {
 		struct job *j = w->batch[i];
