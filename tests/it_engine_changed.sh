@@ -5,6 +5,10 @@
 set -eu
 
 RP=$1
+if ! grep -q REPROTECT_TEST_PAUSE "$RP"; then
+	echo "it_engine_changed: no test hooks in this build: skipped"
+	exit 77
+fi
 T=$(mktemp -d /tmp/rp-it-chg.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
@@ -27,16 +31,22 @@ rm docs/1 docs/2 docs/3 docs/4 docs/5 docs/6
 
 start=$(date +%s)
 cp -a docs docs.orig
-REPROTECT_TEST_PAUSE=run:before-commit:3000 "$RP" run docs --in-place --quiet \
+REPROTECT_TEST_PAUSE=run:before-commit:4000 "$RP" run docs --in-place --quiet \
 	--json --batch 64 >r.json &
 pid=$!
-sleep 1.5
-# a binary without the hook has finished by now
-if ! kill -0 "$pid" 2>/dev/null; then
-	wait "$pid" || true
-	echo "it_engine_changed: no test hooks in this build: skipped"
-	exit 77
-fi
+# wait until the writer holds the whole batch: six temporaries written
+n=0
+while [ "$(ls -A docs | grep -c 'rp-tmp')" -lt 6 ]; do
+	if ! kill -0 "$pid" 2>/dev/null; then
+		# finished without pausing: a binary without the test hooks
+		wait "$pid" || true
+		echo "it_engine_changed: no test hooks in this build: skipped"
+		exit 77
+	fi
+	n=$((n + 1))
+	[ "$n" -lt 400 ] || fail "the run never reached its commit"
+	sleep 0.05
+done
 # the run holds every document, written but not yet renamed: change two
 cp docs.orig/2.age docs/2.age.new && mv docs/2.age.new docs/2.age # replaced
 printf 'x' >>docs/5.age                                           # appended
