@@ -1000,6 +1000,118 @@ static void dir_of(char out[PATH_MAX], const char *path)
 	}
 }
 
+/*
+ * ring_close_and_swap: through the ring, close every written temporary
+ * file, then (after checking each source is unchanged) swap each in with
+ * renameat2(RENAME_EXCHANGE), all submitted together. Jobs it could not
+ * finish are left for the plain path (is_committed still 0).
+ */
+static void ring_close_and_swap(struct writer *w, int *res)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+		struct io_uring_sqe *sqe;
+
+		res[i] = 0;
+		if (j->out != RP_OUT_MOVED || j->af.fd < 0) {
+			continue;
+		}
+		sqe = io_uring_get_sqe(&w->ring);
+		io_uring_prep_close(sqe, j->af.fd);
+		io_uring_sqe_set_data64(sqe, i);
+		k++;
+	}
+	if (ring_run(w, k, res) < 0) {
+		return; /* the plain path closes what is still open */
+	}
+	k = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+		struct io_uring_sqe *sqe;
+
+		if (j->out != RP_OUT_MOVED || j->af.fd < 0) {
+			continue;
+		}
+		j->af.fd = -1;
+		if (res[i] < 0) {
+			j->out = RP_OUT_FAIL_IO;
+			snprintf(j->reason, sizeof(j->reason),
+				 "cannot close: %s", strerror(-res[i]));
+			continue;
+		}
+		if (!is_unchanged(j)) {
+			j->out = RP_OUT_FAIL_CHANGED;
+			snprintf(j->reason, sizeof(j->reason),
+				 "the file changed while the run read it");
+			continue;
+		}
+		if (!w->can_exchange) {
+			continue;
+		}
+		sqe = io_uring_get_sqe(&w->ring);
+		io_uring_prep_renameat(sqe, AT_FDCWD, j->af.tmp, AT_FDCWD,
+				       j->path, RP_RENAME_EXCHANGE);
+		io_uring_sqe_set_data64(sqe, i);
+		res[i] = 1; /* submitted */
+		k++;
+	}
+	if (!k) {
+		return;
+	}
+	{
+		int got[1024];
+
+		if (ring_run(w, k, got) < 0) {
+			return;
+		}
+		for (size_t i = 0; i < w->n; i++) {
+			struct job *j = w->batch[i];
+
+			if (res[i] != 1) {
+				continue;
+			}
+			if (got[i] == 0) {
+				j->is_exchanged = 1;
+				j->af.is_committed = 1;
+			} else if (got[i] == -EINVAL || got[i] == -ENOSYS) {
+				w->can_exchange = 0;
+			}
+		}
+	}
+}
+
+/* ring_sync_dirs fsyncs the batch's folders together through the ring */
+static void ring_sync_dirs(struct writer *w, size_t num_dirs)
+{
+	int fds[2048], res[2048];
+	size_t k = 0;
+
+	for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
+		fds[d] = open(w->dirs[d], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fds[d] >= 0) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+			io_uring_prep_fsync(sqe, fds[d], 0);
+			io_uring_sqe_set_data64(sqe, d);
+			k++;
+		}
+	}
+	if (ring_run(w, k, res) < 0) {
+		for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
+			if (fds[d] >= 0) {
+				(void)!fsync(fds[d]);
+			}
+		}
+	}
+	for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
+		if (fds[d] >= 0) {
+			close(fds[d]);
+		}
+	}
+}
+
 static void commit_batch(struct writer *w)
 {
 	struct run *r = w->r;
@@ -1049,13 +1161,16 @@ static void commit_batch(struct writer *w)
 	}
 	rp_test_pause_point("run:before-commit");
 	/* 2. the source is what we read, then rename over it */
+	if (use_ring) {
+		ring_close_and_swap(w, res);
+	}
 	for (size_t i = 0; i < w->n; i++) {
 		struct job *j = w->batch[i];
 
-		if (j->out != RP_OUT_MOVED) {
+		if (j->out != RP_OUT_MOVED || j->af.is_committed) {
 			continue;
 		}
-		if (close(j->af.fd) < 0) {
+		if (j->af.fd >= 0 && close(j->af.fd) < 0) {
 			j->out = RP_OUT_FAIL_IO;
 			snprintf(j->reason, sizeof(j->reason),
 				 "cannot close: %s", strerror(errno));
@@ -1114,13 +1229,18 @@ static void commit_batch(struct writer *w)
 				}
 			}
 		}
-		for (size_t k = 0; k < num_dirs; k++) {
-			const int fd = open(w->dirs[k],
-					    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (use_ring) {
+			ring_sync_dirs(w, num_dirs);
+		} else {
+			for (size_t k = 0; k < num_dirs; k++) {
+				const int fd = open(w->dirs[k],
+						    O_RDONLY | O_DIRECTORY |
+							    O_CLOEXEC);
 
-			if (fd >= 0) {
-				(void)!fsync(fd);
-				close(fd);
+				if (fd >= 0) {
+					(void)!fsync(fd);
+					close(fd);
+				}
 			}
 		}
 	}
@@ -1336,7 +1456,9 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 	memset(w->open_s, 0, sizeof(*w->open_s));
 	memset(w->seal_s, 0, sizeof(*w->seal_s));
 	if (r->o->io == RP_IO_URING) {
-		const int rc = io_uring_queue_init((unsigned)r->batch, &w->ring,
+		/* a batch's folders can be twice its documents */
+		const int rc = io_uring_queue_init(2 * (unsigned)r->batch,
+						   &w->ring,
 						   0);
 
 		if (rc < 0) {
