@@ -361,7 +361,7 @@ static void print_summary(const struct rp_run_opts *o,
 		       (double)v->bytes[RP_OUT_WOULD_MOVE] / 1e6);
 	} else {
 		printf("moved %llu documents (%.1f MB) to key %.16s in %.1f s: "
-		       "%.0f docs/s, %llu batches (%llu..%llu)\n",
+		       "%.1f docs/s, %llu batches (%llu..%llu)\n",
 		       (unsigned long long)v->num[RP_OUT_MOVED],
 		       (double)v->bytes[RP_OUT_MOVED] / 1e6, res->active_key,
 		       v->seconds,
