@@ -33,7 +33,8 @@ enum rp_exit {
 	"  5  the key is revoked or destroyed\n"                               \
 	"  6  I/O or system error\n"                                           \
 	"  7  the store refused: wrong passphrase, locked, existing output,\n" \
-	"     or a key state that does not allow the operation\n"
+	"     or a key state that does not allow the operation\n"              \
+	"  8  run or verify stopped by a signal: run it again to resume\n"
 
 #define RP_COMMON_HELP                                                         \
 	"Common options:\n"                                                    \

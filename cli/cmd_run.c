@@ -66,8 +66,7 @@ static const char help[] =
 	"SIGINT or SIGTERM: no new document starts, those in flight finish,\n"
 	"the journal and report are written (exit code 8). A second signal\n"
 	"stops at once; no document is ever left torn.\n"
-	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP
-	"  8  stopped by a signal before the end: run again to resume\n";
+	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
 
 enum {
 	OPT_IN_PLACE = RP_OPT_FIRST_CMD,
