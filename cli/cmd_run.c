@@ -14,7 +14,8 @@
 #include "run.h"
 
 static const char help[] =
-	"usage: reprotect run PATH... --in-place [--mode rewrap|reencrypt]\n"
+	"usage: reprotect run PATH... (--in-place | --out DIR)\n"
+	"                     [--mode rewrap|reencrypt]\n"
 	"                     [--from KEY]... [--jobs N] [--batch N]\n"
 	"                     [--batch-ms T] [--io uring|sync]\n"
 	"                     [--durability batch|each|none] [--shard I/N]\n"
@@ -22,7 +23,7 @@ static const char help[] =
 	"                     [--journal FILE] [--quiet]\n"
 	"\n"
 	"Moves every document under an archived key (or under the keys --from\n"
-	"names) to the active key, in place, each written atomically. Run it\n"
+	"names) to the active key, each written atomically. Run it\n"
 	"again to resume: documents already under the active key are skipped\n"
 	"after a header read, and leftovers of a killed run are removed.\n"
 	"Documents under revoked or unknown keys, unlicensed, malformed or\n"
@@ -30,7 +31,12 @@ static const char help[] =
 	"and left byte for byte as they were. Symbolic links are never\n"
 	"followed; special files are ignored.\n"
 	"\n"
-	"  --in-place         write each document back where it is (required)\n"
+	"  --in-place         write each document back where it is\n"
+	"  --out DIR          leave the trees as they are and write a mirror:\n"
+	"                     DIR/REL (DIR/ROOTNAME/REL with several PATHs)\n"
+	"                     gets each moved document, and each document\n"
+	"                     already under the active key as it is; files\n"
+	"                     already in DIR are kept (a rerun resumes)\n"
 	"  --mode M           rewrap (default): new recipient stanza and\n"
 	"                     license, payload unchanged; reencrypt: also a new\n"
 	"                     file key and payload (after a key leak)\n"
@@ -487,9 +493,8 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			is_in_place = 1;
 			break;
 		case OPT_OUT:
-			return rp_cli_usage("run",
-					    "--out DIR is not built yet: use "
-					    "--in-place");
+			o.out_dir = optarg;
+			break;
 		case OPT_MODE:
 			if (!strcmp(optarg, "rewrap")) {
 				o.mode = RP_RUN_REWRAP;
@@ -582,9 +587,14 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		return rp_cli_usage("verify", "verify changes nothing: no "
 					      "--in-place");
 	}
-	if (!is_in_place && !o.is_dry_run && !o.is_verify) {
+	if (o.out_dir && (is_in_place || o.is_verify)) {
+		return rp_cli_usage(argv[0], "give --in-place or --out DIR, "
+					     "not both");
+	}
+	if (!is_in_place && !o.out_dir && !o.is_dry_run && !o.is_verify) {
 		return rp_cli_usage("run", "give --in-place (documents are "
-					   "rewritten where they are)");
+					   "rewritten where they are) or --out "
+					   "DIR");
 	}
 	for (int i = optind; i < argc; i++) {
 		struct stat sb;
@@ -593,6 +603,41 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			fprintf(stderr, "reprotect: cannot read '%s': %s\n",
 				argv[i], strerror(errno));
 			return RP_EXIT_SYSTEM;
+		}
+	}
+	if (o.out_dir) {
+		char out_real[4096];
+
+		if (mkdir(o.out_dir, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "reprotect: cannot create '%s': %s\n",
+				o.out_dir, strerror(errno));
+			return RP_EXIT_SYSTEM;
+		}
+		if (!realpath(o.out_dir, out_real)) {
+			fprintf(stderr, "reprotect: cannot resolve '%s': %s\n",
+				o.out_dir, strerror(errno));
+			return RP_EXIT_SYSTEM;
+		}
+		for (int i = optind; i < argc; i++) {
+			char root_real[4096];
+			size_t a, b;
+
+			if (!realpath(argv[i], root_real)) {
+				continue;
+			}
+			a = strlen(root_real);
+			b = strlen(out_real);
+			/* neither tree may hold the other */
+			if ((!strncmp(out_real, root_real, a) &&
+			     (out_real[a] == '/' || out_real[a] == '\0')) ||
+			    (!strncmp(root_real, out_real, b) &&
+			     (root_real[b] == '/' || root_real[b] == '\0'))) {
+				return rp_cli_usage("run",
+						    "--out '%s' and '%s' "
+						    "overlap: give a folder "
+						    "outside the trees",
+						    o.out_dir, argv[i]);
+			}
 		}
 	}
 	o.roots = (const char *const *)argv + optind;

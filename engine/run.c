@@ -67,6 +67,8 @@ const char *rp_outcome_name(enum rp_outcome o)
 struct job {
 	struct job *next_free;
 	char path[PATH_MAX];
+	char out_path[PATH_MAX]; /* --out: where it goes; "" in place */
+	int is_copy;		 /* --out: copied as it is (already current) */
 	size_t rel_off;
 	enum rp_outcome out;
 	char reason[320];
@@ -114,6 +116,12 @@ struct run {
 	int use_uring;
 	size_t next_worker;
 };
+
+/* target is where the job's new document goes */
+static const char *target(const struct job *j)
+{
+	return j->out_path[0] ? j->out_path : j->path;
+}
 
 /* queues */
 
@@ -200,6 +208,8 @@ static struct job *job_get(struct run *r)
 	j->size = 0;
 	j->batch_next = NULL;
 	j->has_hdr = 0;
+	j->out_path[0] = '\0';
+	j->is_copy = 0;
 	j->af.fd = -1;
 	j->af.tmp[0] = '\0';
 	j->af.is_committed = 0;
@@ -345,7 +355,20 @@ static int classify(struct run *r, struct job *j)
 		       "its key is not in this store");
 		return 0;
 	}
+	if (j->out_path[0] && !r->o->is_dry_run) {
+		struct stat sb;
+
+		if (fstatat(AT_FDCWD, j->out_path, &sb, AT_SYMLINK_NOFOLLOW) ==
+		    0) {
+			finish(r, j, RP_OUT_CURRENT, "already in the output");
+			return 0;
+		}
+	}
 	if ((size_t)k == r->active && !r->o->is_verify) {
+		if (j->out_path[0] && !r->o->is_dry_run) {
+			j->is_copy = 1; /* the mirror gets it as it is */
+			return 1;
+		}
 		finish(r, j, RP_OUT_CURRENT, NULL);
 		return 0;
 	}
@@ -596,6 +619,10 @@ static void *worker_main(void *p)
 		}
 		if (r->o->is_verify) {
 			verify_doc(r, a->index, j, info, vs, vbuf);
+			continue;
+		}
+		if (j->is_copy) {
+			queue_push(&r->q_write, j); /* a batch of one */
 			continue;
 		}
 		if (!prepare(r, a->index, j, info, vs, vbuf)) {
@@ -901,6 +928,52 @@ static void keep_spare(struct writer *w, struct job *j)
 	memcpy(sp->path, j->af.tmp, sizeof(sp->path));
 }
 
+/* make_parents creates the folders above `path` (0700) as needed */
+static enum rp_err make_parents(struct rp_status *st, const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/') {
+			continue;
+		}
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+			return rp_status_errno(st, errno, "cannot create folder",
+					       buf);
+		}
+		*p = '/';
+	}
+	return RP_OK;
+}
+
+/* copy_whole: --out for a document already current, byte for byte */
+static enum rp_err copy_whole(struct writer *w, struct job *j,
+			      struct rp_status *st)
+{
+	off_t in_off = 0;
+	enum rp_err err = RP_OK;
+
+	while (!err && in_off < j->d.sb.st_size) {
+		size_t got = 0;
+
+		err = rp_read_full(j->d.fd, st, NULL, w->buf, COPY_BUF, in_off,
+				   &got);
+		if (!err && !got) {
+			break;
+		}
+		in_off += (off_t)got;
+		if (!err) {
+			err = rp_afile_write(&j->af, st, w->buf, got);
+		}
+	}
+	if (!err && in_off != j->d.sb.st_size) {
+		err = rp_status_fail(st, RP_ERR_IO, "short copy");
+	}
+	return err;
+}
+
 static enum rp_err write_one(struct writer *w, struct job *j,
 			     struct rp_status *st)
 {
@@ -909,6 +982,19 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 	const struct timespec times[2] = { j->d.sb.st_atim, j->d.sb.st_mtim };
 	enum rp_err err;
 
+	if (j->out_path[0]) {
+		err = make_parents(st, j->out_path);
+		if (!err) {
+			err = rp_afile_open(&j->af, st, j->out_path, 1);
+		}
+		if (!err && j->is_copy) {
+			err = copy_whole(w, j, st);
+			goto meta;
+		}
+		if (err) {
+			goto out;
+		}
+	}
 	err = rp_license_encode(&lic, st, &j->lic);
 	if (!err) {
 		err = rp_age_header_begin(&hdr);
@@ -927,7 +1013,9 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 		rp_status_fail(st, err, "cannot build the new header");
 		goto out;
 	}
-	err = take_spare(w, j, st);
+	if (!j->out_path[0]) {
+		err = take_spare(w, j, st);
+	}
 	if (!err) {
 		err = rp_afile_write(&j->af, st, hdr.p, hdr.len);
 	}
@@ -937,6 +1025,7 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 	if (!err) {
 		err = copy_payload(w, j, st);
 	}
+meta:
 	/* keep mode, owner and times */
 	if (!err && (fchmod(j->af.fd, j->d.sb.st_mode & 07777) < 0 ||
 		     (fchown(j->af.fd, j->d.sb.st_uid, j->d.sb.st_gid) < 0 &&
@@ -1047,7 +1136,7 @@ static void ring_close_and_swap(struct writer *w, int *res)
 				 "the file changed while the run read it");
 			continue;
 		}
-		if (!w->can_exchange) {
+		if (!w->can_exchange || j->out_path[0]) {
 			continue;
 		}
 		sqe = io_uring_get_sqe(&w->ring);
@@ -1182,6 +1271,22 @@ static void commit_batch(struct writer *w)
 				 "the file changed while the run read it");
 		}
 		j->is_exchanged = 0;
+		if (j->out == RP_OUT_MOVED && j->out_path[0]) {
+			/* the mirror never replaces a file that is there */
+			if (link(j->af.tmp, j->out_path) < 0) {
+				j->out = RP_OUT_FAIL_IO;
+				snprintf(j->reason, sizeof(j->reason),
+					 "cannot create the output: %s",
+					 strerror(errno));
+			} else {
+				unlink(j->af.tmp);
+				j->af.is_committed = 1;
+				if (j->is_copy) {
+					j->out = RP_OUT_CURRENT;
+				}
+			}
+			continue;
+		}
 		if (j->out == RP_OUT_MOVED && w->can_exchange) {
 			/* atomic: the path now holds the new document */
 			if (syscall(SYS_renameat2, AT_FDCWD, j->af.tmp,
@@ -1219,7 +1324,7 @@ static void commit_batch(struct writer *w)
 					break;
 				}
 				dir_of(d, which ? w->batch[i]->af.tmp
-						: w->batch[i]->path);
+						: target(w->batch[i]));
 				for (k = 0; k < num_dirs && strcmp(w->dirs[k], d);
 				     k++) {
 				}
@@ -1365,6 +1470,26 @@ static void *count_main(void *p)
 	return NULL;
 }
 
+/* out_path: DIR/REL, or DIR/ROOTNAME/REL when there are several roots */
+static int out_path(const struct run *r, struct job *j,
+		    const struct rp_walk_entry *e)
+{
+	const char *root = r->o->roots[e->root];
+	const char *base = strrchr(root, '/');
+	char name[PATH_MAX];
+	int n;
+
+	snprintf(name, sizeof(name), "%s", base && base[1] ? base + 1 : root);
+	if (r->o->num_roots > 1) {
+		n = snprintf(j->out_path, sizeof(j->out_path), "%s/%s/%s",
+			     r->o->out_dir, name, e->rel);
+	} else {
+		n = snprintf(j->out_path, sizeof(j->out_path), "%s/%s",
+			     r->o->out_dir, e->rel);
+	}
+	return n < 0 || (size_t)n >= sizeof(j->out_path);
+}
+
 /* the walk, in the caller's thread */
 
 static enum rp_err walk(struct run *r, struct rp_status *st)
@@ -1414,6 +1539,11 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 			continue;
 		}
 		j->size = (uint64_t)e.sb.st_size;
+		if (r->o->out_dir && out_path(r, j, &e)) {
+			finish(r, j, RP_OUT_SKIP_NOT_FILE,
+			       "output path too long");
+			continue;
+		}
 		queue_push(&r->q_work, j);
 	}
 	rp_walk_free(wk);

@@ -88,6 +88,12 @@ struct rp_run_opts {
 	enum rp_durability durability;
 	uint64_t shard_i, shard_n; /* shard_n 0: no sharding */
 	int is_dry_run;
+	/*
+	 * NULL: in place. Else a mirror tree: DIR/REL (DIR/ROOTNAME/REL with
+	 * several roots) gets each moved document, and each document already
+	 * under the active key as it is; existing files there are kept.
+	 */
+	const char *out_dir;
 	int is_verify; /* check that every document opens; change nothing */
 	FILE *journal; /* borrowed; NULL: none. One line per document */
 	/* progress: called about twice a second from a separate thread */
