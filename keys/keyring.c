@@ -457,7 +457,14 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 		err = rp_keyring_add(out, st, &k);
 		if (err) {
 			rp_keyring_fini(out);
-			return err;
+			if (err != RP_ERR_EXISTS) {
+				return err;
+			}
+			rp_status_clear(st);
+			return rp_status_fail(st, RP_ERR_FORMAT,
+					      "keyring: key record %u repeats "
+					      "an earlier key",
+					      i);
 		}
 	}
 	if (!rp_span_get_u32be(&s, &num) || num > RP_MAX_TEMPLATES) {
@@ -478,7 +485,14 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 		err = rp_keyring_add_template(out, st, &t);
 		if (err) {
 			rp_keyring_fini(out);
-			return err;
+			if (err != RP_ERR_EXISTS) {
+				return err;
+			}
+			rp_status_clear(st);
+			return rp_status_fail(st, RP_ERR_FORMAT,
+					      "keyring: template %u repeats an "
+					      "earlier name",
+					      i);
 		}
 	}
 	if (s.len || num_active > 1) {
