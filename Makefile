@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-release test-asan demo bench bench-e2e clean format
+.PHONY: all deps build build-asan test test-release test-asan demo bench bench-e2e fuzz clean format
 
 all: build
 
@@ -40,6 +40,10 @@ bench: build
 # the end-to-end engine benchmark (BENCH_DOCS, BENCH_RUNS, BENCH_BIG_MB)
 bench-e2e: build
 	scripts/bench_e2e.sh $(BUILD)/reprotect
+
+# every libFuzzer target for FUZZ_SECONDS (default 120) each, clang build
+fuzz: deps
+	scripts/fuzz.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
