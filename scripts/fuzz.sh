@@ -32,7 +32,7 @@ JOBS=${JOBS:-$(nproc)}
 for t in clang clang++ cmake; do
 	if ! command -v "$t" >/dev/null 2>&1; then
 		echo "fuzz.sh: '$t' is not installed (apt-get install clang" \
-			"libclang-rt-dev)" >&2
+			"libclang-rt-14-dev, or the version of your clang)" >&2
 		exit 2
 	fi
 done
@@ -40,7 +40,10 @@ done
 if [ $# -gt 0 ]; then
 	names="$*"
 else
-	names=$(cd "$TOP/tests/fuzz" && ls fuzz_*.c | sed 's/^fuzz_//; s/\.c$//')
+	names=$(cd "$TOP/tests/fuzz" && for f in fuzz_*.c; do
+		f=${f#fuzz_}
+		echo "${f%.c}"
+	done)
 fi
 targets=
 for n in $names; do
@@ -81,7 +84,8 @@ for n in $names; do
 	mkdir -p "$out/corpus"
 	cp "$TOP/tests/fuzz/corpus/$n"/* "$out/corpus/"
 	echo
-	echo "== fuzz_$n: ${SECS} s on $(ls "$out/corpus" | wc -l) seeds"
+	echo "== fuzz_$n: ${SECS} s on" \
+		"$(find "$out/corpus" -type f | wc -l) seeds"
 	rc=0
 	# shellcheck disable=SC2086 # FUZZ_ARGS is split on purpose
 	"$BUILD/tests/fuzz/fuzz_$n" "$out/corpus" -max_total_time="$SECS" \
