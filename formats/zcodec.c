@@ -84,6 +84,26 @@ enum rp_err rp_zcodec_init_decompress(struct rp_zcodec *z, struct rp_status *st,
 		goto out;
 	}
 	z->max_out = max_out;
+	/*
+	 * a frame's window is reserved before any output: bound it by what
+	 * the license allows, but never below 8 MiB: the window zstd picks
+	 * for levels up to 19 when the size is not pledged, so documents
+	 * compressed at any ordinary level still open. NEEDSWORK: pledge
+	 * the size when compressing, then bound the window by max_out alone.
+	 */
+	{
+		int wlog = 23;
+
+		while (wlog < 27 && ((uint64_t)1 << wlog) < max_out) {
+			wlog++;
+		}
+		if (ZSTD_isError(ZSTD_DCtx_setParameter(
+			    z->dstream, ZSTD_d_windowLogMax, wlog))) {
+			err = rp_status_fail(st, RP_ERR_CRYPTO,
+					     "cannot bound the zstd window");
+			goto out;
+		}
+	}
 	err = alloc_out(z, st, ZSTD_DStreamOutSize());
 out:
 	if (err) {
