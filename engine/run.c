@@ -111,7 +111,8 @@ struct run {
 	pthread_mutex_t mu; /* stats, per-key stats, journal */
 	struct rp_run_stats_view stats;
 	struct rp_run_key_stats *keys; /* one per keyring key, then unknown */
-	struct timespec start;
+	struct timespec start;	 /* CLOCK_MONOTONIC, for rates */
+	struct timespec started; /* CLOCK_REALTIME, against file times */
 	int is_done;
 	int use_uring;
 	size_t next_worker;
@@ -1470,6 +1471,12 @@ static void *count_main(void *p)
 	return NULL;
 }
 
+static int is_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
 /* out_path: DIR/REL, or DIR/ROOTNAME/REL when there are several roots */
 static int out_path(const struct run *r, struct job *j,
 		    const struct rp_walk_entry *e)
@@ -1516,8 +1523,13 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 			continue;
 		}
 		if (e.kind == RP_WALK_SKIP && e.why == RP_WALK_SKIP_TMP) {
-			/* a killed run's leftover: never a document */
+			/*
+			 * a killed run's leftover: never a document. One made
+			 * since this run started is this run's own (a writer's
+			 * temporary file or spare inode): never touch it.
+			 */
 			if (!r->o->is_dry_run && !r->o->is_verify &&
+			    is_before(&e.sb.st_ctim, &r->started) &&
 			    unlink(e.path) == 0) {
 				pthread_mutex_lock(&r->mu);
 				r->stats.tmp_removed++;
@@ -1694,6 +1706,8 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	}
 	res->io_used = r.use_uring ? "uring" : "sync";
 	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	/* the coarse clock is the one file times come from */
+	clock_gettime(CLOCK_REALTIME_COARSE, &r.started);
 	workers = calloc(r.num_workers, sizeof(*workers));
 	args = calloc(r.num_workers, sizeof(*args));
 	if (!workers || !args) {
