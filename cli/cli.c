@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -334,4 +335,16 @@ void rp_cli_flush_usage(struct rp_store *s, const char *command)
 		fprintf(stderr, "reprotect: warning: audit log: %s\n",
 			rp_status_msg(&st));
 	}
+}
+
+void rp_cli_fmt_time(char out[32], uint64_t t)
+{
+	const time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!t || !gmtime_r(&tt, &tm)) {
+		snprintf(out, 32, "-");
+		return;
+	}
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

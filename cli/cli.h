@@ -85,6 +85,9 @@ struct rp_buf;
 enum rp_err rp_cli_read_file(struct rp_buf *out, struct rp_status *st,
 			     const char *path, size_t max);
 
+/* rp_cli_fmt_time writes a Unix time as UTC ISO 8601, or "-" for 0. */
+void rp_cli_fmt_time(char out[32], uint64_t t);
+
 /* rp_cli_exit maps an error to the exit code. */
 int rp_cli_exit(enum rp_err err);
 

@@ -196,18 +196,6 @@ out:
 	return rc;
 }
 
-static void fmt_time(char out[32], uint64_t t)
-{
-	const time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!t || !gmtime_r(&tt, &tm)) {
-		snprintf(out, 32, "-");
-		return;
-	}
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int rp_cmd_template(struct rp_cli *cli, int argc, char **argv)
 {
 	struct admin_args a;
@@ -282,7 +270,7 @@ int rp_cmd_template(struct rp_cli *cli, int argc, char **argv)
 		char hex[2 * RP_KEY_ID_LEN + 1], when[32];
 
 		rp_key_id_hex(hex, t->signer);
-		fmt_time(when, t->signed_at);
+		rp_cli_fmt_time(when, t->signed_at);
 		if (v) {
 			rc = rp_cli_exit(v);
 		}

@@ -278,18 +278,6 @@ int rp_cmd_unprotect(struct rp_cli *cli, int argc, char **argv)
 	return RP_EXIT_OK;
 }
 
-static void fmt_time(char out[32], uint64_t t)
-{
-	const time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm)) {
-		snprintf(out, 32, "-");
-		return;
-	}
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static const char *check_word(const struct rp_status *c)
 {
 	return c->err ? rp_err_name(c->err) : "ok";
@@ -324,7 +312,7 @@ static void print_json(const char *path, const struct rp_doc_info *i,
 		rp_key_id_hex(hex, i->lic.key_id);
 		rp_key_id_hex(sig_hex, i->lic.sig.key_id);
 		rp_hex_encode(doc_hex, i->lic.doc_id, RP_DOC_ID_LEN);
-		fmt_time(t, i->lic.issued_at);
+		rp_cli_fmt_time(t, i->lic.issued_at);
 		printf("  \"license\": {\"version\": %u, \"document_id\": "
 		       "\"%s\", \"key_id\": \"%s\", \"template\": ",
 		       i->lic.version, doc_hex, hex);
@@ -397,7 +385,7 @@ static void print_text(const char *path, const struct rp_doc_info *i,
 		char doc_hex[2 * RP_DOC_ID_LEN + 1];
 
 		rp_hex_encode(doc_hex, i->lic.doc_id, RP_DOC_ID_LEN);
-		fmt_time(t, i->lic.issued_at);
+		rp_cli_fmt_time(t, i->lic.issued_at);
 		printf("license:       version %u, document %s\n",
 		       i->lic.version, doc_hex);
 		printf("  owner:       %s\n",

@@ -60,18 +60,6 @@ enum {
 	OPT_FORCE,
 };
 
-static void fmt_time(char out[32], uint64_t t)
-{
-	const time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!t || !gmtime_r(&tt, &tm)) {
-		snprintf(out, 32, "-");
-		return;
-	}
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void print_created(const struct rp_store *s, size_t idx)
 {
 	const struct rp_key_info *k = &rp_store_keyring(s)->keys[idx];
@@ -88,12 +76,12 @@ static void key_json(const struct rp_key_info *k)
 	char t[6][32];
 
 	rp_key_id_hex(hex, k->id);
-	fmt_time(t[0], k->created_at);
-	fmt_time(t[1], k->activated_at);
-	fmt_time(t[2], k->archived_at);
-	fmt_time(t[3], k->revoked_at);
-	fmt_time(t[4], k->destroyed_at);
-	fmt_time(t[5], k->backed_up_at);
+	rp_cli_fmt_time(t[0], k->created_at);
+	rp_cli_fmt_time(t[1], k->activated_at);
+	rp_cli_fmt_time(t[2], k->archived_at);
+	rp_cli_fmt_time(t[3], k->revoked_at);
+	rp_cli_fmt_time(t[4], k->destroyed_at);
+	rp_cli_fmt_time(t[5], k->backed_up_at);
 	printf("{\"id\": \"%s\", \"alg\": \"%s\", \"state\": \"%s\", "
 	       "\"backend\": \"%s\", \"exportable\": %s, \"imported\": %s, "
 	       "\"created\": \"%s\", \"activated\": \"%s\", "
@@ -130,17 +118,17 @@ static void show_text(const struct rp_key_info *k)
 	printf("exportable:  %s\n",
 	       k->flags & RP_KEY_EXPORTABLE ? "yes" : "no");
 	printf("imported:    %s\n", k->flags & RP_KEY_IMPORTED ? "yes" : "no");
-	fmt_time(t, k->created_at);
+	rp_cli_fmt_time(t, k->created_at);
 	printf("created:     %s\n", t);
-	fmt_time(t, k->activated_at);
+	rp_cli_fmt_time(t, k->activated_at);
 	printf("activated:   %s\n", t);
-	fmt_time(t, k->archived_at);
+	rp_cli_fmt_time(t, k->archived_at);
 	printf("archived:    %s\n", t);
-	fmt_time(t, k->revoked_at);
+	rp_cli_fmt_time(t, k->revoked_at);
 	printf("revoked:     %s\n", t);
-	fmt_time(t, k->destroyed_at);
+	rp_cli_fmt_time(t, k->destroyed_at);
 	printf("destroyed:   %s\n", t);
-	fmt_time(t, k->backed_up_at);
+	rp_cli_fmt_time(t, k->backed_up_at);
 	printf("backed up:   %s\n", t);
 }
 
@@ -154,8 +142,8 @@ static void list_table(const struct rp_keyring *kr)
 		char t0[32], t1[32];
 
 		rp_key_id_hex(hex, k->id);
-		fmt_time(t0, k->created_at);
-		fmt_time(t1, k->activated_at);
+		rp_cli_fmt_time(t0, k->created_at);
+		rp_cli_fmt_time(t1, k->activated_at);
 		printf("%.16s  %-8s  %-9s  %-20s  %-20s  %-7s  %s%s\n", hex,
 		       rp_key_alg_name(k->alg), rp_key_state_name(k->state), t0,
 		       t1, k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11",

@@ -34,6 +34,20 @@ const char *rp_key_alg_name(uint8_t alg)
 	return alg_names[alg];
 }
 
+int rp_key_alg_rsa_bits(uint8_t alg)
+{
+	switch (alg) {
+	case RP_ALG_RSA2048:
+		return 2048;
+	case RP_ALG_RSA3072:
+		return 3072;
+	case RP_ALG_RSA4096:
+		return 4096;
+	default:
+		return 0;
+	}
+}
+
 enum rp_err rp_key_alg_parse(uint8_t *out, const char *name)
 {
 	for (size_t i = 0; i < RP_ARRAY_LEN(alg_names); i++) {

@@ -102,6 +102,9 @@ struct rp_keyring {
 /* rp_key_alg_name returns "rsa2048", ..., "x25519", or "unknown". */
 const char *rp_key_alg_name(uint8_t alg);
 
+/* rp_key_alg_rsa_bits returns an RSA algorithm's modulus bits, else 0. */
+int rp_key_alg_rsa_bits(uint8_t alg);
+
 /* rp_key_alg_parse maps a name to an algorithm; RP_ERR_USAGE if unknown. */
 RP_MUST_CHECK enum rp_err rp_key_alg_parse(uint8_t *out, const char *name);
 

@@ -92,13 +92,13 @@ enum rp_err rp_key_parse_rsa_pem(EVP_PKEY **out, uint8_t *out_alg,
 				      "nor an age X25519 identity");
 	}
 	bits = EVP_PKEY_get_bits(pk);
-	if (bits == 2048) {
-		*out_alg = RP_ALG_RSA2048;
-	} else if (bits == 3072) {
-		*out_alg = RP_ALG_RSA3072;
-	} else if (bits == 4096) {
-		*out_alg = RP_ALG_RSA4096;
-	} else {
+	*out_alg = 0;
+	for (uint8_t a = RP_ALG_RSA2048; a <= RP_ALG_RSA4096; a++) {
+		if (rp_key_alg_rsa_bits(a) == bits) {
+			*out_alg = a;
+		}
+	}
+	if (!*out_alg) {
 		EVP_PKEY_free(pk);
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "RSA-%d is not supported: use 2048, 3072 "

@@ -1602,20 +1602,6 @@ static void tpl_pending(struct tpl *t, enum obj_kind kind)
 	tpl_add(t, CKA_LABEL, t->label, strlen(t->label));
 }
 
-static int rsa_bits(uint8_t alg)
-{
-	switch (alg) {
-	case RP_ALG_RSA2048:
-		return 2048;
-	case RP_ALG_RSA3072:
-		return 3072;
-	case RP_ALG_RSA4096:
-		return 4096;
-	default:
-		return 0;
-	}
-}
-
 static enum rp_err gen_rsa(struct p11_ks *ks, struct rp_status *st,
 			   struct rp_key_info *ki)
 {
@@ -1628,7 +1614,7 @@ static enum rp_err gen_rsa(struct p11_ks *ks, struct rp_status *st,
 	enum rp_err err;
 
 	tpl_public(&tp, CKK_RSA);
-	tp.ulong = (CK_ULONG)rsa_bits(ki->alg);
+	tp.ulong = (CK_ULONG)rp_key_alg_rsa_bits(ki->alg);
 	tpl_add(&tp, CKA_MODULUS_BITS, &tp.ulong, sizeof(tp.ulong));
 	tpl_add(&tp, CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537));
 	tpl_private(&tk, CKK_EC_MONTGOMERY, KIND_RSA);
@@ -1730,7 +1716,7 @@ static enum rp_err pk_generate(struct rp_keystore *base, struct rp_status *st,
 	struct p11_ks *ks = (struct p11_ks *)base;
 	enum rp_err err;
 
-	if (ki->alg != RP_ALG_X25519 && !rsa_bits(ki->alg)) {
+	if (ki->alg != RP_ALG_X25519 && !rp_key_alg_rsa_bits(ki->alg)) {
 		return rp_status_fail(st, RP_ERR_USAGE, "unknown algorithm");
 	}
 	err = anchor_lock(ks, st);

@@ -295,20 +295,6 @@ static enum rp_err store_rsa(struct soft_ks *ks, struct rp_status *st,
 	return err;
 }
 
-static int rsa_bits(uint8_t alg)
-{
-	switch (alg) {
-	case RP_ALG_RSA2048:
-		return 2048;
-	case RP_ALG_RSA3072:
-		return 3072;
-	case RP_ALG_RSA4096:
-		return 4096;
-	default:
-		return 0;
-	}
-}
-
 static enum rp_err soft_generate(struct rp_keystore *base, struct rp_status *st,
 				 struct rp_key_info *ki)
 {
@@ -328,11 +314,11 @@ static enum rp_err soft_generate(struct rp_keystore *base, struct rp_status *st,
 		}
 		goto out;
 	}
-	if (!rsa_bits(ki->alg)) {
+	if (!rp_key_alg_rsa_bits(ki->alg)) {
 		err = rp_status_fail(st, RP_ERR_USAGE, "unknown algorithm");
 		goto out;
 	}
-	pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)rsa_bits(ki->alg));
+	pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)rp_key_alg_rsa_bits(ki->alg));
 	if (!pk) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "rsa key generation");
 		goto out;
