@@ -733,9 +733,10 @@ sample() {
 	set +f
 }
 
-# no_tmp_count DIR: how many leftover temporary files are under DIR
+# no_tmp_count DIR: how many leftover temporary files are under DIR (one
+# byte per file: a name may hold a newline, so lines would miscount)
 no_tmp_count() {
-	find "$1" -name '.*.rp-tmp-*' | wc -l | tr -d ' '
+	find "$1" -name '.*.rp-tmp-*' -printf x | wc -c | tr -d ' '
 }
 
 # ------------------------------------------------------------------ keys
