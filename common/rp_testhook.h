@@ -6,14 +6,36 @@ extern "C" {
 #endif
 
 /*
+ * Test-only hooks. They exist only in builds configured with RP_TEST_HOOKS
+ * (the sanitizer build the tests use); in other builds they compile to
+ * nothing and read no environment, so no production flag can reach them.
+ *
  * rp_test_crash_point kills the process with SIGKILL when the environment
- * variable REPROTECT_TEST_CRASH names `point`. It exists only in builds
- * configured with RP_TEST_HOOKS (the sanitizer build the tests use); in
- * other builds it does nothing and reads no environment.
+ * variable REPROTECT_TEST_CRASH names `point`.
+ *
+ * rp_test_pause_point sleeps when REPROTECT_TEST_PAUSE is "<point>:<ms>",
+ * so a test can act at that moment (change a file the run has read), or
+ * make a call slow (a slow token).
+ *
+ * rp_test_fault says what fault to inject at `point`: 0 for none, else
+ * the code the caller should fail with (an errno value for I/O points, a
+ * CK_RV for PKCS#11 points), or RP_TEST_FAULT_SHORT for a short transfer.
+ * REPROTECT_TEST_FAULT holds up to 8 rules separated by ',':
+ *
+ *     POINT:CODE[:NTH[:COUNT]]
+ *
+ * The NTH call at POINT (1-based, default 1) and the COUNT-1 calls after
+ * it (COUNT default 1; 0 means every call from the NTH on) get CODE. CODE
+ * is an errno name (ENOSPC, EIO, EACCES, EROFS, EPERM, ENOENT, EXDEV,
+ * EBUSY, EINTR, EAGAIN), "short", or a number (decimal or 0x hex). Calls
+ * are counted across threads.
  */
+#define RP_TEST_FAULT_SHORT (-1L)
+
 #ifdef RP_TEST_HOOKS
 void rp_test_crash_point(const char *point);
 void rp_test_pause_point(const char *point);
+long rp_test_fault(const char *point);
 #else
 static inline void rp_test_crash_point(const char *point)
 {
@@ -23,13 +45,12 @@ static inline void rp_test_pause_point(const char *point)
 {
 	(void)point;
 }
+static inline long rp_test_fault(const char *point)
+{
+	(void)point;
+	return 0;
+}
 #endif
-
-/*
- * rp_test_pause_point sleeps when REPROTECT_TEST_PAUSE is "<point>:<ms>",
- * so a test can act at that moment (change a file the run has read).
- * Like the crash points, only in RP_TEST_HOOKS builds.
- */
 
 #ifdef __cplusplus
 }
