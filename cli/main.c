@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "ks_pkcs11.h"
+#include "rp_testhook.h"
 
 static const char usage[] =
 	"usage: reprotect [--store DIR] [--passphrase-file FILE] COMMAND "
@@ -104,6 +105,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "reprotect: warning: %s\n",
 					rp_status_msg(&st));
 			}
+			/* tests look at the process's memory here (it_secrets) */
+			rp_test_pause_point("cli:exit");
 			return rc;
 		}
 	}

@@ -115,6 +115,14 @@ static void fault_parse(void)
 	}
 }
 
+void rp_test_fault_reset(void)
+{
+	pthread_once(&fault_once, fault_parse); /* never parse twice later */
+	memset(fault_rules, 0, sizeof(fault_rules));
+	fault_num_rules = 0;
+	fault_parse();
+}
+
 long rp_test_fault(const char *point)
 {
 	pthread_once(&fault_once, fault_parse);

@@ -36,6 +36,9 @@ extern "C" {
 void rp_test_crash_point(const char *point);
 void rp_test_pause_point(const char *point);
 long rp_test_fault(const char *point);
+/* rp_test_fault_reset forgets the rules and counts: the next call reads
+ * REPROTECT_TEST_FAULT again (for unit tests that change it) */
+void rp_test_fault_reset(void);
 #else
 static inline void rp_test_crash_point(const char *point)
 {
