@@ -20,7 +20,8 @@ enum rp_exit {
 	RP_EXIT_REVOKED = 5,  /* the key is revoked (or destroyed) */
 	RP_EXIT_SYSTEM = 6,   /* I/O or system error */
 	RP_EXIT_STORE = 7,    /* store refused: passphrase, lock, key state */
-	RP_EXIT_STOPPED = 8,  /* run: stopped by a signal; run again */
+	RP_EXIT_STOPPED = 8,  /* run: stopped (signal, keystore down, disk
+			       * full); run again */
 };
 
 #define RP_EXIT_CODES_HELP                                                     \
@@ -34,7 +35,8 @@ enum rp_exit {
 	"  6  I/O or system error\n"                                           \
 	"  7  the store refused: wrong passphrase, locked, existing output,\n" \
 	"     or a key state that does not allow the operation\n"              \
-	"  8  run or verify stopped by a signal: run it again to resume\n"
+	"  8  run or verify stopped (a signal, the keystore unavailable, the\n" \
+	"     disk full or read-only): run it again to resume\n"
 
 #define RP_COMMON_HELP                                                         \
 	"Common options:\n"                                                    \

@@ -72,6 +72,13 @@ static const char help[] =
 	"SIGINT or SIGTERM: no new document starts, those in flight finish,\n"
 	"the journal and report are written (exit code 8). A second signal\n"
 	"stops at once; no document is ever left torn.\n"
+	"\n"
+	"A fault that every later document would meet too stops the run the\n"
+	"same way (exit code 8, the reason on stderr and in the report):\n"
+	"the keystore still unavailable after its retries, or the disk full\n"
+	"(ENOSPC, EDQUOT) or read-only (EROFS). Any other fault fails only\n"
+	"the document it hit (failed-io, with the reason), and the run goes\n"
+	"on. Either way the document stays as it was.\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
 
 enum {
@@ -291,6 +298,11 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 						   : "batch");
 	fprintf(f, "  \"active_key\": \"%s\",\n  \"stopped\": %s,\n",
 		res->active_key, res->was_stopped ? "true" : "false");
+	if (res->was_stopped) {
+		fprintf(f, "  \"stop_reason\": ");
+		rp_json_cstr(f, res->stop_reason);
+		fprintf(f, ",\n");
+	}
 	fprintf(f, "  \"seconds\": %.3f,\n  \"documents_seen\": %llu,\n",
 		v->seconds, (unsigned long long)v->num_seen);
 	fprintf(f, "  \"moved_per_second\": %.1f,\n  \"moved_mb_per_second\": "
@@ -723,6 +735,10 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			     res.was_stopped);
 	}
 	if (res.was_stopped) {
+		fprintf(stderr,
+			"reprotect: %s stopped: %s; documents not yet moved are "
+			"untouched: run the same command again to resume\n",
+			o.is_verify ? "verify" : "run", res.stop_reason);
 		rc = RP_EXIT_STOPPED;
 	} else if (res.total.num[RP_OUT_FAIL_BAD] ||
 		   res.total.num[RP_OUT_FAIL_CHANGED] ||

@@ -112,7 +112,17 @@ enum rp_err rp_fd_write_all(int fd, struct rp_status *st, const char *path,
 			    const uint8_t *data, size_t len)
 {
 	while (len) {
-		const ssize_t n = write(fd, data, len);
+		const long fault = rp_test_fault("io:write");
+		ssize_t n;
+
+		if (fault == RP_TEST_FAULT_SHORT && len > 1) {
+			n = write(fd, data, len / 2);
+		} else if (fault > 0) {
+			errno = (int)fault;
+			n = -1;
+		} else {
+			n = write(fd, data, len);
+		}
 
 		if (n < 0 && errno == EINTR) {
 			continue;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "rp_compiler.h"
+
 void rp_test_crash_point(const char *point)
 {
 	const char *want = getenv("REPROTECT_TEST_CRASH");
@@ -44,6 +46,7 @@ static struct fault_rule fault_rules[FAULT_MAX_RULES];
 static size_t fault_num_rules;
 static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
 
+/* fault_code: CODE's value, or 0 if `s` is not a code */
 static long fault_code(const char *s)
 {
 	static const struct {
@@ -67,11 +70,71 @@ static long fault_code(const char *s)
 		}
 	}
 	v = strtol(s, &end, 0);
-	if (*end || v <= 0) {
-		fprintf(stderr, "REPROTECT_TEST_FAULT: bad code '%s'\n", s);
-		abort();
+	return *s && !*end && v > 0 ? v : 0;
+}
+
+static int fault_is_count(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+static void fault_bad(const char *why, const char *rule)
+{
+	fprintf(stderr, "REPROTECT_TEST_FAULT: %s: '%s'\n", why, rule);
+	abort();
+}
+
+/*
+ * fault_add parses one rule. Point names hold ':' too ("io:write"), so
+ * the point is the shortest run of fields followed by a code and at most
+ * two counts.
+ */
+static void fault_add(char *rule)
+{
+	struct fault_rule *f = &fault_rules[fault_num_rules];
+	char copy[256], *field[16], *save = NULL;
+	size_t n = 0, k;
+
+	if (fault_num_rules == FAULT_MAX_RULES) {
+		fault_bad("too many rules", rule);
 	}
-	return v;
+	if (snprintf(copy, sizeof(copy), "%s", rule) >= (int)sizeof(copy)) {
+		fault_bad("rule too long", rule);
+	}
+	for (char *x = strtok_r(copy, ":", &save); x;
+	     x = strtok_r(NULL, ":", &save)) {
+		if (n == RP_ARRAY_LEN(field)) {
+			fault_bad("too many fields", rule);
+		}
+		field[n++] = x;
+	}
+	for (k = 1; k < n; k++) {
+		if (n - k <= 3 && fault_code(field[k]) &&
+		    (n - k < 2 || fault_is_count(field[k + 1])) &&
+		    (n - k < 3 || fault_is_count(field[k + 2]))) {
+			break;
+		}
+	}
+	if (k >= n) {
+		fault_bad("want POINT:CODE[:NTH[:COUNT]]", rule);
+	}
+	f->point[0] = '\0';
+	for (size_t i = 0; i < k; i++) {
+		if (strlen(f->point) + strlen(field[i]) + 2 > sizeof(f->point)) {
+			fault_bad("point too long", rule);
+		}
+		if (i) {
+			strcat(f->point, ":");
+		}
+		strcat(f->point, field[i]);
+	}
+	f->code = fault_code(field[k]);
+	f->nth = n - k >= 2 ? strtoul(field[k + 1], NULL, 10) : 1;
+	f->count = n - k >= 3 ? strtoul(field[k + 2], NULL, 10) : 1;
+	if (!f->nth) {
+		f->nth = 1;
+	}
+	fault_num_rules++;
 }
 
 static void fault_parse(void)
@@ -83,35 +146,11 @@ static void fault_parse(void)
 		return;
 	}
 	if (snprintf(buf, sizeof(buf), "%s", env) >= (int)sizeof(buf)) {
-		fprintf(stderr, "REPROTECT_TEST_FAULT: too long\n");
-		abort();
+		fault_bad("too long", env);
 	}
 	for (char *r = strtok_r(buf, ",", &save); r;
 	     r = strtok_r(NULL, ",", &save)) {
-		struct fault_rule *f = &fault_rules[fault_num_rules];
-		char *field[4] = { 0 }, *fs = NULL;
-		size_t n = 0;
-
-		if (fault_num_rules == FAULT_MAX_RULES) {
-			fprintf(stderr, "REPROTECT_TEST_FAULT: too many rules\n");
-			abort();
-		}
-		for (char *x = strtok_r(r, ":", &fs); x && n < 4;
-		     x = strtok_r(NULL, ":", &fs)) {
-			field[n++] = x;
-		}
-		if (n < 2 || strlen(field[0]) >= sizeof(f->point)) {
-			fprintf(stderr, "REPROTECT_TEST_FAULT: bad rule\n");
-			abort();
-		}
-		memcpy(f->point, field[0], strlen(field[0]) + 1);
-		f->code = fault_code(field[1]);
-		f->nth = field[2] ? strtoul(field[2], NULL, 10) : 1;
-		f->count = field[3] ? strtoul(field[3], NULL, 10) : 1;
-		if (!f->nth) {
-			f->nth = 1;
-		}
-		fault_num_rules++;
+		fault_add(r);
 	}
 }
 

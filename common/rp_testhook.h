@@ -27,8 +27,9 @@ extern "C" {
  * The NTH call at POINT (1-based, default 1) and the COUNT-1 calls after
  * it (COUNT default 1; 0 means every call from the NTH on) get CODE. CODE
  * is an errno name (ENOSPC, EIO, EACCES, EROFS, EPERM, ENOENT, EXDEV,
- * EBUSY, EINTR, EAGAIN), "short", or a number (decimal or 0x hex). Calls
- * are counted across threads.
+ * EBUSY, EINTR, EAGAIN), "short", or a number (decimal or 0x hex). POINT
+ * may hold ':' itself ("io:write"): it ends at the first field that is a
+ * code. Calls are counted across threads.
  */
 #define RP_TEST_FAULT_SHORT (-1L)
 

@@ -22,6 +22,7 @@
 #include "age_stream.h"
 #include "merkle.h"
 #include "rp_buf.h"
+#include "rp_testhook.h"
 #include "zcodec.h"
 
 #define IO_CHUNK (256 * 1024)
@@ -42,11 +43,18 @@ enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d, struct rp_status *st,
 {
 	size_t want, limit;
 	enum rp_err err;
+	long fault;
 
 	memset(d, 0, sizeof(*d));
 	d->license_i = -1;
 	d->recip_i = -1;
 	d->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | extra_flags);
+	fault = rp_test_fault("io:open");
+	if (d->fd >= 0 && fault > 0) {
+		close(d->fd);
+		d->fd = -1;
+		errno = (int)fault;
+	}
 	if (d->fd < 0) {
 		return rp_status_errno(st, errno, "cannot open", NULL);
 	}

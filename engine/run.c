@@ -116,6 +116,13 @@ struct run {
 	int is_done;
 	int use_uring;
 	size_t next_worker;
+	/*
+	 * halted: a fault that every later document would meet too (the
+	 * keystore down after its retries, the disk full or read-only)
+	 * stops the run as a signal does; under mu, read with is_halted
+	 */
+	int halted;
+	char halt_reason[320];
 };
 
 /* target is where the job's new document goes */
@@ -295,6 +302,43 @@ static void finish(struct run *r, struct job *j, enum rp_outcome out,
 	job_put(r, j);
 }
 
+/* halting */
+
+static int is_halted(struct run *r)
+{
+	return __atomic_load_n(&r->halted, __ATOMIC_ACQUIRE);
+}
+
+/* is_fatal_errno: no later document could be written either */
+static int is_fatal_errno(int e)
+{
+	return e == ENOSPC || e == EDQUOT || e == EROFS;
+}
+
+static int is_fatal(const struct rp_status *st)
+{
+	return st->err == RP_ERR_HSM ||
+	       (st->err == RP_ERR_IO && is_fatal_errno(st->sys_errno));
+}
+
+/* halt stops the run: no new document starts; the first reason stays */
+static void halt(struct run *r, const char *why)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->halted) {
+		snprintf(r->halt_reason, sizeof(r->halt_reason), "%s", why);
+		__atomic_store_n(&r->halted, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* not_started finishes a job the run will not touch after a halt */
+static void not_started(struct run *r, struct job *j)
+{
+	finish(r, j, RP_OUT_FAIL_IO, "not moved: the run stopped (%s)",
+	       r->halt_reason);
+}
+
 /* workers */
 
 static int is_selected(const struct run *r, const struct rp_key_info *k)
@@ -468,6 +512,9 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 	memset(info, 0, sizeof(*info));
 	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk);
 	bad = first_bad(info);
+	if (bad && is_fatal(bad)) {
+		halt(r, rp_status_msg(bad));
+	}
 	if (bad) {
 		finish(r, j,
 		       bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
@@ -556,10 +603,15 @@ static void verify_doc(struct run *r, size_t worker, struct job *j,
 	memset(info, 0, sizeof(*info));
 	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk);
 	bad = first_bad(info);
+	if (bad && is_fatal(bad)) {
+		halt(r, rp_status_msg(bad));
+	}
 	if (bad) {
 		finish(r, j,
 		       bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
-						  : RP_OUT_FAIL_BAD,
+		       : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM
+			       ? RP_OUT_FAIL_IO
+			       : RP_OUT_FAIL_BAD,
 		       "%s", rp_status_msg(bad));
 		return;
 	}
@@ -615,9 +667,14 @@ static void *worker_main(void *p)
 			finish(r, j, RP_OUT_FAIL_IO, "out of memory");
 			continue;
 		}
+		if (is_halted(r)) {
+			not_started(r, j);
+			continue;
+		}
 		if (!classify(r, j)) {
 			continue;
 		}
+		rp_test_crash_point("run:read");
 		if (r->o->is_verify) {
 			verify_doc(r, a->index, j, info, vs, vbuf);
 			continue;
@@ -658,6 +715,12 @@ static void sign_batch(struct run *r, struct signer_state *ss, size_t n)
 	struct job *head = NULL, *tail = NULL;
 	enum rp_err err = RP_OK;
 
+	if (is_halted(r)) {
+		for (size_t i = 0; i < n; i++) {
+			not_started(r, ss->batch[i]);
+		}
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		rp_merkle_leaf(ss->leaves[i], ss->batch[i]->tbs.p,
 			       ss->batch[i]->tbs.len);
@@ -669,6 +732,12 @@ static void sign_batch(struct run *r, struct signer_state *ss, size_t n)
 		msg_len = rp_license_root_message(msg, root, (uint32_t)n);
 		err = rp_store_sign_w(r->s, &st, r->num_workers, r->active, msg,
 				      msg_len, sig, sizeof(sig), &sig_len);
+	}
+	if (err && is_fatal(&st)) {
+		halt(r, rp_status_msg(&st));
+	}
+	if (!err) {
+		rp_test_crash_point("run:signed");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ss->batch[i];
@@ -836,9 +905,19 @@ static enum rp_err copy_payload(struct writer *w, struct job *j,
 	}
 	/* rewrap: the payload bytes move unchanged, in the kernel if it can */
 	while (in_off < end) {
-		const ssize_t n = copy_file_range(j->d.fd, &in_off, j->af.fd,
-						  NULL, (size_t)(end - in_off),
-						  0);
+		const long fault = rp_test_fault("io:copy");
+		ssize_t n;
+
+		if (fault > 0) {
+			errno = (int)fault;
+			n = -1;
+		} else {
+			n = copy_file_range(j->d.fd, &in_off, j->af.fd, NULL,
+					    fault == RP_TEST_FAULT_SHORT
+						    ? (size_t)(end - in_off + 1) / 2
+						    : (size_t)(end - in_off),
+					    0);
+		}
 
 		if (n > 0) {
 			j->af.written += (uint64_t)n;
@@ -1090,6 +1169,20 @@ static void dir_of(char out[PATH_MAX], const char *path)
 	}
 }
 
+/* fault_rename: a test build's injected rename failure fails the job */
+static int fault_rename(struct job *j)
+{
+	const long fault = rp_test_fault("io:rename");
+
+	if (fault <= 0) {
+		return 0;
+	}
+	j->out = RP_OUT_FAIL_IO;
+	snprintf(j->reason, sizeof(j->reason), "cannot rename: %s",
+		 strerror((int)fault));
+	return 1;
+}
+
 /*
  * ring_close_and_swap: through the ring, close every written temporary
  * file, then (after checking each source is unchanged) swap each in with
@@ -1125,6 +1218,9 @@ static void ring_close_and_swap(struct writer *w, int *res)
 			continue;
 		}
 		j->af.fd = -1;
+		if (rp_test_fault("io:close") > 0) {
+			res[i] = -EIO;
+		}
 		if (res[i] < 0) {
 			j->out = RP_OUT_FAIL_IO;
 			snprintf(j->reason, sizeof(j->reason),
@@ -1138,6 +1234,9 @@ static void ring_close_and_swap(struct writer *w, int *res)
 			continue;
 		}
 		if (!w->can_exchange || j->out_path[0]) {
+			continue;
+		}
+		if (fault_rename(j)) {
 			continue;
 		}
 		sqe = io_uring_get_sqe(&w->ring);
@@ -1241,13 +1340,23 @@ static void commit_batch(struct writer *w)
 		}
 		for (size_t i = 0; i < w->n; i++) {
 			struct job *j = w->batch[i];
+			const long fault = j->af.fd >= 0
+						   ? rp_test_fault("io:fsync")
+						   : 0;
 
+			if (fault > 0) {
+				res[i] = -(int)fault;
+			}
 			if (res[i] < 0 && j->out == RP_OUT_MOVED) {
 				j->out = RP_OUT_FAIL_IO;
 				snprintf(j->reason, sizeof(j->reason),
 					 "cannot fsync: %s", strerror(-res[i]));
+				if (is_fatal_errno(-res[i])) {
+					halt(r, j->reason);
+				}
 			}
 		}
+		rp_test_crash_point("run:synced");
 	}
 	rp_test_pause_point("run:before-commit");
 	/* 2. the source is what we read, then rename over it */
@@ -1260,10 +1369,17 @@ static void commit_batch(struct writer *w)
 		if (j->out != RP_OUT_MOVED || j->af.is_committed) {
 			continue;
 		}
-		if (j->af.fd >= 0 && close(j->af.fd) < 0) {
-			j->out = RP_OUT_FAIL_IO;
-			snprintf(j->reason, sizeof(j->reason),
-				 "cannot close: %s", strerror(errno));
+		if (j->af.fd >= 0) {
+			int cerr = close(j->af.fd) < 0 ? errno : 0;
+
+			if (!cerr && rp_test_fault("io:close") > 0) {
+				cerr = EIO;
+			}
+			if (cerr) {
+				j->out = RP_OUT_FAIL_IO;
+				snprintf(j->reason, sizeof(j->reason),
+					 "cannot close: %s", strerror(cerr));
+			}
 		}
 		j->af.fd = -1;
 		if (j->out == RP_OUT_MOVED && !is_unchanged(j)) {
@@ -1288,6 +1404,9 @@ static void commit_batch(struct writer *w)
 			}
 			continue;
 		}
+		if (j->out == RP_OUT_MOVED && fault_rename(j)) {
+			continue;
+		}
 		if (j->out == RP_OUT_MOVED && w->can_exchange) {
 			/* atomic: the path now holds the new document */
 			if (syscall(SYS_renameat2, AT_FDCWD, j->af.tmp,
@@ -1295,6 +1414,7 @@ static void commit_batch(struct writer *w)
 			    0) {
 				j->is_exchanged = 1;
 				j->af.is_committed = 1;
+				rp_test_crash_point("run:renamed-one");
 				continue;
 			}
 			if (errno == EINVAL || errno == ENOSYS) {
@@ -1310,7 +1430,9 @@ static void commit_batch(struct writer *w)
 		if (j->out == RP_OUT_MOVED) {
 			j->af.is_committed = 1;
 		}
+		rp_test_crash_point("run:renamed-one");
 	}
+	rp_test_crash_point("run:renamed");
 	/* 3. the renames reach the disk: each folder once */
 	if (r->o->durability != RP_DURABLE_NONE) {
 		for (size_t i = 0; i < w->n; i++) {
@@ -1350,6 +1472,7 @@ static void commit_batch(struct writer *w)
 			}
 		}
 	}
+	rp_test_crash_point("run:dirs-synced");
 	/* the renames are durable: the old inodes may now be rewritten */
 	for (size_t i = 0; i < w->n; i++) {
 		if (w->batch[i]->is_exchanged) {
@@ -1376,11 +1499,16 @@ static void *writer_main(void *p)
 
 			next = j->batch_next;
 			if (write_one(w, j, &st)) {
+				if (is_fatal(&st)) {
+					halt(w->r, rp_status_msg(&st));
+				}
 				j->out = st.err == RP_ERR_IO ? RP_OUT_FAIL_IO
 							     : RP_OUT_FAIL_BAD;
 				snprintf(j->reason, sizeof(j->reason), "%s",
 					 rp_status_msg(&st));
 				rp_afile_fini(&j->af);
+			} else {
+				rp_test_crash_point("run:written");
 			}
 			w->batch[w->n++] = j;
 			if (w->r->o->durability == RP_DURABLE_EACH ||
@@ -1510,7 +1638,7 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 	while (!err) {
 		struct job *j;
 
-		if (r->o->stop && *r->o->stop) {
+		if ((r->o->stop && *r->o->stop) || is_halted(r)) {
 			break;
 		}
 		err = rp_walk_next(wk, st, &e);
@@ -1762,7 +1890,14 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		pthread_join(counter, NULL);
 	}
 	snapshot(&r, &res->total);
-	res->was_stopped = o->stop && *o->stop;
+	res->was_stopped = (o->stop && *o->stop) || r.halted;
+	if (r.halted) {
+		snprintf(res->stop_reason, sizeof(res->stop_reason), "%s",
+			 r.halt_reason);
+	} else if (res->was_stopped) {
+		snprintf(res->stop_reason, sizeof(res->stop_reason),
+			 "stopped by a signal");
+	}
 	rp_key_id_hex(res->active_key, r.kr->keys[r.active].id);
 	res->num_keys = r.kr->num_keys + 1;
 	res->keys = r.keys;

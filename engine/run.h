@@ -114,7 +114,8 @@ struct rp_run_result {
 	struct rp_run_stats_view total;
 	size_t num_keys;
 	struct rp_run_key_stats *keys; /* owned; free with rp_run_result_fini */
-	int was_stopped;
+	int was_stopped; /* by a signal, or halted by a fault (stop_reason) */
+	char stop_reason[320];
 	char active_key[2 * RP_KEY_ID_LEN + 1];
 	const char *io_used; /* "uring" or "sync" */
 };

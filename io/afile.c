@@ -12,6 +12,7 @@
 
 #include "rp_b64.h"
 #include "rp_file.h"
+#include "rp_testhook.h"
 
 enum rp_err rp_afile_open(struct rp_afile *af, struct rp_status *st,
 			  const char *path, int is_exclusive)
@@ -19,6 +20,7 @@ enum rp_err rp_afile_open(struct rp_afile *af, struct rp_status *st,
 	char dir[4096], base[4096];
 	uint8_t rnd[6];
 	char hex[sizeof(rnd) * 2 + 1];
+	long fault;
 	int n;
 
 	memset(af, 0, sizeof(*af));
@@ -44,6 +46,13 @@ enum rp_err rp_afile_open(struct rp_afile *af, struct rp_status *st,
 	af->fd = open(af->tmp,
 		      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		      0600);
+	fault = rp_test_fault("io:create");
+	if (fault > 0 && af->fd >= 0) {
+		close(af->fd);
+		unlink(af->tmp);
+		af->fd = -1;
+		errno = (int)fault;
+	}
 	if (af->fd < 0) {
 		af->tmp[0] = '\0';
 		return rp_status_errno(st, errno, "cannot create a file beside",
@@ -115,8 +124,18 @@ enum rp_err rp_read_full(int fd, struct rp_status *st, const char *path,
 	size_t done = 0;
 
 	while (done < len) {
-		const ssize_t n =
-			pread(fd, p + done, len - done, off + (off_t)done);
+		const long fault = rp_test_fault("io:read");
+		ssize_t n;
+
+		if (fault == RP_TEST_FAULT_SHORT && len - done > 1) {
+			n = pread(fd, p + done, (len - done) / 2,
+				  off + (off_t)done);
+		} else if (fault > 0) {
+			errno = (int)fault;
+			n = -1;
+		} else {
+			n = pread(fd, p + done, len - done, off + (off_t)done);
+		}
 
 		if (n < 0 && errno == EINTR) {
 			continue;
