@@ -1169,17 +1169,26 @@ static void dir_of(char out[PATH_MAX], const char *path)
 	}
 }
 
+/* rename_failed fails the job; a read-only or full disk stops the run */
+static void rename_failed(struct run *r, struct job *j, int e)
+{
+	j->out = RP_OUT_FAIL_IO;
+	snprintf(j->reason, sizeof(j->reason), "cannot rename: %s",
+		 strerror(e));
+	if (is_fatal_errno(e)) {
+		halt(r, j->reason);
+	}
+}
+
 /* fault_rename: a test build's injected rename failure fails the job */
-static int fault_rename(struct job *j)
+static int fault_rename(struct run *r, struct job *j)
 {
 	const long fault = rp_test_fault("io:rename");
 
 	if (fault <= 0) {
 		return 0;
 	}
-	j->out = RP_OUT_FAIL_IO;
-	snprintf(j->reason, sizeof(j->reason), "cannot rename: %s",
-		 strerror((int)fault));
+	rename_failed(r, j, (int)fault);
 	return 1;
 }
 
@@ -1236,7 +1245,7 @@ static void ring_close_and_swap(struct writer *w, int *res)
 		if (!w->can_exchange || j->out_path[0]) {
 			continue;
 		}
-		if (fault_rename(j)) {
+		if (fault_rename(w->r, j)) {
 			continue;
 		}
 		sqe = io_uring_get_sqe(&w->ring);
@@ -1404,7 +1413,7 @@ static void commit_batch(struct writer *w)
 			}
 			continue;
 		}
-		if (j->out == RP_OUT_MOVED && fault_rename(j)) {
+		if (j->out == RP_OUT_MOVED && fault_rename(r, j)) {
 			continue;
 		}
 		if (j->out == RP_OUT_MOVED && w->can_exchange) {
@@ -1423,9 +1432,7 @@ static void commit_batch(struct writer *w)
 		}
 		if (j->out == RP_OUT_MOVED &&
 		    rename(j->af.tmp, j->path) < 0) {
-			j->out = RP_OUT_FAIL_IO;
-			snprintf(j->reason, sizeof(j->reason),
-				 "cannot rename: %s", strerror(errno));
+			rename_failed(r, j, errno);
 		}
 		if (j->out == RP_OUT_MOVED) {
 			j->af.is_committed = 1;

@@ -179,6 +179,8 @@ fault "read-only file system" io:create:EROFS:1:0 rewrap 8 true + \
 	"Read-only file system"
 fault "disk full, reencrypt" io:write:ENOSPC:20 reencrypt 8 true + \
 	"No space left on device"
+fault "read-only at the rename" io:rename:EROFS:3:0 rewrap 8 true + \
+	"Read-only file system"
 fault "disk full for good" io:write:ENOSPC:5:0 rewrap 8 true + \
 	"No space left on device"
 
