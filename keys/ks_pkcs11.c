@@ -35,11 +35,13 @@
 #include "ks_pkcs11.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -57,6 +59,7 @@
 #include "ks_soft.h"
 #include "rp_buf.h"
 #include "rp_span.h"
+#include "rp_testhook.h"
 
 /* last: in its default compat mode it #defines common lower-case words */
 #if __has_include(<p11-kit/pkcs11.h>)
@@ -88,6 +91,19 @@
 #define BLOB_MAGIC     "RP11"
 #define BLOB_VERSION   1
 #define KCV_MAX	       16
+
+/*
+ * Retries of a worker's token operation that failed for the token's sake
+ * (a lost session, a device error, a stale handle): up to RETRY_MAX more
+ * attempts, the first RETRY_FIRST_MS after the failure and each pause
+ * RETRY_FACTOR times the last (10, 40, 160, 640 ms). A token that is gone
+ * so costs an operation under a second before it fails with RP_ERR_HSM,
+ * and a token that blips (a network HSM failing over) is ridden out. The
+ * document's own failures (a stanza that does not open) are never retried.
+ */
+#define RETRY_MAX      4
+#define RETRY_FIRST_MS 10
+#define RETRY_FACTOR   4
 
 /* DER of the curve OIDs, for CKA_EC_PARAMS */
 static const uint8_t oid_x25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x6e };
@@ -297,6 +313,42 @@ static int is_unwrap_error(CK_RV rv)
 	       rv == CKR_FUNCTION_FAILED || rv == CKR_ENCRYPTED_DATA_INVALID ||
 	       rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_DATA_INVALID ||
 	       rv == CKR_DATA_LEN_RANGE;
+}
+
+/*
+ * CK_CALL calls the module's function `fn` and sets `rv` to its result.
+ * Test builds can make the token slow there (REPROTECT_TEST_PAUSE) or make
+ * it fail (REPROTECT_TEST_FAULT) at the point "p11.<fn>": the module is
+ * then not called, and the fault's code is the CK_RV, exactly as if the
+ * token had returned it. Other builds call the module and nothing else.
+ * (The point names use '.', not ':', which the fault rules split on.)
+ */
+#define CK_CALL(rv, ks, fn, ...)                                               \
+	do {                                                                   \
+		(rv) = ck_test_hook("p11." #fn);                               \
+		if (!(rv)) {                                                   \
+			(rv) = (ks)->f->fn(__VA_ARGS__);                       \
+		}                                                              \
+	} while (0)
+
+/*
+ * CK_CALL_END is CK_CALL for the calls that end an operation (C_Sign,
+ * C_Decrypt). Failing, those end it too, so under a fault the module is
+ * still called, to end it, and only its result is replaced.
+ */
+#define CK_CALL_END(rv, ks, fn, ...)                                           \
+	do {                                                                   \
+		const CK_RV fault_ = ck_test_hook("p11." #fn);                 \
+		(rv) = (ks)->f->fn(__VA_ARGS__);                               \
+		if (fault_) {                                                  \
+			(rv) = fault_;                                         \
+		}                                                              \
+	} while (0)
+
+static CK_RV ck_test_hook(const char *point)
+{
+	rp_test_pause_point(point);
+	return (CK_RV)rp_test_fault(point);
 }
 
 /* status_move hands a failure recorded in `tmp` to `st` */
@@ -545,9 +597,10 @@ static void tpl_public(struct tpl *t, CK_KEY_TYPE type)
 
 static CK_RV open_session(const struct p11_ks *ks, CK_SESSION_HANDLE *out)
 {
-	CK_RV rv = ks->f->C_OpenSession(
-		ks->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, out);
+	CK_RV rv;
 
+	CK_CALL(rv, ks, C_OpenSession, ks->slot,
+		CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, out);
 	if (rv) {
 		*out = CK_INVALID_HANDLE;
 	}
@@ -595,7 +648,7 @@ static enum rp_err anchor_ready(struct p11_ks *ks, struct rp_status *st)
 	    si.state == CKS_RO_USER_FUNCTIONS) {
 		return RP_OK;
 	}
-	rv = ks->f->C_Login(ks->anchor, CKU_USER, ks->pin, ks->pin_len);
+	CK_CALL(rv, ks, C_Login, ks->anchor, CKU_USER, ks->pin, ks->pin_len);
 	if (rv && rv != CKR_USER_ALREADY_LOGGED_IN) {
 		ck_fail(st, rv, "C_Login");
 		rp_status_prefix(st, "token '%s'", ks->token);
@@ -641,11 +694,11 @@ static enum rp_err find_objects(const struct p11_ks *ks, struct rp_status *st,
 	CK_RV rv, rv_final;
 
 	*out_n = 0;
-	rv = ks->f->C_FindObjectsInit(s, t->a, t->n);
+	CK_CALL(rv, ks, C_FindObjectsInit, s, t->a, t->n);
 	if (rv) {
 		return ck_fail(st, rv, "C_FindObjectsInit");
 	}
-	rv = ks->f->C_FindObjects(s, out, (CK_ULONG)cap, &n);
+	CK_CALL(rv, ks, C_FindObjects, s, out, (CK_ULONG)cap, &n);
 	rv_final = ks->f->C_FindObjectsFinal(s);
 	if (rv) {
 		return ck_fail(st, rv, "C_FindObjects");
@@ -960,11 +1013,15 @@ static enum rp_err fill_x25519(struct rp_key_info *ki, struct rp_status *st,
 
 /*
  * ecdh derives X25519(key, peer) into a session-only secret, reads it and
- * destroys it at once (there is no HKDF mechanism: age's runs in software)
+ * destroys it at once (there is no HKDF mechanism: age's runs in software).
+ * If `is_peer_untrusted` (a document's share), a derive the token refuses
+ * with an is_unwrap_error code is RP_ERR_FORMAT, as in software: SoftHSM
+ * says CKR_GENERAL_ERROR for a low-order share, whose secret is all zero.
  */
 static enum rp_err ecdh(const struct p11_ks *ks, struct rp_status *st,
 			CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
 			const uint8_t peer[RP_ATLEAST(RP_X25519_LEN)],
+			int is_peer_untrusted,
 			uint8_t out[RP_ATLEAST(RP_X25519_LEN)])
 {
 	uint8_t pub[RP_X25519_LEN];
@@ -991,7 +1048,14 @@ static enum rp_err ecdh(const struct p11_ks *ks, struct rp_status *st,
 	dp.kdf = CKD_NULL;
 	dp.pPublicData = pub;
 	dp.ulPublicDataLen = sizeof(pub);
-	rv = ks->f->C_DeriveKey(s, &m, key, t, RP_ARRAY_LEN(t), &h);
+	CK_CALL(rv, ks, C_DeriveKey, s, &m, key, t, RP_ARRAY_LEN(t), &h);
+	if (rv && is_peer_untrusted && is_unwrap_error(rv)) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "the token derives no x25519 secret "
+				      "from the share (low-order point?): "
+				      "C_DeriveKey: %s",
+				      ck_name(rv));
+	}
 	if (rv) {
 		return ck_fail(st, rv, "C_DeriveKey");
 	}
@@ -1017,7 +1081,7 @@ static enum rp_err check_x25519(const struct p11_ks *ks, struct rp_status *st,
 {
 	static const uint8_t base[RP_X25519_LEN] = { 9 };
 	uint8_t pub[RP_X25519_LEN];
-	enum rp_err err = ecdh(ks, st, s, h, base, pub);
+	enum rp_err err = ecdh(ks, st, s, h, base, 0, pub);
 
 	if (!err && CRYPTO_memcmp(pub, own, RP_X25519_LEN)) {
 		err = rp_status_fail(st, RP_ERR_AUTH,
@@ -1055,12 +1119,13 @@ static enum rp_err sign_ed25519(const struct p11_ks *ks, struct rp_status *st,
 {
 	CK_MECHANISM m = { CKM_EDDSA, NULL, 0 };
 	CK_ULONG n = out_cap;
-	CK_RV rv = ks->f->C_SignInit(s, &m, h);
+	CK_RV rv;
 
+	CK_CALL(rv, ks, C_SignInit, s, &m, h);
 	if (rv) {
 		return ck_fail(st, rv, "C_SignInit");
 	}
-	rv = ks->f->C_Sign(s, (CK_BYTE_PTR)msg, msg_len, out, &n);
+	CK_CALL_END(rv, ks, C_Sign, s, (CK_BYTE_PTR)msg, msg_len, out, &n);
 	if (rv) {
 		return ck_fail(st, rv, "C_Sign");
 	}
@@ -1154,12 +1219,12 @@ static CK_RV token_decrypt(const struct p11_ks *ks, CK_SESSION_HANDLE s,
 		m.ulParameterLen = sizeof(op);
 	}
 	*out_fn = "C_DecryptInit";
-	rv = ks->f->C_DecryptInit(s, &m, h);
+	CK_CALL(rv, ks, C_DecryptInit, s, &m, h);
 	if (rv) {
 		return rv;
 	}
 	*out_fn = "C_Decrypt";
-	rv = ks->f->C_Decrypt(s, (CK_BYTE_PTR)in, in_len, out, &n);
+	CK_CALL_END(rv, ks, C_Decrypt, s, (CK_BYTE_PTR)in, in_len, out, &n);
 	*out_len = rv ? 0 : n;
 	return rv;
 }
@@ -1326,7 +1391,7 @@ static enum rp_err x25519_unwrap_op(struct p11_ks *ks, struct rp_status *st,
 {
 	const struct x25519_unwrap_arg *a = arg;
 	uint8_t ss[RP_X25519_LEN];
-	enum rp_err err = ecdh(ks, st, s, e->main, a->share, ss);
+	enum rp_err err = ecdh(ks, st, s, e->main, a->share, 1, ss);
 
 	if (!err) {
 		err = rp_x25519_unwrap_ss(a->file_key, st, a->s, ss, a->own);
@@ -1361,11 +1426,12 @@ static enum rp_err sign_op(struct p11_ks *ks, struct rp_status *st,
 	pp.hashAlg = CKM_SHA256;
 	pp.mgf = CKG_MGF1_SHA256;
 	pp.sLen = 32;
-	rv = ks->f->C_SignInit(s, &m, e->main);
+	CK_CALL(rv, ks, C_SignInit, s, &m, e->main);
 	if (rv) {
 		return ck_fail(st, rv, "C_SignInit");
 	}
-	rv = ks->f->C_Sign(s, (CK_BYTE_PTR)a->msg, a->msg_len, a->out, &n);
+	CK_CALL_END(rv, ks, C_Sign, s, (CK_BYTE_PTR)a->msg, a->msg_len, a->out,
+		    &n);
 	if (rv) {
 		return ck_fail(st, rv, "C_Sign");
 	}
@@ -1374,17 +1440,16 @@ static enum rp_err sign_op(struct p11_ks *ks, struct rp_status *st,
 }
 
 /*
- * worker_reset reopens worker `w`'s session after `why`, logging the token
- * in again through the anchor if it was logged out
+ * worker_open opens worker `w`'s session, first making sure through the
+ * anchor that the token is logged in (closing a token's last session, or
+ * losing the device, logs it out)
  */
-static enum rp_err worker_reset(struct p11_ks *ks, struct rp_status *st,
-				size_t w, CK_RV why)
+static enum rp_err worker_open(struct p11_ks *ks, struct rp_status *st,
+			       size_t w)
 {
-	enum rp_err err;
+	enum rp_err err = anchor_lock(ks, st);
 	CK_RV rv;
 
-	drop_session(ks, &ks->workers[w], why);
-	err = anchor_lock(ks, st);
 	if (err) {
 		return err;
 	}
@@ -1397,8 +1462,39 @@ static enum rp_err worker_reset(struct p11_ks *ks, struct rp_status *st,
 }
 
 /*
- * run_op runs `fn` on worker `w`'s session for key `ki`. A stale object
- * handle is looked up again, and a broken session reopened, once.
+ * is_token_error: the token failed, not the request: worth another try.
+ * None of these is an is_unwrap_error.
+ */
+static int is_token_error(CK_RV rv)
+{
+	return is_session_error(rv) || is_handle_error(rv);
+}
+
+/* retry_pause sleeps before retry `attempt` (0 for the first retry) */
+static void retry_pause(int attempt)
+{
+	long ms = RETRY_FIRST_MS;
+	struct timespec ts;
+
+	for (int i = 0; i < attempt; i++) {
+		ms *= RETRY_FACTOR;
+	}
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = ms % 1000 * 1000000L;
+	while (nanosleep(&ts, &ts) && errno == EINTR) {
+		continue;
+	}
+}
+
+/*
+ * run_op runs `fn` on worker `w`'s session for key `ki`. While the token
+ * fails (is_token_error) it tries again, up to RETRY_MAX times with
+ * growing pauses and no lock held: a stale object handle is looked up
+ * again; a broken session is dropped and reopened, logging the token in
+ * again if it was logged out. If the last retry fails too, it returns
+ * RP_ERR_HSM, "token '...' is unavailable after N attempts: <call>
+ * failed: <CKR name>", and st->ck_rv is the last CK_RV. Every other
+ * failure, the document's among them, returns at once.
  */
 static enum rp_err run_op(struct p11_ks *ks, struct rp_status *st, size_t w,
 			  const struct rp_key_info *ki, op_fn *fn, void *arg)
@@ -1406,18 +1502,16 @@ static enum rp_err run_op(struct p11_ks *ks, struct rp_status *st, size_t w,
 	struct rp_status tmp = { 0 };
 	struct key_entry e;
 	enum rp_err err = RP_OK;
+	int attempt;
 
 	if (w >= ks->base.num_workers) {
 		RP_BUG("worker index out of range");
 	}
-	for (int attempt = 0;; attempt++) {
-		CK_RV rv;
-
+	for (attempt = 0;; attempt++) {
 		rp_status_clear(&tmp);
 		err = RP_OK;
 		if (ks->workers[w] == CK_INVALID_HANDLE) {
-			rv = open_session(ks, &ks->workers[w]);
-			err = rv ? ck_fail(&tmp, rv, "C_OpenSession") : RP_OK;
+			err = worker_open(ks, &tmp, w);
 		}
 		if (!err) {
 			err = key_get(ks, &tmp, ks->workers[w], ki, &e);
@@ -1425,23 +1519,27 @@ static enum rp_err run_op(struct p11_ks *ks, struct rp_status *st, size_t w,
 		if (!err) {
 			err = fn(ks, &tmp, ks->workers[w], &e, arg);
 		}
-		if (err != RP_ERR_HSM || attempt == 1) {
+		if (err != RP_ERR_HSM || !is_token_error(tmp.ck_rv)) {
 			break;
 		}
-		rv = tmp.ck_rv;
-		if (is_handle_error(rv)) {
+		/* even after the last try: the next operation starts afresh */
+		if (is_handle_error(tmp.ck_rv)) {
 			cache_forget(ks, ki->id);
-		} else if (is_session_error(rv)) {
-			rp_status_clear(&tmp);
-			err = worker_reset(ks, &tmp, w, rv);
-			if (err) {
-				break;
-			}
+		} else {
+			drop_session(ks, &ks->workers[w], tmp.ck_rv);
 			/* a new login invalidates private object handles */
 			cache_forget(ks, NULL);
-		} else {
+		}
+		if (attempt == RETRY_MAX) {
 			break;
 		}
+		retry_pause(attempt);
+	}
+	if (err == RP_ERR_HSM && is_token_error(tmp.ck_rv)) {
+		rp_status_prefix(&tmp,
+				 "token '%s' is unavailable after %d "
+				 "attempts",
+				 ks->token, attempt + 1);
 	}
 	status_move(st, &tmp);
 	return err;

@@ -19,6 +19,7 @@
 #include "ks_pkcs11.h"
 #include "rp_buf.h"
 #include "rp_file.h"
+#include "rp_testhook.h"
 
 /* last: its compatibility macros redefine common lower-case words */
 #if __has_include(<p11-kit/pkcs11.h>)
@@ -719,6 +720,7 @@ static void test_ks_pkcs11_export_exportable_rsa_pem_matches(void **state)
 
 struct worker_arg {
 	size_t worker;
+	size_t num_unwraps;
 	const struct hdr *h[2];
 	const struct rp_key_info *ki[2];
 	size_t num_ok;
@@ -729,7 +731,7 @@ static void *worker_main(void *p)
 {
 	struct worker_arg *a = p;
 
-	for (size_t i = 0; i < NUM_UNWRAPS; i++) {
+	for (size_t i = 0; i < a->num_unwraps; i++) {
 		const size_t k = i % 2;
 
 		if (!unwrap(fx.ks, a->worker, a->ki[k], a->h[k], &a->st)) {
@@ -751,6 +753,7 @@ static void test_ks_pkcs11_two_workers_concurrent_unwraps(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		memset(&a[i], 0, sizeof(a[i]));
 		a[i].worker = i;
+		a[i].num_unwraps = NUM_UNWRAPS;
 		a[i].h[0] = &h[0];
 		a[i].h[1] = &h[1];
 		a[i].ki[0] = &fx.rsa;
@@ -820,6 +823,343 @@ static void test_ks_pkcs11_open_wrong_token_or_pin_fails(void **state)
 	assert_non_null(strstr(st.msg, "CKR_PIN_INCORRECT"));
 }
 
+/*
+ * A failing token, made with the test hooks (REPROTECT_TEST_FAULT: the
+ * points are "p11.<C function>", the codes CK_RVs). Builds without hooks
+ * skip these cases. The store retries a token failure RETRIES times
+ * (RETRY_MAX in ks_pkcs11.c), pausing 10 + 40 + 160 + 640 ms in all.
+ */
+#define RETRIES	    4
+#define GIVE_UP_MSG "is unavailable after 5 attempts"
+
+static void need_hooks(void)
+{
+#ifndef RP_TEST_HOOKS
+	skip();
+#endif
+}
+
+/* faults_set arms the fault rules and the pause of a case (NULL: none) */
+static void faults_set(const char *fault, const char *pause)
+{
+	if (fault) {
+		assert_int_equal(setenv("REPROTECT_TEST_FAULT", fault, 1), 0);
+	} else {
+		assert_int_equal(unsetenv("REPROTECT_TEST_FAULT"), 0);
+	}
+	if (pause) {
+		assert_int_equal(setenv("REPROTECT_TEST_PAUSE", pause, 1), 0);
+	} else {
+		assert_int_equal(unsetenv("REPROTECT_TEST_PAUSE"), 0);
+	}
+#ifdef RP_TEST_HOOKS
+	rp_test_fault_reset();
+#endif
+}
+
+/* every fault case ends here, even a failed one: no rule leaks on */
+static int faults_teardown(void **state)
+{
+	(void)state;
+	faults_set(NULL, NULL);
+	return 0;
+}
+
+/* sign_with signs with `ki` on `worker` and checks the signature */
+static enum rp_err sign_with(size_t worker, const struct rp_key_info *ki,
+			     struct rp_status *st)
+{
+	static const uint8_t msg[] = "signed by a failing token";
+	uint8_t sig[512];
+	size_t n = 0;
+	enum rp_err err;
+
+	err = fx.ks->ops->sign(fx.ks, st, worker, ki, msg, sizeof(msg), sig,
+			       sizeof(sig), &n);
+	if (!err) {
+		verify_sig(ki, msg, sizeof(msg), sig, n);
+	}
+	return err;
+}
+
+/* unwrap_new unwraps a fresh stanza for `ki` on `worker` */
+static enum rp_err unwrap_new(size_t worker, const struct rp_key_info *ki,
+			      struct rp_status *st)
+{
+	struct hdr h;
+	enum rp_err err;
+
+	hdr_make(&h, ki);
+	err = unwrap(fx.ks, worker, ki, &h, st);
+	hdr_fini(&h);
+	return err;
+}
+
+/* assert_gave_up: the operation failed for the token after every retry */
+static void assert_gave_up(enum rp_err err, const struct rp_status *st,
+			   CK_RV rv, const char *fn)
+{
+	assert_int_equal(err, RP_ERR_HSM);
+	assert_int_equal(st->err, RP_ERR_HSM);
+	assert_int_equal(st->ck_rv, rv);
+	if (!strstr(st->msg, GIVE_UP_MSG) || !strstr(st->msg, fn)) {
+		fail_msg("unexpected message: %s", st->msg);
+	}
+}
+
+static void test_ks_pkcs11_fault_device_error_on_sign_retried(void **state)
+{
+	struct rp_status st = { 0 };
+
+	(void)state;
+	need_hooks();
+	faults_set("p11.C_Sign:0x30", NULL); /* CKR_DEVICE_ERROR */
+	if (sign_with(0, &fx.rsa, &st)) {
+		fail_msg("sign: %s", rp_status_msg(&st));
+	}
+	/* Ed25519 signs through C_Sign too */
+	faults_set("p11.C_Sign:0x30", NULL);
+	if (sign_with(1, &fx.x_imp, &st)) {
+		fail_msg("sign: %s", rp_status_msg(&st));
+	}
+}
+
+static void test_ks_pkcs11_fault_lost_session_on_unwrap_retried(void **state)
+{
+	struct rp_status st = { 0 };
+
+	(void)state;
+	need_hooks();
+	/* CKR_SESSION_HANDLE_INVALID twice; unwrap checks the file key */
+	faults_set("p11.C_Decrypt:0xB3:1:2", NULL);
+	if (unwrap_new(0, &fx.rsa, &st)) {
+		fail_msg("rsa unwrap: %s", rp_status_msg(&st));
+	}
+	faults_set("p11.C_DeriveKey:0xB3:1:2", NULL);
+	if (unwrap_new(1, &fx.x, &st)) {
+		fail_msg("x25519 unwrap: %s", rp_status_msg(&st));
+	}
+}
+
+static void test_ks_pkcs11_fault_token_gone_gives_up_bounded(void **state)
+{
+	struct rp_status st = { 0 };
+	char rule[64];
+
+	(void)state;
+	need_hooks();
+	/* CKR_TOKEN_NOT_PRESENT on every call */
+	faults_set("p11.C_Sign:0xE0:1:0", NULL);
+	assert_gave_up(sign_with(0, &fx.rsa, &st), &st, CKR_TOKEN_NOT_PRESENT,
+		       "C_Sign failed: CKR_TOKEN_NOT_PRESENT");
+	/* exactly RETRIES + 1 calls: RETRIES failures are ridden out... */
+	snprintf(rule, sizeof(rule), "p11.C_Sign:0xE0:1:%d", RETRIES);
+	faults_set(rule, NULL);
+	rp_status_clear(&st);
+	if (sign_with(0, &fx.rsa, &st)) {
+		fail_msg("sign after %d failures: %s", RETRIES,
+			 rp_status_msg(&st));
+	}
+	/* ...one more is not, and the next call after them works */
+	snprintf(rule, sizeof(rule), "p11.C_Sign:0xE0:1:%d", RETRIES + 1);
+	faults_set(rule, NULL);
+	rp_status_clear(&st);
+	assert_gave_up(sign_with(0, &fx.rsa, &st), &st, CKR_TOKEN_NOT_PRESENT,
+		       "C_Sign");
+	rp_status_clear(&st);
+	assert_int_equal(sign_with(0, &fx.rsa, &st), RP_OK);
+	/* the same for an unwrap */
+	snprintf(rule, sizeof(rule), "p11.C_DeriveKey:0xE0:1:%d", RETRIES);
+	faults_set(rule, NULL);
+	assert_int_equal(unwrap_new(1, &fx.x, &st), RP_OK);
+	snprintf(rule, sizeof(rule), "p11.C_DeriveKey:0xE0:1:%d", RETRIES + 1);
+	faults_set(rule, NULL);
+	assert_gave_up(unwrap_new(1, &fx.x, &st), &st, CKR_TOKEN_NOT_PRESENT,
+		       "C_DeriveKey");
+	/* the whole token gone: reopening fails too; then it comes back */
+	faults_set("p11.C_Decrypt:0xE0:1:0,p11.C_OpenSession:0xE0:1:0,"
+		   "p11.C_FindObjectsInit:0xE0:1:0",
+		   NULL);
+	rp_status_clear(&st);
+	assert_gave_up(unwrap_new(0, &fx.rsa, &st), &st, CKR_TOKEN_NOT_PRESENT,
+		       "C_OpenSession");
+	faults_set(NULL, NULL);
+	assert_unwraps(fx.ks, &fx.rsa);
+	assert_int_equal(sign_with(0, &fx.rsa, &st), RP_OK);
+}
+
+/* with_session_lost: `rule` after a lost session that empties the cache */
+static void with_session_lost(char *out, size_t out_cap, const char *rule)
+{
+	const int n = snprintf(out, out_cap, "p11.C_Sign:0xB3,%s", rule);
+
+	assert_true(n > 0 && (size_t)n < out_cap);
+}
+
+static void test_ks_pkcs11_fault_every_point_retried(void **state)
+{
+	enum op { SIGN, UNWRAP_RSA, UNWRAP_X };
+	enum before { NOTHING, SESSION_LOST, LOGGED_OUT };
+	static const struct {
+		const char *fn;
+		CK_RV rv;
+		enum op op;
+		enum before before;
+	} points[] = {
+		{ "C_Sign", CKR_DEVICE_ERROR, SIGN, NOTHING },
+		{ "C_SignInit", CKR_KEY_HANDLE_INVALID, SIGN, NOTHING },
+		{ "C_Decrypt", CKR_DEVICE_REMOVED, UNWRAP_RSA, NOTHING },
+		{ "C_DecryptInit", CKR_OBJECT_HANDLE_INVALID, UNWRAP_RSA,
+		  NOTHING },
+		{ "C_DeriveKey", CKR_SESSION_CLOSED, UNWRAP_X, NOTHING },
+		{ "C_OpenSession", CKR_TOKEN_NOT_PRESENT, SIGN, SESSION_LOST },
+		{ "C_FindObjectsInit", CKR_DEVICE_ERROR, SIGN, SESSION_LOST },
+		{ "C_FindObjects", CKR_DEVICE_MEMORY, SIGN, SESSION_LOST },
+		{ "C_Login", CKR_DEVICE_ERROR, SIGN, LOGGED_OUT },
+	};
+	struct rp_status st = { 0 };
+	char rule[96], rules[160];
+
+	(void)state;
+	need_hooks();
+	for (size_t i = 0; i < RP_ARRAY_LEN(points); i++) {
+		for (int is_always = 0; is_always < 2; is_always++) {
+			CK_SLOT_ID slot;
+			enum rp_err err;
+
+			snprintf(rule, sizeof(rule), "p11.%s:0x%lx:1:%d",
+				 points[i].fn, (unsigned long)points[i].rv,
+				 is_always ? 0 : 1);
+			if (points[i].before == SESSION_LOST) {
+				with_session_lost(rules, sizeof(rules), rule);
+			} else {
+				snprintf(rules, sizeof(rules), "%s", rule);
+			}
+			if (points[i].before == LOGGED_OUT) {
+				/* closing every session logs the token out */
+				token_session(TOKEN, &slot);
+				assert_int_equal(fx.f->C_CloseAllSessions(slot),
+						 CKR_OK);
+			}
+			faults_set(rules, NULL);
+			rp_status_clear(&st);
+			switch (points[i].op) {
+			case SIGN:
+				err = sign_with(0, &fx.rsa, &st);
+				break;
+			case UNWRAP_RSA:
+				err = unwrap_new(0, &fx.rsa, &st);
+				break;
+			default:
+				err = unwrap_new(0, &fx.x, &st);
+				break;
+			}
+			if (is_always) {
+				assert_gave_up(err, &st, points[i].rv,
+					       points[i].fn);
+			} else if (err) {
+				fail_msg("%s: %s", rules, rp_status_msg(&st));
+			}
+		}
+	}
+	faults_set(NULL, NULL);
+	assert_int_equal(sign_with(0, &fx.rsa, &st), RP_OK);
+	assert_unwraps(fx.ks, &fx.x);
+}
+
+static void test_ks_pkcs11_fault_bad_stanza_not_retried(void **state)
+{
+	struct rp_status st = { 0 };
+	struct hdr h;
+
+	(void)state;
+	need_hooks();
+	/* a body that does not open: from the 2nd call on the token is gone */
+	hdr_make(&h, &fx.x);
+	((uint8_t *)h.h.stanzas[0].body.p)[3] ^= 1;
+	faults_set("p11.C_DeriveKey:0xE0:2:0", NULL);
+	assert_int_equal(unwrap(fx.ks, 1, &fx.x, &h, &st), RP_ERR_NOKEY);
+	assert_int_equal(st.ck_rv, 0);
+	hdr_fini(&h);
+	/* the same for ssh-rsa, its ciphertext changed */
+	faults_set(NULL, NULL);
+	assert_unwraps(fx.ks, &fx.rsa); /* learns the key's rsa mode */
+	hdr_make(&h, &fx.rsa);
+	((uint8_t *)h.h.stanzas[0].body.p)[7] ^= 1;
+	faults_set("p11.C_Decrypt:0xE0:2:0", NULL);
+	rp_status_clear(&st);
+	assert_int_equal(unwrap(fx.ks, 0, &fx.rsa, &h, &st), RP_ERR_AUTH);
+	/* a token's own "does not decrypt" codes, then the token gone */
+	faults_set("p11.C_Decrypt:0x40,p11.C_Decrypt:0xE0:1:0", NULL);
+	rp_status_clear(&st);
+	assert_int_equal(unwrap(fx.ks, 0, &fx.rsa, &h, &st), RP_ERR_AUTH);
+	faults_set("p11.C_Decrypt:0x20,p11.C_Decrypt:0xE0:1:0", NULL);
+	rp_status_clear(&st);
+	assert_int_equal(unwrap(fx.ks, 0, &fx.rsa, &h, &st), RP_ERR_AUTH);
+	hdr_fini(&h);
+}
+
+static void test_ks_pkcs11_unwrap_low_order_share_format_error(void **state)
+{
+	struct rp_status st = { 0 };
+	struct hdr h;
+
+	(void)state;
+	/*
+	 * A share of 32 zero bytes (a low-order point): no shared secret.
+	 * SoftHSM refuses the derive; that is the document's fault, as in
+	 * software, not the token's, and (test builds) not retried.
+	 */
+	hdr_make(&h, &fx.x);
+	assert_int_equal(h.h.stanzas[0].args[1].len, 43);
+	memset((uint8_t *)h.h.stanzas[0].args[1].p, 'A', 43);
+	faults_set("p11.C_DeriveKey:0xE0:2:0", NULL);
+	assert_int_equal(unwrap(fx.ks, 1, &fx.x, &h, &st), RP_ERR_FORMAT);
+	assert_non_null(strstr(st.msg, "low-order"));
+	hdr_fini(&h);
+}
+
+static void test_ks_pkcs11_fault_slow_token_still_works(void **state)
+{
+	struct worker_arg a[2];
+	pthread_t t[2];
+	struct hdr h[2];
+	struct rp_status st = { 0 };
+
+	(void)state;
+	need_hooks();
+	faults_set(NULL, "p11.C_Sign:50");
+	assert_int_equal(sign_with(0, &fx.rsa, &st), RP_OK);
+	assert_int_equal(sign_with(1, &fx.x, &st), RP_OK);
+	faults_set(NULL, "p11.C_Decrypt:50");
+	assert_int_equal(unwrap_new(0, &fx.rsa, &st), RP_OK);
+	/* slow and failing, on two workers at once */
+	faults_set("p11.C_DeriveKey:0xB3:1:3,p11.C_Decrypt:0x30:1:3",
+		   "p11.C_DeriveKey:20");
+	hdr_make(&h[0], &fx.rsa);
+	hdr_make(&h[1], &fx.x);
+	for (size_t i = 0; i < 2; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].worker = i;
+		a[i].num_unwraps = 20;
+		a[i].h[0] = &h[0];
+		a[i].h[1] = &h[1];
+		a[i].ki[0] = &fx.rsa;
+		a[i].ki[1] = &fx.x;
+		assert_int_equal(
+			pthread_create(&t[i], NULL, worker_main, &a[i]), 0);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		if (a[i].num_ok != a[i].num_unwraps) {
+			fail_msg("worker %zu: %zu of %zu: %s", i, a[i].num_ok,
+				 a[i].num_unwraps, rp_status_msg(&a[i].st));
+		}
+	}
+	hdr_fini(&h[0]);
+	hdr_fini(&h[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -840,6 +1180,27 @@ int main(void)
 		cmocka_unit_test(
 			test_ks_pkcs11_stale_handle_and_lost_session_recover),
 		cmocka_unit_test(test_ks_pkcs11_open_wrong_token_or_pin_fails),
+		cmocka_unit_test_teardown(
+			test_ks_pkcs11_fault_device_error_on_sign_retried,
+			faults_teardown),
+		cmocka_unit_test_teardown(
+			test_ks_pkcs11_fault_lost_session_on_unwrap_retried,
+			faults_teardown),
+		cmocka_unit_test_teardown(
+			test_ks_pkcs11_fault_token_gone_gives_up_bounded,
+			faults_teardown),
+		cmocka_unit_test_teardown(
+			test_ks_pkcs11_fault_every_point_retried,
+			faults_teardown),
+		cmocka_unit_test_teardown(
+			test_ks_pkcs11_fault_bad_stanza_not_retried,
+			faults_teardown),
+		cmocka_unit_test_teardown(
+			test_ks_pkcs11_unwrap_low_order_share_format_error,
+			faults_teardown),
+		cmocka_unit_test_teardown(
+			test_ks_pkcs11_fault_slow_token_still_works,
+			faults_teardown),
 	};
 
 	if (access(MODULE, R_OK) || run("command -v " UTIL " >/dev/null")) {
