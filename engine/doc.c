@@ -30,7 +30,10 @@
 void rp_doc_hdr_fini(struct rp_doc_hdr *d)
 {
 	rp_age_header_fini(&d->hdr);
-	free(d->buf);
+	if (!d->is_buf_borrowed) {
+		free(d->buf);
+	}
+	d->is_buf_borrowed = 0;
 	if (d->fd >= 0) {
 		close(d->fd);
 	}
@@ -38,55 +41,53 @@ void rp_doc_hdr_fini(struct rp_doc_hdr *d)
 	d->buf = NULL;
 }
 
-enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d, struct rp_status *st,
-			    const char *path, int extra_flags)
+/*
+ * hdr_load: d->fd open, d->sb its stat. Reads a small prefix first
+ * (headers are a few KiB; `prefix` may hold it already) and grows it
+ * only while the header does not fit, up to the bound.
+ */
+static enum rp_err hdr_load(struct rp_doc_hdr *d, struct rp_status *st,
+			    uint8_t *prefix, size_t len)
 {
 	size_t want, limit;
 	enum rp_err err;
-	long fault;
 
-	memset(d, 0, sizeof(*d));
-	d->license_i = -1;
-	d->recip_i = -1;
-	d->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | extra_flags);
-	fault = rp_test_fault("io:open");
-	if (d->fd >= 0 && fault > 0) {
-		close(d->fd);
-		d->fd = -1;
-		errno = (int)fault;
-	}
-	if (d->fd < 0) {
-		return rp_status_errno(st, errno, "cannot open", NULL);
-	}
-	if (fstat(d->fd, &d->sb) < 0) {
-		return rp_status_errno(st, errno, "cannot stat", NULL);
-	}
 	if (!S_ISREG(d->sb.st_mode)) {
 		return rp_status_fail(st, RP_ERR_USAGE, "not a regular file");
 	}
-	/*
-	 * read a small prefix first (headers are a few KiB) and grow it
-	 * only while the header does not fit, up to the bound
-	 */
 	limit = RP_AGE_MAX_HEADER_LEN + RP_AGE_NONCE_LEN;
 	if ((uint64_t)d->sb.st_size < limit) {
 		limit = (size_t)d->sb.st_size;
 	}
-	for (want = limit < 8192 ? limit : 8192;; want *= 8) {
+	want = limit < RP_DOC_HDR_PREFIX ? limit : RP_DOC_HDR_PREFIX;
+	for (;; want *= 8) {
 		uint8_t *p;
 
 		if (want > limit) {
 			want = limit;
 		}
-		p = realloc(d->buf, want ? want : 1);
-		if (!p) {
-			return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
-		}
-		d->buf = p;
-		err = rp_read_full(d->fd, st, NULL, d->buf, want, 0,
-				   &d->buf_len);
-		if (err) {
-			return err;
+		if (prefix && len == want) {
+			/* the caller read this much already */
+			d->buf = prefix;
+			d->buf_len = len;
+			d->is_buf_borrowed = 1;
+			prefix = NULL;
+		} else {
+			if (d->is_buf_borrowed) {
+				d->buf = NULL;
+				d->is_buf_borrowed = 0;
+			}
+			p = realloc(d->buf, want ? want : 1);
+			if (!p) {
+				return rp_status_fail(st, RP_ERR_NOMEM,
+						      "out of memory");
+			}
+			d->buf = p;
+			err = rp_read_full(d->fd, st, NULL, d->buf, want, 0,
+					   &d->buf_len);
+			if (err) {
+				return err;
+			}
 		}
 		rp_age_header_fini(&d->hdr);
 		rp_status_clear(st);
@@ -117,6 +118,43 @@ enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d, struct rp_status *st,
 		}
 	}
 	return RP_OK;
+}
+
+enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d, struct rp_status *st,
+			    const char *path, int extra_flags)
+{
+	long fault;
+
+	memset(d, 0, sizeof(*d));
+	d->license_i = -1;
+	d->recip_i = -1;
+	d->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | extra_flags);
+	fault = rp_test_fault("io:open");
+	if (d->fd >= 0 && fault > 0) {
+		close(d->fd);
+		d->fd = -1;
+		errno = (int)fault;
+	}
+	if (d->fd < 0) {
+		return rp_status_errno(st, errno, "cannot open", NULL);
+	}
+	if (fstat(d->fd, &d->sb) < 0) {
+		return rp_status_errno(st, errno, "cannot stat", NULL);
+	}
+	return hdr_load(d, st, NULL, 0);
+}
+
+enum rp_err rp_doc_hdr_load(struct rp_doc_hdr *d, struct rp_status *st,
+			    uint8_t *prefix, size_t len)
+{
+	const long fault = rp_test_fault("io:open");
+
+	d->license_i = -1;
+	d->recip_i = -1;
+	if (fault > 0) {
+		return rp_status_errno(st, (int)fault, "cannot open", NULL);
+	}
+	return hdr_load(d, st, prefix, len);
 }
 
 static int stanza_is_recipient(const struct rp_age_stanza *s)

@@ -14,8 +14,9 @@
 struct rp_doc_hdr {
 	int fd;
 	struct stat sb;
-	uint8_t *buf; /* owned: the first bytes of the file */
+	uint8_t *buf; /* the first bytes of the file: owned, or borrowed */
 	size_t buf_len;
+	int is_buf_borrowed; /* buf is the caller's (rp_doc_hdr_load) */
 	struct rp_age_header hdr;
 	uint8_t nonce[RP_AGE_NONCE_LEN];
 	long license_i; /* stanza index of rp-license, -1 if none */
@@ -30,6 +31,21 @@ struct rp_doc_hdr {
 RP_MUST_CHECK enum rp_err rp_doc_hdr_read(struct rp_doc_hdr *d,
 					  struct rp_status *st,
 					  const char *path, int extra_flags);
+
+/*
+ * rp_doc_hdr_load is rp_doc_hdr_read for a file the caller opened and
+ * stat'ed already (d->fd and d->sb set, the rest of *d zero) and whose
+ * first `len` bytes it may have read into `prefix` (the engine does both
+ * through io_uring, for a batch of files at once). `prefix` is borrowed
+ * until rp_doc_hdr_fini; the header is read further only if it does not
+ * fit. d->fd stays open. Call rp_doc_hdr_fini after success or failure.
+ */
+RP_MUST_CHECK enum rp_err rp_doc_hdr_load(struct rp_doc_hdr *d,
+					  struct rp_status *st,
+					  uint8_t *prefix, size_t len);
+
+/* RP_DOC_HDR_PREFIX: what a first read takes; most headers fit */
+#define RP_DOC_HDR_PREFIX 4096
 
 void rp_doc_hdr_fini(struct rp_doc_hdr *d);
 
