@@ -214,6 +214,74 @@ assert_grep "$T/r.json" "the file changed while the run read it"
 assert_absent "$T/c/tree/d1/4.age"
 assert_no_tmp "$T/c"
 
+# ------------------------------------------------ the token fails
+# both keys on a SoftHSM2 token; the token's calls fail on demand
+
+MOD=/usr/lib/softhsm/libsofthsm2.so
+if [ -e "$MOD" ] && command -v softhsm2-util >/dev/null 2>&1; then
+	case_ "token setup"
+	P=$T/p11
+	mkdir -p "$P/tokens" "$P/tree/d"
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$P" >"$P/softhsm2.conf"
+	export SOFTHSM2_CONF="$P/softhsm2.conf" REPROTECT_PKCS11_PIN=1234
+	softhsm2-util --init-token --free --label rp-faults --pin 1234 \
+		--so-pin 5678 >/dev/null
+	expect_rc 0 "$RP" init --store "$P/store" --backend pkcs11 \
+		--pkcs11-module "$MOD" --pkcs11-token rp-faults
+	expect_rc 0 "$RP" key create --alg rsa2048 --activate --store "$P/store"
+	for i in 0 1 2 3 4 5 6 7 8 9 10 11; do
+		mkfile "$P/tree/d/$i" $((i * 5000))
+	done
+	expect_rc 0 "$RP" protect "$P"/tree/d/[0-9] "$P"/tree/d/[0-9][0-9] \
+		--store "$P/store"
+	rm -f "$P"/tree/d/[0-9] "$P"/tree/d/[0-9][0-9]
+	expect_rc 0 "$RP" rekey --alg rsa2048 --store "$P/store"
+	snap "$P/tree" >"$T/snap-p11"
+	rm -rf "$P.base"
+	cp -a "$P" "$P.base"
+	NP=12
+
+	# p11fault NAME RULE WANT_RC STOPPED WANT_FAILED REASON
+	p11fault() {
+		case_ "token: $1 ($2)"
+		rm -rf "$P"
+		cp -a "$P.base" "$P"
+		expect_rc "$3" env REPROTECT_TEST_FAULT="$2" "$RP" run \
+			"$P/tree" --store "$P/store" --in-place --quiet --json \
+			--jobs 2
+		cp "$OUT" "$T/r.json"
+		if _why=$(judge "$T/r.json" "$T/snap-p11" "$P/tree" "$4" "$5" \
+			"$6"); then
+			pass
+		else
+			fail "report vs tree: $_why"
+		fi
+		assert_no_tmp "$P"
+		expect_rc 0 "$RP" run "$P/tree" --store "$P/store" --in-place \
+			--quiet --json
+		cp "$OUT" "$T/r-again.json"
+		_cur=$(json_get "$T/r-again.json" \
+			'["outcomes"].get("current", {}).get("documents", 0)')
+		_mv=$(json_get "$T/r-again.json" \
+			'["outcomes"].get("moved", {}).get("documents", 0)')
+		if [ "$((_cur + _mv))" -eq "$NP" ]; then pass; else
+			fail "again: $_mv moved + $_cur current != $NP"
+		fi
+		expect_rc 0 "$RP" verify "$P/tree" --store "$P/store" --quiet
+	}
+	# transient: the retries absorb it, nothing fails
+	p11fault "device error twice on unwrap" p11.C_Decrypt:0x30:3:2 0 \
+		false 0 "-"
+	p11fault "session lost on signing" p11.C_Sign:0xB3:1:1 0 false 0 "-"
+	# for good: the run halts after the retries, nothing is damaged
+	p11fault "token removed for signing" p11.C_Sign:0xE0:1:0 8 true + \
+		"unavailable after"
+	p11fault "token removed for unwrapping" p11.C_Decrypt:0xE0:1:0 8 true + \
+		"unavailable after"
+	unset SOFTHSM2_CONF REPROTECT_PKCS11_PIN
+fi
+
 # ------------------------------------------ SIGKILL at every stage
 # run:read      a worker has read and classified a header
 # run:signed    the signer has a batch signature
