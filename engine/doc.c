@@ -2,6 +2,7 @@
 
 #include "doc_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -339,6 +340,8 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 
 	/* bindings and signature (licensed only) */
 	if (!info->license_st.err) {
+		/* a license decoded: one license and one recipient stanza */
+		assert(rs && ls);
 		digest(dg, rs->raw.p, rs->raw.len);
 		if (CRYPTO_memcmp(dg, info->lic.stanza_digest, 32)) {
 			rp_status_fail(&info->stanza_st, RP_ERR_AUTH,

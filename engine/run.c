@@ -150,7 +150,7 @@ static const char *target(const struct job *j)
 static int queue_init(struct queue *q, size_t cap)
 {
 	memset(q, 0, sizeof(*q));
-	q->items = calloc(cap, sizeof(*q->items));
+	q->items = calloc(cap, sizeof(struct job *));
 	q->cap = cap;
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->can_pop, NULL);
@@ -818,7 +818,7 @@ static void *signer_main(void *p)
 	struct signer_state ss;
 	struct job *j;
 
-	ss.batch = calloc(r->batch, sizeof(*ss.batch));
+	ss.batch = calloc(r->batch, sizeof(struct job *));
 	ss.leaves = calloc(r->batch, sizeof(*ss.leaves));
 	while ((j = queue_pop(&r->q_sign, NULL))) {
 		struct timespec deadline;
@@ -1232,9 +1232,10 @@ static int fault_rename(struct run *r, struct job *j)
  */
 static void ring_close_and_swap(struct writer *w, int *res)
 {
+	const size_t n = w->n; /* the batch; ring_run leaves it */
 	size_t k = 0;
 
-	for (size_t i = 0; i < w->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct job *j = w->batch[i];
 		struct io_uring_sqe *sqe;
 
@@ -1251,7 +1252,7 @@ static void ring_close_and_swap(struct writer *w, int *res)
 		return; /* the plain path closes what is still open */
 	}
 	k = 0;
-	for (size_t i = 0; i < w->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct job *j = w->batch[i];
 		struct io_uring_sqe *sqe;
 
@@ -1296,7 +1297,7 @@ static void ring_close_and_swap(struct writer *w, int *res)
 		if (ring_run(w, k, got) < 0) {
 			return;
 		}
-		for (size_t i = 0; i < w->n; i++) {
+		for (size_t i = 0; i < n; i++) {
 			struct job *j = w->batch[i];
 
 			if (res[i] != 1) {
@@ -1344,17 +1345,18 @@ static void ring_sync_dirs(struct writer *w, size_t num_dirs)
 
 static void commit_batch(struct writer *w)
 {
+	const size_t n = w->n; /* the batch; ring_run leaves it */
 	struct run *r = w->r;
 	int res[1024];
 	size_t num_dirs = 0;
-	const int use_ring = w->has_ring && w->n <= RP_ARRAY_LEN(res);
+	const int use_ring = w->has_ring && n <= RP_ARRAY_LEN(res);
 
 	/* 1. durable: every temporary file of the batch reaches the disk */
 	if (r->o->durability == RP_DURABLE_BATCH) {
 		if (use_ring) {
 			size_t k = 0;
 
-			for (size_t i = 0; i < w->n; i++) {
+			for (size_t i = 0; i < n; i++) {
 				struct io_uring_sqe *sqe;
 
 				if (w->batch[i]->af.fd < 0) {
@@ -1367,19 +1369,19 @@ static void commit_batch(struct writer *w)
 				k++;
 			}
 			if (ring_run(w, k, res) < 0) {
-				for (size_t i = 0; i < w->n; i++) {
+				for (size_t i = 0; i < n; i++) {
 					res[i] = -EIO;
 				}
 			}
 		} else {
-			for (size_t i = 0; i < w->n; i++) {
+			for (size_t i = 0; i < n; i++) {
 				res[i] = w->batch[i]->af.fd < 0 ||
 						 fsync(w->batch[i]->af.fd) == 0
 					 ? 0
 					 : -errno;
 			}
 		}
-		for (size_t i = 0; i < w->n; i++) {
+		for (size_t i = 0; i < n; i++) {
 			struct job *j = w->batch[i];
 			const long fault = j->af.fd >= 0
 						   ? rp_test_fault("io:fsync")
@@ -1404,7 +1406,7 @@ static void commit_batch(struct writer *w)
 	if (use_ring) {
 		ring_close_and_swap(w, res);
 	}
-	for (size_t i = 0; i < w->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct job *j = w->batch[i];
 
 		if (j->out != RP_OUT_MOVED || j->af.is_committed) {
@@ -1474,7 +1476,7 @@ static void commit_batch(struct writer *w)
 	rp_test_crash_point("run:renamed");
 	/* 3. the renames reach the disk: each folder once */
 	if (r->o->durability != RP_DURABLE_NONE) {
-		for (size_t i = 0; i < w->n; i++) {
+		for (size_t i = 0; i < n; i++) {
 			char d[PATH_MAX];
 			size_t k;
 
@@ -1513,12 +1515,12 @@ static void commit_batch(struct writer *w)
 	}
 	rp_test_crash_point("run:dirs-synced");
 	/* the renames are durable: the old inodes may now be rewritten */
-	for (size_t i = 0; i < w->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (w->batch[i]->is_exchanged) {
 			keep_spare(w, w->batch[i]);
 		}
 	}
-	for (size_t i = 0; i < w->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct job *j = w->batch[i];
 
 		/* the reason is already in j->reason (it must not format itself) */
@@ -1929,13 +1931,15 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 	w->open_s = malloc(sizeof(*w->open_s));
 	w->seal_s = malloc(sizeof(*w->seal_s));
 	w->buf = malloc(COPY_BUF);
-	w->batch = calloc(r->batch, sizeof(*w->batch));
+	w->batch = calloc(r->batch, sizeof(struct job *));
 	w->dirs = malloc(2 * r->batch * sizeof(*w->dirs));
 	w->spares = calloc(2 * r->batch, sizeof(*w->spares));
 	w->can_exchange = 1;
 	if (!w->open_s || !w->seal_s || !w->buf || !w->batch || !w->dirs ||
 	    !w->spares) {
-		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		/* the caller's writer_fini frees what was allocated */
+		rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		return RP_ERR_NOMEM;
 	}
 	memset(w->open_s, 0, sizeof(*w->open_s));
 	memset(w->seal_s, 0, sizeof(*w->seal_s));
