@@ -360,6 +360,11 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 			rp_status_fail(&info->sig_st, RP_ERR_NOKEY,
 				       "the license's signing key is not in "
 				       "this store");
+		} else if (rp_store_check_usable(s, &info->sig_st,
+						 (size_t)info->signer_idx)) {
+			/* a revoked key's signature vouches for nothing */
+			rp_status_prefix(&info->sig_st,
+					 "the license's signing key");
 		} else if (!rp_store_pubkeys(s, &info->sig_st,
 					     (size_t)info->signer_idx, NULL,
 					     &spub, NULL)) {
@@ -537,20 +542,24 @@ enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
 		goto out;
 	}
 	if (info->has_license && info->lic.encoding == RP_ENC_NONE) {
-		/* the license fixes the exact size: say truncated/extended */
+		/*
+		 * the license fixes the payload's exact size: say truncated
+		 * or extended (compared as payloads: an absurd size
+		 * saturates, never wraps)
+		 */
+		const uint64_t start = d.hdr.header_len + RP_AGE_NONCE_LEN;
+		const uint64_t have = (uint64_t)d.sb.st_size - start;
 		const uint64_t want =
-			d.hdr.header_len + RP_AGE_NONCE_LEN +
 			rp_stream_sealed_size(info->lic.plaintext_size);
 
-		if ((uint64_t)d.sb.st_size != want) {
+		if (have != want) {
 			err = rp_status_fail(
 				st, RP_ERR_FORMAT,
-				"the document is %llu bytes but its license "
+				"the payload is %llu bytes but its license "
 				"gives %llu: it was %s",
-				(unsigned long long)d.sb.st_size,
+				(unsigned long long)have,
 				(unsigned long long)want,
-				(uint64_t)d.sb.st_size < want ? "truncated"
-							      : "extended");
+				have < want ? "truncated" : "extended");
 			goto out;
 		}
 	}
