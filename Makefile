@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-release test-asan demo bench bench-e2e fuzz clean format
+.PHONY: all deps build build-asan test test-release test-asan test-valgrind demo bench bench-e2e bench-sweep fuzz clean format
 
 all: build
 
@@ -28,6 +28,25 @@ test-release: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The cmocka unit tests of the release build under valgrind memcheck, JOBS
+# at a time; tests/valgrind.supp holds the few third-party suppressions.
+# A test that exits 77 (no SoftHSM token, no io_uring) is skipped. Each
+# test's output is in $(BUILD)/tests/NAME.valgrind.log.
+VALGRIND_FLAGS ?= -q --error-exitcode=1 --leak-check=full \
+	--errors-for-leak-kinds=definite \
+	--suppressions=$(CURDIR)/tests/valgrind.supp
+
+test-valgrind: build
+	@cd $(BUILD)/tests && \
+	find . -maxdepth 1 -type f -perm -u+x -name 'test_*' | sort | \
+	xargs -P $(JOBS) -I{} sh -c 't=$${1#./}; \
+		valgrind $(VALGRIND_FLAGS) "./$$t" >"$$t.valgrind.log" 2>&1; \
+		rc=$$?; \
+		if [ $$rc -eq 0 ]; then echo "valgrind ok:   $$t"; \
+		elif [ $$rc -eq 77 ]; then echo "valgrind skip: $$t"; \
+		else echo "valgrind FAIL: $$t (exit $$rc)"; \
+			cat "$$t.valgrind.log"; exit 1; fi' sh {}
+
 # Every test, in the release build and in the ASan+UBSan build.
 test: test-release test-asan
 
@@ -40,6 +59,10 @@ bench: build
 # the end-to-end engine benchmark (BENCH_DOCS, BENCH_RUNS, BENCH_BIG_MB)
 bench-e2e: build
 	scripts/bench_e2e.sh $(BUILD)/reprotect
+
+# docs/s against --batch and --jobs: docs/bench/*.csv and *.svg (BENCH_DOCS, BENCH_RUNS)
+bench-sweep: build
+	scripts/bench_sweep.sh $(BUILD)
 
 # every libFuzzer target for FUZZ_SECONDS (default 120) each, clang build
 fuzz: deps

@@ -1,10 +1,53 @@
 #include "zcodec.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_customMem: exported by libzstd */
 #include <zstd.h>
+
+/*
+ * zstd's workspaces hold plaintext (its window and literal buffers): they
+ * are wiped before they are freed. Each block keeps its size in front.
+ */
+struct wipe_hdr {
+	size_t size;
+	max_align_t align;
+};
+
+static void *wipe_alloc(void *opaque, size_t size)
+{
+	struct wipe_hdr *h;
+
+	(void)opaque;
+	if (size > SIZE_MAX - sizeof(*h)) {
+		return NULL;
+	}
+	h = malloc(sizeof(*h) + size);
+	if (!h) {
+		return NULL;
+	}
+	h->size = size;
+	return h + 1;
+}
+
+static void wipe_free(void *opaque, void *p)
+{
+	struct wipe_hdr *h;
+
+	(void)opaque;
+	if (!p) {
+		return;
+	}
+	h = (struct wipe_hdr *)p - 1;
+	OPENSSL_cleanse(p, h->size);
+	free(h);
+}
+
+static const ZSTD_customMem wipe_mem = { wipe_alloc, wipe_free, NULL };
 
 static void zcodec_zero(struct rp_zcodec *z)
 {
@@ -38,7 +81,7 @@ enum rp_err rp_zcodec_init_compress(struct rp_zcodec *z, struct rp_status *st,
 	enum rp_err err;
 
 	zcodec_zero(z);
-	cs = ZSTD_createCStream();
+	cs = ZSTD_createCStream_advanced(wipe_mem);
 	if (!cs) {
 		err = rp_status_fail(st, RP_ERR_NOMEM,
 				     "cannot create a zstd compression stream");
@@ -76,7 +119,7 @@ enum rp_err rp_zcodec_init_decompress(struct rp_zcodec *z, struct rp_status *st,
 	enum rp_err err;
 
 	zcodec_zero(z);
-	z->dstream = ZSTD_createDStream();
+	z->dstream = ZSTD_createDStream_advanced(wipe_mem);
 	if (!z->dstream) {
 		err = rp_status_fail(st, RP_ERR_NOMEM,
 				     "cannot create a zstd decompression "
