@@ -104,7 +104,7 @@ static enum rp_err prompt(struct rp_status *st, const char *msg, char *out,
 				      "or give --passphrase-file");
 	}
 	fputs(msg, tty);
-	fflush(tty);
+	(void)fflush(tty); /* a prompt: nothing to do on failure */
 	if (tcgetattr(fileno(tty), &old) == 0) {
 		quiet = old;
 		quiet.c_lflag &= (tcflag_t)~ECHO;
@@ -118,7 +118,7 @@ static enum rp_err prompt(struct rp_status *st, const char *msg, char *out,
 		tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	}
 	fputc('\n', tty);
-	fclose(tty);
+	(void)fclose(tty); /* only a prompt was written */
 	if (err) {
 		return err;
 	}
@@ -297,12 +297,12 @@ int rp_cli_confirm(const char *what, const char *word, int is_yes)
 		return 0;
 	}
 	fprintf(tty, "%s\nType '%s' to go on: ", what, word);
-	fflush(tty);
+	(void)fflush(tty);
 	if (fgets(line, sizeof(line), tty)) {
 		line[strcspn(line, "\r\n")] = '\0';
 		ok = !strcmp(line, word);
 	}
-	fclose(tty);
+	(void)fclose(tty);
 	if (!ok) {
 		fprintf(stderr, "reprotect: not confirmed; nothing changed\n");
 	}
@@ -342,9 +342,9 @@ void rp_cli_fmt_time(char out[32], uint64_t t)
 	const time_t tt = (time_t)t;
 	struct tm tm;
 
-	if (!t || !gmtime_r(&tt, &tm)) {
+	/* strftime returns 0, leaving `out` indeterminate, if it fails */
+	if (!t || !gmtime_r(&tt, &tm) ||
+	    !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
 		snprintf(out, 32, "-");
-		return;
 	}
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

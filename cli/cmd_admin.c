@@ -357,11 +357,20 @@ int rp_cmd_world(struct rp_cli *cli, int argc, char **argv)
 	for (long i = 0; !err && i < a.shares; i++) {
 		char path[4200];
 		char text[RP_SHARE_LINE_MAX + 1];
+		const int m = snprintf(path, sizeof(path), "%s-%ld.share",
+				       a.out, i + 1);
 		const int n = snprintf(text, sizeof(text), "%s\n", lines[i]);
 
-		snprintf(path, sizeof(path), "%s-%ld.share", a.out, i + 1);
-		err = rp_file_write_atomic(&st, path, (const uint8_t *)text,
-					   (size_t)n, 1);
+		if (m < 0 || (size_t)m >= sizeof(path)) {
+			err = rp_status_fail(&st, RP_ERR_USAGE,
+					     "--out is too long");
+		} else if (n < 0 || (size_t)n >= sizeof(text)) {
+			err = rp_status_fail(&st, RP_ERR_INTERNAL,
+					     "share line too long");
+		} else {
+			err = rp_file_write_atomic(
+				&st, path, (const uint8_t *)text, (size_t)n, 1);
+		}
 		OPENSSL_cleanse(text, sizeof(text));
 		if (!err) {
 			printf("wrote %s\n", path);

@@ -205,12 +205,15 @@ int rp_cmd_protect(struct rp_cli *cli, int argc, char **argv)
 		char out[4096];
 		struct rp_status fst = { 0 };
 		enum rp_err err = RP_OK;
+		int n;
 
 		if (a.out) {
-			snprintf(out, sizeof(out), "%s", a.out);
-		} else if (snprintf(out, sizeof(out), "%s%s", argv[i],
-				    a.suffix ? a.suffix : ".age") >=
-			   (int)sizeof(out)) {
+			n = snprintf(out, sizeof(out), "%s", a.out);
+		} else {
+			n = snprintf(out, sizeof(out), "%s%s", argv[i],
+				     a.suffix ? a.suffix : ".age");
+		}
+		if (n < 0 || (size_t)n >= sizeof(out)) {
 			err = rp_status_fail(&fst, RP_ERR_USAGE,
 					     "path too long");
 		}
@@ -241,6 +244,7 @@ int rp_cmd_unprotect(struct rp_cli *cli, int argc, char **argv)
 	char out[4096];
 	const char *in;
 	enum rp_err err;
+	int out_len;
 	int rc = parse_doc_opts(cli, "unprotect", argc, argv, &a,
 				unprotect_help, allowed, RP_ARRAY_LEN(allowed));
 
@@ -252,7 +256,7 @@ int rp_cmd_unprotect(struct rp_cli *cli, int argc, char **argv)
 	}
 	in = argv[optind];
 	if (a.out) {
-		snprintf(out, sizeof(out), "%s", a.out);
+		out_len = snprintf(out, sizeof(out), "%s", a.out);
 	} else {
 		const size_t n = strlen(in);
 
@@ -262,7 +266,10 @@ int rp_cmd_unprotect(struct rp_cli *cli, int argc, char **argv)
 					    "-o OUT",
 					    in);
 		}
-		snprintf(out, sizeof(out), "%.*s", (int)(n - 4), in);
+		out_len = snprintf(out, sizeof(out), "%.*s", (int)(n - 4), in);
+	}
+	if (out_len < 0 || (size_t)out_len >= sizeof(out)) {
+		return rp_cli_usage("unprotect", "path too long");
 	}
 	if (rp_cli_open_store(cli, &st, &s)) {
 		return rp_cli_error(&st);

@@ -65,6 +65,7 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 	size_t num_files = 0;
 	enum rp_err err = RP_OK;
 	int c, rc = RP_EXIT_OK;
+	int n_module, n_token;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -100,13 +101,15 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 				    "pkcs11",
 				    backend);
 	}
-	if (strlen(module) > RP_CONF_STR_MAX ||
-	    strlen(token) > RP_CONF_STR_MAX) {
+	n_module = snprintf(conf.pkcs11_module, sizeof(conf.pkcs11_module),
+			    "%s", module);
+	n_token = snprintf(conf.pkcs11_token, sizeof(conf.pkcs11_token), "%s",
+			   token);
+	if (n_module < 0 || (size_t)n_module >= sizeof(conf.pkcs11_module) ||
+	    n_token < 0 || (size_t)n_token >= sizeof(conf.pkcs11_token)) {
 		return rp_cli_usage("init", "module path or token label too "
 					    "long");
 	}
-	snprintf(conf.pkcs11_module, sizeof(conf.pkcs11_module), "%s", module);
-	snprintf(conf.pkcs11_token, sizeof(conf.pkcs11_token), "%s", token);
 	if (is_from_shares && optind == argc) {
 		return rp_cli_usage("init", "--from-shares needs share files");
 	}

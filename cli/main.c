@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,6 +51,23 @@ static const struct command commands[] = {
 	{ "verify", rp_cmd_run },
 };
 
+/*
+ * stdout_done flushes stdout and turns a write error (a full disk, a
+ * closed pipe) into RP_EXIT_SYSTEM, so `reprotect ... >file` cannot
+ * report success for output it lost. Returns `rc` otherwise.
+ */
+static int stdout_done(int rc)
+{
+	const int err = fflush(stdout) ? errno : ferror(stdout) ? EIO : 0;
+
+	if (!err) {
+		return rc;
+	}
+	fprintf(stderr, "reprotect: cannot write the standard output: %s\n",
+		strerror(err));
+	return rc == RP_EXIT_OK ? RP_EXIT_SYSTEM : rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct rp_cli cli = { .prog = "reprotect" };
@@ -59,11 +77,11 @@ int main(int argc, char **argv)
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage, stdout);
-			return RP_EXIT_OK;
+			return stdout_done(RP_EXIT_OK);
 		}
 		if (!strcmp(argv[i], "--version")) {
 			printf("reprotect %s\n", RP_VERSION);
-			return RP_EXIT_OK;
+			return stdout_done(RP_EXIT_OK);
 		}
 		if (i + 1 < argc && !strcmp(argv[i], "--store")) {
 			cli.store_dir = argv[i + 1];
@@ -88,18 +106,18 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[i], "version")) {
 		printf("reprotect %s\n", RP_VERSION);
-		return RP_EXIT_OK;
+		return stdout_done(RP_EXIT_OK);
 	}
 	if (!strcmp(argv[i], "help")) {
 		fputs(usage, stdout);
-		return RP_EXIT_OK;
+		return stdout_done(RP_EXIT_OK);
 	}
 	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
 		if (!strcmp(argv[i], commands[c].name)) {
-			const int rc = commands[c].fn(&cli, argc - i, argv + i);
+			const int rc = stdout_done(
+				commands[c].fn(&cli, argc - i, argv + i));
 			struct rp_status st = { 0 };
 
-			fflush(stdout);
 			/* PKCS#11 is finalised once, after every store closed */
 			if (rp_pkcs11_finalize(&st)) {
 				fprintf(stderr, "reprotect: warning: %s\n",

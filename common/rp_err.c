@@ -70,8 +70,9 @@ void rp_bug(const char *file, int line, const char *msg)
 	abort();
 }
 
-enum rp_err rp_status_fail(struct rp_status *st, enum rp_err err,
-			   const char *fmt, ...)
+/* parenthesised: the analyzer's macro in rp_err.h must not expand here */
+enum rp_err(rp_status_fail)(struct rp_status *st, enum rp_err err,
+			    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -94,18 +95,18 @@ enum rp_err rp_status_ossl(struct rp_status *st, enum rp_err err,
 			   const char *what)
 {
 	unsigned long e = ERR_peek_last_error();
+	const char *detail = "no detail";
 	char buf[160];
 
 	if (e) {
 		ERR_error_string_n(e, buf, sizeof(buf));
-	} else {
-		snprintf(buf, sizeof(buf), "no detail");
+		detail = buf;
 	}
 	ERR_clear_error();
 	if (st) {
 		st->ossl_err = e;
 	}
-	return rp_status_fail(st, err, "%s: %s", what, buf);
+	return rp_status_fail(st, err, "%s: %s", what, detail);
 }
 
 enum rp_err rp_status_errno(struct rp_status *st, int errnum, const char *what,

@@ -60,6 +60,14 @@ struct rp_status {
  */
 enum rp_err rp_status_fail(struct rp_status *st, enum rp_err err,
 			   const char *fmt, ...) RP_PRINTF(3, 4);
+#ifdef __clang_analyzer__
+/*
+ * rp_status_fail always returns `err`; the analyzer cannot see into
+ * rp_err.c, so spell it out, or it follows paths where a failure returns 0.
+ */
+#define rp_status_fail(st, err, ...)                                           \
+	((rp_status_fail)((st), (err), __VA_ARGS__), (err))
+#endif
 
 /*
  * rp_status_ossl records `err` with the last OpenSSL error appended to the

@@ -61,7 +61,8 @@ void rp_json_str(FILE *f, const char *s, size_t len)
 			fputc('\\', f);
 			fputc(p[i], f);
 		} else {
-			fwrite(p + i, 1, n, f);
+			/* a short write sets ferror(f): the caller checks */
+			(void)fwrite(p + i, 1, n, f);
 		}
 		i += n;
 	}

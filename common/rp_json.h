@@ -11,6 +11,8 @@ extern "C" {
 /*
  * rp_json_str writes `s` (`len` bytes) to `f` as a quoted JSON string:
  * control characters escaped, invalid UTF-8 bytes replaced by U+FFFD.
+ * A write error is left in ferror(f): the caller checks it once, after
+ * the whole document is written (cli/main.c does so for stdout).
  */
 void rp_json_str(FILE *f, const char *s, size_t len);
 

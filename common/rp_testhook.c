@@ -16,7 +16,7 @@ void rp_test_crash_point(const char *point)
 	const char *want = getenv("REPROTECT_TEST_CRASH");
 
 	if (want && !strcmp(want, point)) {
-		raise(SIGKILL);
+		(void)raise(SIGKILL);
 	}
 }
 
@@ -78,7 +78,8 @@ static int fault_is_count(const char *s)
 	return *s && strspn(s, "0123456789") == strlen(s);
 }
 
-static void fault_bad(const char *why, const char *rule)
+__attribute__((noreturn)) static void fault_bad(const char *why,
+						const char *rule)
 {
 	fprintf(stderr, "REPROTECT_TEST_FAULT: %s: '%s'\n", why, rule);
 	abort();
@@ -119,14 +120,14 @@ static void fault_add(char *rule)
 		fault_bad("want POINT:CODE[:NTH[:COUNT]]", rule);
 	}
 	f->point[0] = '\0';
-	for (size_t i = 0; i < k; i++) {
-		if (strlen(f->point) + strlen(field[i]) + 2 > sizeof(f->point)) {
+	for (size_t i = 0, len = 0; i < k; i++) {
+		const int m = snprintf(f->point + len, sizeof(f->point) - len,
+				       "%s%s", i ? ":" : "", field[i]);
+
+		if (m < 0 || (size_t)m >= sizeof(f->point) - len) {
 			fault_bad("point too long", rule);
 		}
-		if (i) {
-			strcat(f->point, ":");
-		}
-		strcat(f->point, field[i]);
+		len += (size_t)m;
 	}
 	f->code = fault_code(field[k]);
 	f->nth = n - k >= 2 ? strtoul(field[k + 1], NULL, 10) : 1;

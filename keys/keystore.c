@@ -93,9 +93,9 @@ enum rp_err rp_key_parse_rsa_pem(EVP_PKEY **out, uint8_t *out_alg,
 	}
 	bits = EVP_PKEY_get_bits(pk);
 	*out_alg = 0;
-	for (uint8_t a = RP_ALG_RSA2048; a <= RP_ALG_RSA4096; a++) {
-		if (rp_key_alg_rsa_bits(a) == bits) {
-			*out_alg = a;
+	for (int a = RP_ALG_RSA2048; a <= RP_ALG_RSA4096; a++) {
+		if (rp_key_alg_rsa_bits((uint8_t)a) == bits) {
+			*out_alg = (uint8_t)a;
 		}
 	}
 	if (!*out_alg) {

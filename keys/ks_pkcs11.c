@@ -497,9 +497,13 @@ static void make_label(char out[RP_ATLEAST(LABEL_MAX)],
 		       const uint8_t id[RP_KEY_ID_LEN], enum obj_kind kind)
 {
 	char hex[2 * RP_KEY_ID_LEN + 1];
+	int n;
 
 	rp_key_id_hex(hex, id);
-	snprintf(out, LABEL_MAX, "rp-%.16s-%s", hex, kind_name[kind]);
+	n = snprintf(out, LABEL_MAX, "rp-%.16s-%s", hex, kind_name[kind]);
+	if (n < 0 || n >= LABEL_MAX) {
+		RP_BUG("pkcs11 label too long"); /* objects are found by it */
+	}
 }
 
 /* tpl_id adds CKA_ID and the kind's CKA_LABEL */
@@ -1692,10 +1696,15 @@ static enum rp_err set_id(const struct p11_ks *ks, struct rp_status *st,
 /* pending_id: a temporary CKA_ID until the key id (from the public key) */
 static void tpl_pending(struct tpl *t, enum obj_kind kind)
 {
+	const int n = snprintf(t->label, sizeof(t->label), "rp-pending-%s",
+			       kind_name[kind]);
+
+	if (n < 0 || (size_t)n >= sizeof(t->label)) {
+		RP_BUG("pkcs11 label too long"); /* objects are found by it */
+	}
 	if (RAND_bytes(t->id, 16) != 1) {
 		memset(t->id, 0xee, 16);
 	}
-	snprintf(t->label, sizeof(t->label), "rp-pending-%s", kind_name[kind]);
 	tpl_add(t, CKA_ID, t->id, 16);
 	tpl_add(t, CKA_LABEL, t->label, strlen(t->label));
 }
@@ -2923,10 +2932,13 @@ out:
 static enum rp_err pkcs11_open(struct p11_ks *ks, struct rp_status *st,
 			       const struct rp_pkcs11_config *cfg)
 {
+	/* ks->token holds 32 characters, the most a token label has */
+	const int n = cfg->token_label ? snprintf(ks->token, sizeof(ks->token),
+						  "%s", cfg->token_label)
+				       : -1;
 	enum rp_err err;
 
-	if (!cfg->token_label || strlen(cfg->token_label) > 32 ||
-	    !cfg->token_label[0]) {
+	if (n <= 0 || (size_t)n >= sizeof(ks->token)) {
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "a pkcs11 token label has 1 to 32 "
 				      "characters");
@@ -2935,7 +2947,6 @@ static enum rp_err pkcs11_open(struct p11_ks *ks, struct rp_status *st,
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "missing or too long pkcs11 pin");
 	}
-	snprintf(ks->token, sizeof(ks->token), "%s", cfg->token_label);
 	memcpy(ks->pin, cfg->pin, cfg->pin_len);
 	ks->pin_len = cfg->pin_len;
 	ks->workers =

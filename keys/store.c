@@ -736,8 +736,9 @@ enum rp_err rp_store_check_usable(const struct rp_store *s,
 	struct tm tm;
 
 	rp_key_id_hex(hex, k->id);
-	if (t && gmtime_r(&t, &tm)) {
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (t && gmtime_r(&t, &tm) &&
+	    !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		snprintf(when, sizeof(when), "an unknown time");
 	}
 	if (k->state == RP_KEY_REVOKED) {
 		return rp_status_fail(st, RP_ERR_REVOKED,
