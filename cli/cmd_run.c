@@ -8,7 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "afile.h"
 #include "cli.h"
+#include "journal.h"
 #include "rp_file.h"
 #include "rp_json.h"
 #include "run.h"
@@ -218,64 +220,41 @@ static uint64_t key_bytes(const struct rp_run_key_stats *ks)
 	return b;
 }
 
-/* unescape undoes the journal's \xHH escapes, in place */
-static void unescape(char *p)
-{
-	char *o = p;
-
-	while (*p) {
-		unsigned int c;
-
-		if (p[0] == '\\' && p[1] == 'x' && sscanf(p + 2, "%2x", &c) == 1 &&
-		    p[2] && p[3]) {
-			*o++ = (char)c;
-			p += 4;
-		} else {
-			*o++ = *p++;
-		}
-	}
-	*o = '\0';
-}
-
-/* report_docs lists the journal's skipped and failed documents as JSON */
+/*
+ * report_docs lists the journal's skipped and failed documents as JSON;
+ * rp_journal_parse_line drops any line the engine did not write.
+ */
 static void report_docs(FILE *f, FILE *journal)
 {
-	char line[16384];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
 	int first = 1;
 
 	rewind(journal);
 	fprintf(f, "  \"documents\": [");
-	while (fgets(line, sizeof(line), journal)) {
-		char *fields[5];
-		char *p = line;
-		size_t n = 0;
+	while ((n = getline(&line, &cap, journal)) > 0) {
+		struct rp_journal_line jl;
+		size_t len = (size_t)n;
 
-		line[strcspn(line, "\n")] = '\0';
-		while (n < 5) {
-			fields[n++] = p;
-			p = strchr(p, '\t');
-			if (!p) {
-				break;
-			}
-			*p++ = '\0';
+		if (line[len - 1] == '\n') {
+			len--;
 		}
-		if (n != 5 || !strcmp(fields[0], "moved") ||
-		    !strcmp(fields[0], "verified") ||
-		    !strcmp(fields[0], "current") ||
-		    !strcmp(fields[0], "would-move")) {
+		if (rp_journal_parse_line(&jl, line, len) ||
+		    jl.out == RP_OUT_MOVED || jl.out == RP_OUT_VERIFIED ||
+		    jl.out == RP_OUT_CURRENT || jl.out == RP_OUT_WOULD_MOVE) {
 			continue;
 		}
 		fprintf(f, "%s\n    {\"outcome\": \"%s\", \"key\": \"%s\", "
 			   "\"path\": ",
-			first ? "" : ",", fields[0], fields[1]);
-		unescape(fields[3]);
-		unescape(fields[4]);
-		rp_json_cstr(f, fields[3]);
+			first ? "" : ",", jl.outcome, jl.key);
+		rp_json_cstr(f, jl.path);
 		fprintf(f, ", \"reason\": ");
-		rp_json_cstr(f, fields[4]);
+		rp_json_cstr(f, jl.reason);
 		fprintf(f, "}");
 		first = 0;
 	}
+	free(line);
 	fprintf(f, "%s]\n", first ? "" : "\n  ");
 }
 
@@ -421,6 +400,53 @@ static void print_summary(const struct rp_run_opts *o,
 	}
 }
 
+/*
+ * save_report writes the JSON report to `path` as every file the run
+ * makes: 0600, complete and durable before it replaces what was there.
+ * Returns 0, or 1 after saying why on stderr.
+ */
+static int save_report(const char *path, const struct rp_run_opts *o,
+		       const struct rp_run_result *res,
+		       const struct rp_keyring *kr, FILE *journal)
+{
+	struct rp_status st = { 0 };
+	struct rp_afile af;
+	FILE *f = NULL;
+	int fd;
+
+	if (rp_afile_open(&af, &st, path, 0)) {
+		fprintf(stderr, "reprotect: cannot write the report: %s\n",
+			rp_status_msg(&st));
+		return 1;
+	}
+	fd = dup(af.fd);
+	if (fd >= 0) {
+		f = fdopen(fd, "w");
+		if (!f) {
+			close(fd);
+		}
+	}
+	if (!f) {
+		rp_status_errno(&st, errno, "cannot write", path);
+	} else {
+		write_report(f, o, res, kr, journal);
+		if (ferror(f) | fclose(f)) {
+			rp_status_errno(&st, errno ? errno : EIO,
+					"cannot write", path);
+		}
+	}
+	if (!st.err) {
+		(void)!rp_afile_commit(&af, &st);
+	}
+	rp_afile_fini(&af);
+	if (st.err) {
+		fprintf(stderr, "reprotect: the report: %s\n",
+			rp_status_msg(&st));
+		return 1;
+	}
+	return 0;
+}
+
 static FILE *open_journal(struct rp_status *st, struct rp_store *s,
 			  const char *path, char *out_path, size_t cap)
 {
@@ -489,7 +515,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	int is_in_place = 0, is_json = 0, is_quiet = 0;
 	uint64_t v;
 	enum rp_err err;
-	int c, rc;
+	int c, rc, report_failed = 0;
 
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
@@ -709,16 +735,9 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		print_summary(&o, &res, rp_store_keyring(s));
 		printf("journal: %s\n", journal_path);
 	}
-	if (report) {
-		FILE *f = fopen(report, "w");
-
-		if (!f) {
-			fprintf(stderr, "reprotect: cannot write '%s': %s\n",
-				report, strerror(errno));
-		} else {
-			write_report(f, &o, &res, rp_store_keyring(s), journal);
-			fclose(f);
-		}
+	if (report &&
+	    save_report(report, &o, &res, rp_store_keyring(s), journal)) {
+		report_failed = 1;
 	}
 	if (o.is_verify) {
 		rp_cli_flush_usage(s, "verify");
@@ -734,7 +753,9 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 						  res.total.num[RP_OUT_FAIL_IO]),
 			     res.was_stopped);
 	}
-	if (res.was_stopped) {
+	if (report_failed) {
+		rc = RP_EXIT_SYSTEM;
+	} else if (res.was_stopped) {
 		fprintf(stderr,
 			"reprotect: %s stopped: %s; documents not yet moved are "
 			"untouched: run the same command again to resume\n",

@@ -24,7 +24,7 @@
 
 #define HEAD_MAGIC "RPAH"
 #define LOG_MAX	   (256u * 1024 * 1024)
-#define LINE_MAX_  4096
+#define LINE_MAX_  RP_AUDIT_LINE_MAX
 
 static void escape(char *out, size_t cap, const char *in)
 {
@@ -49,7 +49,7 @@ static void escape(char *out, size_t cap, const char *in)
 }
 
 static enum rp_err mac(uint8_t out[32], struct rp_status *st,
-		       const struct rp_store *s, const uint8_t prev[32],
+		       const uint8_t key[32], const uint8_t prev[32],
 		       const char *text, size_t len)
 {
 	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -61,7 +61,7 @@ static enum rp_err mac(uint8_t out[32], struct rp_status *st,
 	params[0] =
 		OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
-	if (!ctx || EVP_MAC_init(ctx, s->audit_key, 32, params) != 1 ||
+	if (!ctx || EVP_MAC_init(ctx, key, 32, params) != 1 ||
 	    EVP_MAC_update(ctx, prev, 32) != 1 ||
 	    EVP_MAC_update(ctx, (const uint8_t *)text, len) != 1 ||
 	    EVP_MAC_final(ctx, out, &n, 32) != 1) {
@@ -82,13 +82,39 @@ static enum rp_err log_path(const struct rp_store *s, struct rp_status *st,
 }
 
 /* head: magic || seq (u64) || last mac || HMAC(zero-prev, those 44) */
+enum rp_err rp_audit_head_decode(struct rp_status *st, uint64_t *out_seq,
+				 uint8_t out_last[RP_ATLEAST(32)],
+				 const uint8_t audit_key[RP_ATLEAST(32)],
+				 const uint8_t *in, size_t in_len)
+{
+	uint8_t want[32];
+	static const uint8_t zero[32];
+	enum rp_err err;
+
+	*out_seq = 0;
+	memset(out_last, 0, 32);
+	if (in_len != 4 + 8 + 32 + 32 || memcmp(in, HEAD_MAGIC, 4)) {
+		return rp_status_fail(st, RP_ERR_AUTH, "audit.head is damaged");
+	}
+	err = mac(want, st, audit_key, zero, (const char *)in, 44);
+	if (!err && CRYPTO_memcmp(want, in + 44, 32)) {
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "audit.head was modified");
+	}
+	if (!err) {
+		struct rp_span sp = rp_span_of(in + 4, 8);
+
+		(void)rp_span_get_u64be(&sp, out_seq);
+		memcpy(out_last, in + 12, 32);
+	}
+	return err;
+}
+
 static enum rp_err read_head(const struct rp_store *s, struct rp_status *st,
 			     uint64_t *seq, uint8_t last[32])
 {
 	struct rp_buf b = { 0 };
 	char path[PATH_MAX];
-	uint8_t want[32];
-	static const uint8_t zero[32];
 	enum rp_err err = log_path(s, st, path, "audit.head");
 
 	*seq = 0;
@@ -101,23 +127,9 @@ static enum rp_err read_head(const struct rp_store *s, struct rp_status *st,
 		err = RP_OK; /* an empty log */
 		goto out;
 	}
-	if (err) {
-		goto out;
-	}
-	if (b.len != 4 + 8 + 32 + 32 || memcmp(b.p, HEAD_MAGIC, 4)) {
-		err = rp_status_fail(st, RP_ERR_AUTH, "audit.head is damaged");
-		goto out;
-	}
-	err = mac(want, st, s, zero, (const char *)b.p, 44);
-	if (!err && CRYPTO_memcmp(want, b.p + 44, 32)) {
-		err = rp_status_fail(st, RP_ERR_AUTH,
-				     "audit.head was modified");
-	}
 	if (!err) {
-		struct rp_span sp = rp_span_of(b.p + 4, 8);
-
-		(void)rp_span_get_u64be(&sp, seq);
-		memcpy(last, b.p + 12, 32);
+		err = rp_audit_head_decode(st, seq, last, s->audit_key, b.p,
+					   b.len);
 	}
 out:
 	rp_buf_fini(&b);
@@ -136,7 +148,7 @@ static enum rp_err write_head(const struct rp_store *s, struct rp_status *st,
 	rp_put_u64be(b + 4, seq);
 	memcpy(b + 12, last, 32);
 	if (!err) {
-		err = mac(b + 44, st, s, zero, (const char *)b, 44);
+		err = mac(b + 44, st, s->audit_key, zero, (const char *)b, 44);
 	}
 	if (!err) {
 		err = rp_file_write_atomic(st, path, b, sizeof(b), 0);
@@ -181,35 +193,27 @@ static void remove_stale_head_tmp(const struct rp_store *s)
 }
 
 /*
- * adopt_unanchored: a crash between appending a record and writing the
+ * rp_audit_adopt_tail: a crash between appending a record and writing the
  * head leaves the log one record ahead. If the last line is record
  * seq + 1 and chains from the head, it is genuine: continue after it.
  */
-static enum rp_err adopt_unanchored(const struct rp_store *s,
-				    struct rp_status *st, int fd,
-				    uint64_t *seq, uint8_t last[32])
+enum rp_err rp_audit_adopt_tail(struct rp_status *st, uint64_t *seq,
+				uint8_t last[RP_ATLEAST(32)],
+				const uint8_t audit_key[RP_ATLEAST(32)],
+				const uint8_t *in, size_t in_len)
 {
-	char tail[LINE_MAX_ + 1];
-	struct stat sb;
-	off_t off;
-	ssize_t n;
+	char tail[RP_AUDIT_LINE_MAX + 1];
+	const size_t n = in_len;
 	char *line, *tab;
 	uint8_t want[32], got[32];
 	char *end = NULL;
 	unsigned long long rec;
 	enum rp_err err;
 
-	if (fstat(fd, &sb) < 0) {
-		return rp_status_errno(st, errno, "cannot stat", "audit.log");
-	}
-	if (sb.st_size == 0) {
-		return RP_OK;
-	}
-	off = sb.st_size > LINE_MAX_ ? sb.st_size - LINE_MAX_ : 0;
-	n = pread(fd, tail, (size_t)(sb.st_size - off), off);
-	if (n <= 0 || tail[n - 1] != '\n') {
+	if (n == 0 || n > RP_AUDIT_LINE_MAX || in[n - 1] != '\n') {
 		return RP_OK; /* verify reports a torn last line */
 	}
+	memcpy(tail, in, n);
 	tail[n - 1] = '\0';
 	line = strrchr(tail, '\n');
 	line = line ? line + 1 : tail;
@@ -221,12 +225,37 @@ static enum rp_err adopt_unanchored(const struct rp_store *s,
 	if (!end || *end != '\t' || rec != *seq + 1) {
 		return RP_OK;
 	}
-	err = mac(want, st, s, last, line, (size_t)(tab - line));
+	err = mac(want, st, audit_key, last, line, (size_t)(tab - line));
 	if (!err && !CRYPTO_memcmp(want, got, 32)) {
 		*seq = rec;
 		memcpy(last, got, 32);
 	}
 	return err;
+}
+
+static enum rp_err adopt_unanchored(const struct rp_store *s,
+				    struct rp_status *st, int fd, uint64_t *seq,
+				    uint8_t last[32])
+{
+	uint8_t tail[RP_AUDIT_LINE_MAX];
+	struct stat sb;
+	off_t off;
+	ssize_t n;
+
+	if (fstat(fd, &sb) < 0) {
+		return rp_status_errno(st, errno, "cannot stat", "audit.log");
+	}
+	if (sb.st_size == 0) {
+		return RP_OK;
+	}
+	off = sb.st_size > RP_AUDIT_LINE_MAX ? sb.st_size - RP_AUDIT_LINE_MAX
+					     : 0;
+	n = pread(fd, tail, (size_t)(sb.st_size - off), off);
+	if (n <= 0) {
+		return RP_OK; /* verify reports a torn last line */
+	}
+	return rp_audit_adopt_tail(st, seq, last, s->audit_key, tail,
+				   (size_t)n);
 }
 
 enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
@@ -289,7 +318,7 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 		err = rp_status_fail(st, RP_ERR_USAGE, "audit record too long");
 		goto out;
 	}
-	err = mac(m, st, s, last, line, (size_t)n);
+	err = mac(m, st, s->audit_key, last, line, (size_t)n);
 	if (err) {
 		goto out;
 	}
@@ -368,37 +397,23 @@ static void unescape(char *out, size_t cap, const char *in)
 	out[o] = '\0';
 }
 
-enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
-			    rp_audit_record_fn *fn, void *arg,
-			    uint64_t *out_num)
+enum rp_err rp_audit_log_check(struct rp_status *st, uint64_t *out_num,
+			       rp_audit_record_fn *fn, void *arg,
+			       const uint8_t audit_key[RP_ATLEAST(32)],
+			       uint64_t head_seq,
+			       const uint8_t head_mac[RP_ATLEAST(32)],
+			       const uint8_t *log, size_t log_len)
 {
-	struct rp_buf b = { 0 };
-	char path[PATH_MAX];
-	uint8_t prev[32] = { 0 }, head_mac[32], m[32];
-	uint64_t head_seq = 0, seq = 0;
+	uint8_t prev[32] = { 0 }, m[32];
+	uint64_t seq = 0;
 	size_t off = 0;
-	enum rp_err err = log_path(s, st, path, "audit.log");
+	enum rp_err err = RP_OK;
 
-	if (!err) {
-		err = read_head(s, st, &head_seq, head_mac);
-	}
-	if (!err) {
-		err = rp_file_read(&b, st, path, LOG_MAX);
-	}
-	if (err == RP_ERR_NOTFOUND) {
-		rp_status_clear(st);
-		err = head_seq ? rp_status_fail(st, RP_ERR_AUTH,
-						"audit.log is missing: %llu "
-						"records were removed",
-						(unsigned long long)head_seq)
-			       : RP_OK;
-		goto out;
-	}
-	while (!err && off < b.len) {
+	while (!err && off < log_len) {
 		char line[LINE_MAX_];
 		char *f[9];
-		const uint8_t *nl = memchr(b.p + off, '\n', b.len - off);
-		const size_t len = nl ? (size_t)(nl - (b.p + off)) : 0;
+		const uint8_t *nl = memchr(log + off, '\n', log_len - off);
+		const size_t len = nl ? (size_t)(nl - (log + off)) : 0;
 		struct rp_audit_record r;
 		uint8_t got[32];
 		char *end = NULL;
@@ -410,7 +425,7 @@ enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
 					     (unsigned long long)seq + 1);
 			break;
 		}
-		memcpy(line, b.p + off, len);
+		memcpy(line, log + off, len);
 		line[len] = '\0';
 		off += len + 1;
 		seq++;
@@ -422,8 +437,8 @@ enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
 			break;
 		}
 		/* the MAC covers the line up to the tab before it */
-		err = mac(m, st, s, prev, (const char *)b.p + off - len - 1,
-			  len - 65);
+		err = mac(m, st, audit_key, prev,
+			  (const char *)log + off - len - 1, len - 65);
 		if (err) {
 			break;
 		}
@@ -468,10 +483,45 @@ enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
 		err = rp_status_fail(st, RP_ERR_AUTH,
 				     "the audit log does not match its head");
 	}
-out:
 	if (out_num) {
 		*out_num = seq;
 	}
+	return err;
+}
+
+enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
+			    rp_audit_record_fn *fn, void *arg,
+			    uint64_t *out_num)
+{
+	struct rp_buf b = { 0 };
+	char path[PATH_MAX];
+	uint8_t head_mac[32];
+	uint64_t head_seq = 0;
+	enum rp_err err = log_path(s, st, path, "audit.log");
+
+	if (out_num) {
+		*out_num = 0;
+	}
+	if (!err) {
+		err = read_head(s, st, &head_seq, head_mac);
+	}
+	if (!err) {
+		err = rp_file_read(&b, st, path, LOG_MAX);
+	}
+	if (err == RP_ERR_NOTFOUND) {
+		rp_status_clear(st);
+		err = head_seq ? rp_status_fail(st, RP_ERR_AUTH,
+						"audit.log is missing: %llu "
+						"records were removed",
+						(unsigned long long)head_seq)
+			       : RP_OK;
+		goto out;
+	}
+	if (!err) {
+		err = rp_audit_log_check(st, out_num, fn, arg, s->audit_key,
+					 head_seq, head_mac, b.p, b.len);
+	}
+out:
 	rp_buf_fini(&b);
 	return err;
 }

@@ -25,6 +25,7 @@ extern "C" {
  * breaks and backslashes inside fields are escaped.
  */
 #define RP_AUDIT_FIELD_MAX 512
+#define RP_AUDIT_LINE_MAX  4096 /* a record's line, newline excluded */
 
 struct rp_audit_record {
 	uint64_t seq;
@@ -67,6 +68,50 @@ RP_MUST_CHECK enum rp_err rp_audit_verify(struct rp_store *s,
 					  struct rp_status *st,
 					  rp_audit_record_fn *fn, void *arg,
 					  uint64_t *out_num);
+
+/*
+ * The pure parsers under rp_audit_verify and rp_audit_append: they take
+ * the bytes of <store>/audit.head and audit.log and the store's audit
+ * key (derived from the world key), and touch no file.
+ */
+
+/*
+ * rp_audit_head_decode checks an audit.head file's bytes and returns the
+ * last record's number and MAC. RP_ERR_AUTH if it is damaged or its MAC
+ * differs (then out_seq is 0 and out_last zero).
+ */
+RP_MUST_CHECK enum rp_err
+rp_audit_head_decode(struct rp_status *st, uint64_t *out_seq,
+		     uint8_t out_last[RP_ATLEAST(32)],
+		     const uint8_t audit_key[RP_ATLEAST(32)], const uint8_t *in,
+		     size_t in_len);
+
+/*
+ * rp_audit_log_check checks a whole audit.log against the head's
+ * `head_seq` and `head_mac` (0 and anything: no head) as rp_audit_verify
+ * does, calling `fn` for each good record; stores the number of records
+ * read in out_num (if not NULL). RP_ERR_AUTH naming the first bad record.
+ */
+RP_MUST_CHECK enum rp_err
+rp_audit_log_check(struct rp_status *st, uint64_t *out_num,
+		   rp_audit_record_fn *fn, void *arg,
+		   const uint8_t audit_key[RP_ATLEAST(32)], uint64_t head_seq,
+		   const uint8_t head_mac[RP_ATLEAST(32)], const uint8_t *log,
+		   size_t log_len);
+
+/*
+ * rp_audit_adopt_tail looks at the last bytes of audit.log (at most
+ * RP_AUDIT_LINE_MAX, ending in a newline): if its last line is record
+ * *seq + 1 and chains from `last`, it moves *seq and `last` on to it (a
+ * crash between appending a record and writing the head). Anything else
+ * leaves them as they are and returns RP_OK; fails only on a crypto
+ * error.
+ */
+RP_MUST_CHECK enum rp_err
+rp_audit_adopt_tail(struct rp_status *st, uint64_t *seq,
+		    uint8_t last[RP_ATLEAST(32)],
+		    const uint8_t audit_key[RP_ATLEAST(32)], const uint8_t *in,
+		    size_t in_len);
 
 #ifdef __cplusplus
 }

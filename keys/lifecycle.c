@@ -174,12 +174,12 @@ enum rp_err rp_store_key_revoke(struct rp_store *s, struct rp_status *st,
 }
 
 static enum rp_err backup_mac(uint8_t out[32], struct rp_status *st,
-			      const struct rp_store *s, const uint8_t *p,
+			      const uint8_t world_key[32], const uint8_t *p,
 			      size_t len)
 {
 	uint8_t key[32];
 	unsigned int n = 0;
-	enum rp_err err = rp_soft_derive(key, st, s->world_key,
+	enum rp_err err = rp_soft_derive(key, st, world_key,
 					 "reprotect/v1 key backup mac");
 
 	if (!err && !HMAC(EVP_sha256(), key, 32, p, len, out, &n)) {
@@ -223,7 +223,8 @@ enum rp_err rp_store_key_backup(struct rp_store *s, struct rp_status *st,
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	err = backup_mac(mac, st, s, out->p + start, out->len - start);
+	err = backup_mac(mac, st, s->world_key, out->p + start,
+			 out->len - start);
 	if (!err && rp_buf_add(out, mac, sizeof(mac))) {
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 	}
@@ -239,11 +240,11 @@ out:
 	return err;
 }
 
-/* decode_backup checks a blob and returns its record and wrapped bytes */
-static enum rp_err decode_backup(const struct rp_store *s, struct rp_status *st,
-				 const uint8_t *blob, size_t len,
-				 struct rp_key_info *rec,
-				 struct rp_span *wrapped)
+enum rp_err rp_key_backup_decode(struct rp_status *st, struct rp_key_info *rec,
+				 struct rp_span *wrapped,
+				 const uint8_t world_key[RP_ATLEAST(32)],
+				 const uint8_t world_id[RP_ATLEAST(16)],
+				 const uint8_t *blob, size_t len)
 {
 	struct rp_span sp = rp_span_of(blob, len);
 	struct rp_span magic, world;
@@ -268,8 +269,8 @@ static enum rp_err decode_backup(const struct rp_store *s, struct rp_status *st,
 				      version);
 	}
 	(void)rp_span_get_bytes(&sp, 16, &world);
-	if (CRYPTO_memcmp(world.p, s->world_id, 16)) {
-		rp_hex_encode(mine, s->world_id, 16);
+	if (CRYPTO_memcmp(world.p, world_id, 16)) {
+		rp_hex_encode(mine, world_id, 16);
 		rp_hex_encode(theirs, world.p, 16);
 		return rp_status_fail(st, RP_ERR_AUTH,
 				      "this backup belongs to security world "
@@ -278,7 +279,7 @@ static enum rp_err decode_backup(const struct rp_store *s, struct rp_status *st,
 				      "'reprotect init --from-shares')",
 				      theirs, mine);
 	}
-	err = backup_mac(mac, st, s, blob, len - 32);
+	err = backup_mac(mac, st, world_key, blob, len - 32);
 	if (err) {
 		return err;
 	}
@@ -315,7 +316,8 @@ enum rp_err rp_store_key_restore(struct rp_store *s, struct rp_status *st,
 	char hex[17];
 	enum rp_err err;
 
-	err = decode_backup(s, st, blob, blob_len, &rec, &wrapped);
+	err = rp_key_backup_decode(st, &rec, &wrapped, s->world_key,
+				   s->world_id, blob, blob_len);
 	if (err) {
 		return err;
 	}

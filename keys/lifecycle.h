@@ -9,6 +9,8 @@
 #include "rp_err.h"
 #include "store.h"
 
+struct rp_span;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -60,6 +62,23 @@ RP_MUST_CHECK enum rp_err rp_store_key_backup(struct rp_store *s,
 RP_MUST_CHECK enum rp_err
 rp_store_key_restore(struct rp_store *s, struct rp_status *st,
 		     const uint8_t *blob, size_t blob_len, size_t *out_idx);
+
+/*
+ * rp_key_backup_decode checks a key backup blob (as rp_store_key_backup
+ * writes it) for the security world `world_id` whose key is `world_key`:
+ * framing, version and world, then the MAC, then the record, strictly.
+ * Returns RP_OK, RP_ERR_FORMAT (malformed, or the key id is not its public
+ * key's), RP_ERR_AUTH (another world, or a wrong MAC) or RP_ERR_CRYPTO.
+ * On success `rec` is the blob's key record and `wrapped` points into
+ * `blob` (the backend's material): keep `blob` alive meanwhile. Pure: no
+ * store, no file; rp_store_key_restore calls it first.
+ */
+RP_MUST_CHECK enum rp_err
+rp_key_backup_decode(struct rp_status *st, struct rp_key_info *rec,
+		     struct rp_span *wrapped,
+		     const uint8_t world_key[RP_ATLEAST(32)],
+		     const uint8_t world_id[RP_ATLEAST(16)],
+		     const uint8_t *blob, size_t len);
 
 /*
  * rp_store_key_export appends the private key in the clear (PEM PKCS#8 or

@@ -11,8 +11,8 @@
 # script checks against stock age).
 #
 # The fixed keys below are the harnesses' (fuzz_age_recip.c's identity,
-# fuzz_age_stream.c's file key, fuzz_keyring.c's MAC key): keep them in
-# step.
+# fuzz_age_stream.c's file key, fuzz_keyring.c's MAC key, the test world of
+# fuzz_key_backup.c): keep them in step.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -42,7 +42,8 @@ trap 'rm -rf "$T"' EXIT
 umask 077
 export REPROTECT_STORE="$T/store" REPROTECT_PASSPHRASE="fuzz corpus"
 
-for d in age_header age_recip age_stream b64 keyring license shares zcodec; do
+for d in age_header age_recip age_stream b64 keyring license shares zcodec \
+	key_backup audit journal key_import; do
 	(umask 022 && mkdir -p "$C/$d")
 	rm -f "$C/$d"/seed-*
 done
@@ -99,6 +100,25 @@ cat plain.txt doc1.txt | zstd -q -c >zstd-stream.zst
 head -c 1048576 /dev/zero | zstd -q -c >zstd-zeros.zst
 cat zstd-1.zst zstd-1.zst >zstd-two-frames.zst
 printf 'P*M\030\004\000\000\000skip' >zstd-skippable.zst
+# a key backup of each algorithm (the x25519 one is x.rpkb, above)
+RID=$("$R" key list --json | python3 -c \
+	'import json,sys; print([k["id"] for k in json.load(sys.stdin)
+	 if k["state"] == "active"][0])')
+"$R" key backup "$RID" -o rsa.rpkb >/dev/null
+# run journals: every kind of line, and names that need escaping
+mkdir tree
+cp doc1.txt.age doc4.txt.age doc2.txt.b.age age-x25519.age tree/
+cp doc4.txt.age "tree/tab	back\\slash.age"
+cp plain.txt "tree/new
+line"
+cp plain.txt "tree/$(printf 'ctl\001\177')"
+cp plain.txt "tree/Zoë Müller.txt"
+head -c 300 doc4.txt.age >tree/torn.age
+ln -s doc4.txt.age tree/link.age
+"$R" rekey --alg x25519 >/dev/null
+"$R" run tree --dry-run --journal journal-dry-run >/dev/null || true
+"$R" run tree --in-place --journal journal-in-place >/dev/null || true
+cp "$REPROTECT_STORE/audit.log" "$REPROTECT_STORE/audit.head" .
 
 # ---- corpora ------------------------------------------------------------
 umask 022
@@ -317,6 +337,125 @@ put("b64", "rem1", "ABCDE")
 put("b64", "padded", "AB==")
 put("b64", "key-id-hex", hashlib.sha256(b"k").hexdigest())
 put("b64", "key-id-hex-upper", hashlib.sha256(b"k").hexdigest().upper())
+
+# key_backup: real blobs (of another world), their records as the harness
+# frames them, a blob of the harness's test world, and damaged ones
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+WORLD_KEY = b"key backup fuzz world key 01234\0"
+WORLD_ID = b"fuzz world id 01"
+bmac = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+            info=b"reprotect/v1 key backup mac").derive(WORLD_KEY)
+
+
+def test_world(record):
+    blob = b"RPKB\x01" + WORLD_ID + record
+    return blob + hmac.new(bmac, blob, hashlib.sha256).digest()
+
+
+for alg, f in (("x25519", "x.rpkb"), ("rsa2048", "rsa.rpkb")):
+    blob = read(f)
+    rec = blob[21:-32]
+    put("key_backup", "blob-" + alg, blob)
+    put("key_backup", "record-" + alg, rec)
+    put("key_backup", "test-world-" + alg, test_world(rec))
+rec = read("x.rpkb")[21:-32]
+wl = rec.index(b"RPSK") - 4  # the u32 length of the wrapped key file
+put("key_backup", "record-truncated", rec[:-1])
+put("key_backup", "record-trailing-byte", rec + b"\0")
+put("key_backup", "record-wrapped-len-max", rec[:wl] + b"\xff" * 4
+    + rec[wl + 4:])
+put("key_backup", "record-id-mismatch", bytes([rec[0] ^ 1]) + rec[1:])
+put("key_backup", "record-bad-state", rec[:33] + b"\x09" + rec[34:])
+put("key_backup", "record-pub-len-0", rec[:84] + b"\0\0" + rec[86:])
+put("key_backup", "test-world-bad-mac", test_world(rec)[:-1] + b"\0")
+put("key_backup", "test-world-version-2",
+    b"RPKB\x02" + test_world(rec)[5:])
+put("key_backup", "short", b"RPKB\x01" + WORLD_ID + bytes(31))
+
+# key_import: `key import` files: age identity files, PEM RSA keys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+put("key_import", "age-keygen", read("other.key"))
+put("key_import", "export-x25519", read("x25519.identity"))
+put("key_import", "identity-crlf", read("other.key").replace(b"\n", b"\r\n"))
+put("key_import", "identity-lower", ident.lower() + "\n")
+put("key_import", "identity-prefix-only", "# x\nAGE-SECRET-KEY-\nAGE-SECRET-KEY-1\n")
+with open(os.path.join(TOP, "tests/vectors/age_header/rsa2048.pem"), "rb") as f:
+    pem = f.read()
+put("key_import", "rsa2048-vector", pem)
+k = serialization.load_pem_private_key(pem, None)
+put("key_import", "rsa2048-pkcs1", k.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+    serialization.NoEncryption()))
+put("key_import", "rsa2048-encrypted", k.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    serialization.BestAvailableEncryption(b"pw")))
+put("key_import", "rsa1024", rsa.generate_private_key(65537, 1024)
+    .private_bytes(serialization.Encoding.PEM,
+                   serialization.PrivateFormat.PKCS8,
+                   serialization.NoEncryption()))
+put("key_import", "pem-truncated", pem[:len(pem) // 2])
+
+# audit: the real log and head (under another key), the log's record
+# texts (the harness chains a MAC onto each), and hand-made records
+log = read("audit.log")
+put("audit", "log", log)
+put("audit", "head", read("audit.head"))
+texts = [l.rsplit(b"\t", 1)[0] for l in log.split(b"\n") if l]
+put("audit", "records", b"".join(t + b"\n" for t in texts))
+put("audit", "records-last", texts[-1] + b"\n")
+put("audit", "tail", log[-200:])
+T0 = "2024-01-02T03:04:05Z\tuser\thost\t"
+
+
+def rec_line(seq, rest):
+    return "%s\t%s%s\n" % (seq, T0, rest)
+
+
+put("audit", "escapes", rec_line(1, "op\\t\\n\\r\\\\\\q\t-\ta\\tb\\"))
+put("audit", "long-detail", rec_line(1, "op\t-\t" + "d" * 3900))
+put("audit", "over-long", rec_line(1, "op\t-\t" + "d" * 4100))
+put("audit", "fields-6", "1\t" + T0 + "op\n")
+put("audit", "fields-8", rec_line(1, "op\t-\tdetail\textra"))
+put("audit", "seq-gap", rec_line(1, "a\t-\t-") + rec_line(3, "b\t-\t-"))
+put("audit", "seq-plus", rec_line("+1", "a\t-\t-"))
+put("audit", "seq-zero-pad", rec_line("01", "a\t-\t-"))
+put("audit", "crlf", rec_line(1, "a\t-\t-\r"))
+put("audit", "empty-line", "\n")
+put("audit", "nul", rec_line(1, "a\0b\t-\t-"))
+
+# journal: real journals of a dry run and an in-place run, and hand-made
+# lines
+for f in ("journal-dry-run", "journal-in-place"):
+    j = read(f)
+    put("journal", f[8:], j)
+    for i, l in enumerate(j.split(b"\n")[:3]):
+        put("journal", "%s-line%d" % (f[8:], i), l)
+K = "0123456789abcdef"
+edge = {
+    "escapes": "skipped-not-age\t-\t2\td/\\x09\\x0a\\x5c\\x7f\\x01\tr",
+    "utf8": "failed-io\t" + K + "\t5\tZoë\tcannot read 'Zoë': é",
+    "size-max": "failed-io\t-\t18446744073709551615\tp\tr",
+    "size-over": "failed-io\t-\t18446744073709551616\tp\tr",
+    "size-zero-pad": "failed-io\t-\t007\tp\tr",
+    "upper-hex-escape": "failed-io\t-\t1\tp\\x0A\tr",
+    "needless-escape": "failed-io\t-\t1\tp\\x41\tr",
+    "nul-escape": "failed-io\t-\t1\tp\\x00\tr",
+    "short-escape": "failed-io\t-\t1\tp\tr\\x5",
+    "raw-control": "failed-io\t-\t1\tp\x01\tr",
+    "fields-6": "failed-io\t-\t1\tp\tr\tx",
+    "fields-4": "failed-io\t-\t1\tp",
+    "key-short": "moved\t" + K[:15] + "\t1\tp\t-",
+    "key-upper": "moved\t" + K.upper() + "\t1\tp\t-",
+    "empty-reason": "failed-io\t-\t1\tp\t",
+    "empty-path": "failed-io\t-\t1\t\t-",
+    "unknown-outcome": "unknown\t-\t1\tp\t-",
+}
+for name, line in edge.items():
+    put("journal", name, line)
 PY
 echo "make_corpus.sh: $(find "$C" -type f -name 'seed-*' | wc -l) seeds," \
 	"$(find "$C" -type f -exec cat {} + | wc -c) bytes in $C"
