@@ -157,7 +157,7 @@ static void show_progress(void *arg, const struct rp_run_stats_view *v)
 			v->is_total_known ? "" : "+",
 			(unsigned long long)skipped,
 			(unsigned long long)failed, eta);
-		fflush(stderr);
+		(void)fflush(stderr);
 	} else if (v->seconds - p->last_line >= 10) {
 		p->last_line = v->seconds;
 		fprintf(stderr,
@@ -463,7 +463,9 @@ static FILE *open_journal(struct rp_status *st, struct rp_store *s,
 		snprintf(out_path, cap, "%s/runs", rp_store_dir(s));
 		mkdir(out_path, 0700);
 		gmtime_r(&t, &tm);
-		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+		if (!strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm)) {
+			snprintf(stamp, sizeof(stamp), "%lld", (long long)t);
+		}
 		snprintf(out_path, cap, "%s/runs/run-%s-%ld.journal",
 			 rp_store_dir(s), stamp, (long)getpid());
 	}
@@ -515,7 +517,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	int is_in_place = 0, is_json = 0, is_quiet = 0;
 	uint64_t v;
 	enum rp_err err;
-	int c, rc, report_failed = 0;
+	int c, rc, output_failed = 0;
 
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
@@ -724,7 +726,11 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	if (prog.is_tty) {
 		fputc('\n', stderr);
 	}
-	fflush(journal);
+	if (fflush(journal) || ferror(journal)) {
+		fprintf(stderr, "reprotect: cannot write the journal '%s': %s\n",
+			journal_path, strerror(errno ? errno : EIO));
+		output_failed = 1;
+	}
 	if (err) {
 		rc = rp_cli_error(&st);
 		goto out;
@@ -737,7 +743,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	}
 	if (report &&
 	    save_report(report, &o, &res, rp_store_keyring(s), journal)) {
-		report_failed = 1;
+		output_failed = 1;
 	}
 	if (o.is_verify) {
 		rp_cli_flush_usage(s, "verify");
@@ -748,12 +754,12 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			     o.mode == RP_RUN_REENCRYPT ? "reencrypt"
 							: "rewrap",
 			     (unsigned long long)res.total.num[RP_OUT_MOVED],
-			     (unsigned long long)(res.total.num[RP_OUT_FAIL_BAD] +
-						  res.total.num[RP_OUT_FAIL_CHANGED] +
-						  res.total.num[RP_OUT_FAIL_IO]),
+			     (unsigned long long)res.total.num[RP_OUT_FAIL_BAD] +
+				     res.total.num[RP_OUT_FAIL_CHANGED] +
+				     res.total.num[RP_OUT_FAIL_IO],
 			     res.was_stopped);
 	}
-	if (report_failed) {
+	if (output_failed) {
 		rc = RP_EXIT_SYSTEM;
 	} else if (res.was_stopped) {
 		fprintf(stderr,
@@ -772,8 +778,10 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		rc = RP_EXIT_OK;
 	}
 out:
-	if (journal) {
-		fclose(journal);
+	if (journal && fclose(journal) && rc == RP_EXIT_OK) {
+		fprintf(stderr, "reprotect: cannot write the journal '%s': %s\n",
+			journal_path, strerror(errno));
+		rc = RP_EXIT_SYSTEM;
 	}
 	rp_run_result_fini(&res);
 	rp_store_free(s);

@@ -44,7 +44,7 @@ static int unescape_field(char *p)
 				return 0;
 			}
 			hi = hex_digit(p[2]);
-			lo = hex_digit(hi < 0 ? '\0' : p[3]);
+			lo = hi < 0 ? -1 : hex_digit(p[3]);
 			if (hi < 0 || lo < 0 || !(hi << 4 | lo) ||
 			    !is_escaped((unsigned char)(hi << 4 | lo))) {
 				return 0;

@@ -109,7 +109,8 @@ static bool is_all_zero(const uint8_t *p, size_t len)
 	uint8_t acc = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		acc |= p[i];
+		/* the callers pass filled buffers */
+		acc |= p[i]; /* NOLINT(clang-analyzer-core.uninitialized.Assign) */
 	}
 	return !acc;
 }
@@ -428,12 +429,12 @@ static uint32_t bech32_polymod(const char *hrp, size_t hrp_len,
 
 static char to_lower(char c)
 {
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	return (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
 }
 
 static char to_upper(char c)
 {
-	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+	return (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
 }
 
 static enum rp_err bech32_encode(char out[RP_ATLEAST(RP_AGE_KEY_STR_MAX)],

@@ -35,10 +35,10 @@ static void escape(char *out, size_t cap, const char *in)
 
 		if (c == '\t' || c == '\n' || c == '\r' || c == '\\') {
 			out[o++] = '\\';
-			out[o++] = c == '\t'   ? 't'
-				   : c == '\n' ? 'n'
-				   : c == '\r' ? 'r'
-					       : '\\';
+			out[o++] = (char)(c == '\t'   ? 't'
+					  : c == '\n' ? 'n'
+					  : c == '\r' ? 'r'
+						      : '\\');
 		} else if (c < 0x20 || c == 0x7f) {
 			out[o++] = '?';
 		} else {
@@ -292,7 +292,9 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 		rp_key_id_hex(key, key_id);
 	}
 	gmtime_r(&now, &tm);
-	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		snprintf(tbuf, sizeof(tbuf), "-");
+	}
 
 	fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
@@ -312,7 +314,7 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 		goto out;
 	}
 	n = snprintf(line, sizeof(line), "%llu\t%s\t%s\t%s\t%s\t%s\t%s",
-		     (unsigned long long)(seq + 1), tbuf, euser, ehost, eop,
+		     (unsigned long long)seq + 1, tbuf, euser, ehost, eop,
 		     key, edetail);
 	if (n < 0 || (size_t)n >= sizeof(line) - 70) {
 		err = rp_status_fail(st, RP_ERR_USAGE, "audit record too long");
@@ -348,9 +350,13 @@ enum rp_err rp_audit_flush_usage(struct rp_store *s, struct rp_status *st,
 		struct tm tm;
 
 		gmtime_r(&a, &tm);
-		strftime(t0, sizeof(t0), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (!strftime(t0, sizeof(t0), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+			snprintf(t0, sizeof(t0), "-");
+		}
 		gmtime_r(&b, &tm);
-		strftime(t1, sizeof(t1), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (!strftime(t1, sizeof(t1), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+			snprintf(t1, sizeof(t1), "-");
+		}
 		err = rp_audit_append(s, st, "key.usage", u->id,
 				      "command=%s unwrap=%llu sign=%llu "
 				      "from=%s to=%s",
@@ -386,10 +392,10 @@ static void unescape(char *out, size_t cap, const char *in)
 	for (; *in && o + 1 < cap; in++) {
 		if (*in == '\\' && in[1]) {
 			in++;
-			out[o++] = *in == 't'	? '\t'
-				   : *in == 'n' ? '\n'
-				   : *in == 'r' ? '\r'
-						: *in;
+			out[o++] = (char)(*in == 't'	 ? '\t'
+					  : *in == 'n' ? '\n'
+					  : *in == 'r' ? '\r'
+						       : *in);
 		} else {
 			out[o++] = *in;
 		}

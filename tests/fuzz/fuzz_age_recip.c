@@ -54,8 +54,8 @@ static int same_ignoring_case(const char *a, const char *b, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char x = a[i], y = b[i];
 
-		x = x >= 'A' && x <= 'Z' ? (char)(x - 'A' + 'a') : x;
-		y = y >= 'A' && y <= 'Z' ? (char)(y - 'A' + 'a') : y;
+		x = (char)(x >= 'A' && x <= 'Z' ? x - 'A' + 'a' : x);
+		y = (char)(y >= 'A' && y <= 'Z' ? y - 'A' + 'a' : y);
 		if (x != y) {
 			return 0;
 		}

@@ -98,7 +98,7 @@ static void check_hex(const char *in, size_t len)
 		for (size_t i = 0; i < len; i++) {
 			char c = in[i];
 
-			c = c >= 'A' && c <= 'F' ? (char)(c - 'A' + 'a') : c;
+			c = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
 			CHECK(back[i] == c);
 		}
 		CHECK(back[len] == '\0');
