@@ -3,7 +3,9 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-release test-asan test-valgrind demo bench bench-e2e bench-sweep fuzz clean format
+LINT_BUILD ?= build-lint
+
+.PHONY: all deps build build-asan test test-release test-asan test-valgrind test-fuzz lint demo bench bench-e2e bench-sweep fuzz clean format
 
 all: build
 
@@ -47,8 +49,18 @@ test-valgrind: build
 		else echo "valgrind FAIL: $$t (exit $$rc)"; \
 			cat "$$t.valgrind.log"; exit 1; fi' sh {}
 
-# Every test, in the release build and in the ASan+UBSan build.
-test: test-release test-asan
+# every libFuzzer harness for FUZZ_SECONDS (default 20) each: a clang
+# ASan+UBSan build in build-fuzz-ci; any crash or broken invariant fails
+test-fuzz: deps
+	scripts/fuzz_ci.sh
+
+# clang-tidy and cppcheck with the checked-in configuration
+lint: deps
+	scripts/lint.sh $(LINT_BUILD)
+
+# Every test, in the release build and in the ASan+UBSan build; the unit
+# tests under valgrind; every fuzzer for a short time; the linters.
+test: test-release test-asan test-valgrind test-fuzz lint
 
 demo: build
 	scripts/demo.sh $(BUILD)/reprotect
@@ -72,4 +84,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(LINT_BUILD) build-fuzz-ci
