@@ -1923,10 +1923,10 @@ static void run_fini(struct run *r)
 	pthread_cond_destroy(&r->pool_cv);
 }
 
+/* writer_init: `w` is zeroed by the caller; writer_fini frees it after */
 static enum rp_err writer_init(struct writer *w, struct run *r,
 			       struct rp_status *st)
 {
-	memset(w, 0, sizeof(*w));
 	w->r = r;
 	w->open_s = malloc(sizeof(*w->open_s));
 	w->seal_s = malloc(sizeof(*w->seal_s));
