@@ -1314,6 +1314,29 @@ static void ring_close_and_swap(struct writer *w, int *res)
 }
 
 /* ring_sync_dirs fsyncs the batch's folders together through the ring */
+/*
+ * dir_synced takes the result of a folder's fsync: a folder that did not
+ * reach the disk holds renames a power cut may undo, and a disk that
+ * fails there will fail the next batch too, so the run stops
+ */
+static void dir_synced(struct writer *w, const char *dir, int e)
+{
+	char why[320];
+	const long fault = rp_test_fault("io:dirsync");
+
+	if (fault > 0) {
+		e = (int)fault;
+	}
+	if (!e) {
+		return;
+	}
+	snprintf(why, sizeof(why),
+		 "cannot fsync the folder '%s': %s (its documents are "
+		 "replaced, but a power cut may undo it)",
+		 dir, strerror(e));
+	halt(w->r, why);
+}
+
 static void ring_sync_dirs(struct writer *w, size_t num_dirs)
 {
 	int fds[2048], res[2048];
@@ -1332,12 +1355,14 @@ static void ring_sync_dirs(struct writer *w, size_t num_dirs)
 	if (ring_run(w, k, res) < 0) {
 		for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
 			if (fds[d] >= 0) {
-				(void)!fsync(fds[d]);
+				res[d] = fsync(fds[d]) < 0 ? -errno : 0;
 			}
 		}
 	}
 	for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
+		/* a folder it may not open (no read right) is not synced */
 		if (fds[d] >= 0) {
+			dir_synced(w, w->dirs[d], res[d] < 0 ? -res[d] : 0);
 			close(fds[d]);
 		}
 	}
@@ -1507,7 +1532,8 @@ static void commit_batch(struct writer *w)
 							    O_CLOEXEC);
 
 				if (fd >= 0) {
-					(void)!fsync(fd);
+					dir_synced(w, w->dirs[k],
+						   fsync(fd) < 0 ? errno : 0);
 					close(fd);
 				}
 			}

@@ -52,7 +52,7 @@ snap() {
 snap "$B0/tree" >"$T/snap0"
 
 # judge REPORT SNAP TREE STOPPED WANT_FAILED REASON: the report against
-# the tree. WANT_FAILED: a number, or "+" for at least one. Every failed
+# the tree. WANT_FAILED: a number, "+" for at least one, "*" for any. Every failed
 # document holds its old bytes and names REASON (or the stop); every
 # moved one changed; the stop reason names REASON when STOPPED is true.
 judge() {
@@ -72,7 +72,7 @@ if str(r["stopped"]).lower() != stopped:
 if stopped == "true" and reason not in r.get("stop_reason", ""):
     errs.append("stop reason %r lacks %r" % (r.get("stop_reason"), reason))
 failed = [d for d in r["documents"] if d["outcome"].startswith("failed")]
-if want == "+" and not failed or want != "+" and len(failed) != int(want):
+if want == "+" and not failed or want not in "+*" and len(failed) != int(want):
     errs.append("%d failed, want %s" % (len(failed), want))
 for d in failed:
     p = os.path.normpath(d["path"])
@@ -183,6 +183,9 @@ fault "read-only at the rename" io:rename:EROFS:3:0 rewrap 8 true + \
 	"Read-only file system"
 fault "disk full for good" io:write:ENOSPC:5:0 rewrap 8 true + \
 	"No space left on device"
+# a folder that does not reach the disk: the batch is in, nothing more
+fault "a folder's fsync fails" io:dirsync:EIO:1 rewrap 8 true '*' \
+	"cannot fsync the folder"
 
 # ---------------------------------------------- deleted during the run
 # the writer holds the batch, written but not yet renamed: a document
