@@ -5,6 +5,13 @@
 # the stock age tool, and a plain copy. Prints medians of RUNS runs.
 #
 #   BENCH_DOCS=2000 BENCH_RUNS=3 BENCH_BIG_MB=256 scripts/bench_e2e.sh build/reprotect
+#
+# The last section runs the engine with both keys on a SoftHSM2 token
+# (skipped if SoftHSM2 is not installed or BENCH_P11_DOCS=0): the first
+# BENCH_P11_DOCS (default 1000) documents of the same corpus, against the
+# token's own raw RSA-2048 decrypt rate over as many sessions as the engine
+# has workers (BUILD/bench/p11_rate, built with RP_BENCH=ON), measured
+# after each engine run. BENCH_P11_MODULE overrides the module path.
 set -eu
 
 R=${1:-build/reprotect}
@@ -14,6 +21,9 @@ N=${BENCH_DOCS:-2000}
 RUNS=${BENCH_RUNS:-3}
 BIG_MB=${BENCH_BIG_MB:-256}
 AGE_DOCS=${BENCH_AGE_DOCS:-200}
+P11_DOCS=${BENCH_P11_DOCS:-1000}
+P11_MOD=${BENCH_P11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+P11_RATE=$(dirname "$R")/bench/p11_rate
 CORES=$(nproc)
 W=$(mktemp -d /tmp/reprotect-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
@@ -33,7 +43,7 @@ openssl genrsa -out a.pem 2048 2>/dev/null
 openssl genrsa -out b.pem 2048 2>/dev/null
 "$R" key import a.pem --activate >/dev/null
 python3 "$HERE/gen_corpus.py" plain --count "$N" 2>/dev/null
-find plain -type f | xargs -n 2000 "$R" protect >/dev/null
+find plain -type f -print0 | xargs -0 -n 2000 "$R" protect >/dev/null
 mkdir docs
 (cd plain && find . -name '*.age' | cpio -pdm --quiet ../docs 2>/dev/null) ||
 	(cd plain && find . -name '*.age' -exec cp --parents {} ../docs/ \;)
@@ -137,3 +147,74 @@ cp -a pristine docs
 cp -a store.pristine store
 /usr/bin/time -f '%M' -o rss "$R" run docs --in-place --quiet >/dev/null
 echo "  peak RSS, $N documents:                      $(cat rss) KiB"
+
+# SoftHSM2: the same documents with both keys on a token, against the
+# token's own raw RSA rate. Each document costs one token decrypt (the
+# unwrap under A), each batch one token signature (B): the engine can reach
+# at most rate / (1 + 1/batch) docs/s.
+echo
+if [ "$P11_DOCS" -le 0 ]; then
+	echo "SoftHSM2 section: skipped (BENCH_P11_DOCS=0)"
+	exit 0
+fi
+if [ ! -e "$P11_MOD" ] || ! command -v softhsm2-util >/dev/null 2>&1; then
+	echo "SoftHSM2 section: skipped, SoftHSM2 is not installed ($P11_MOD, softhsm2-util)"
+	exit 0
+fi
+if [ ! -x "$P11_RATE" ]; then
+	echo "SoftHSM2 section: skipped, no $P11_RATE (configure with -DRP_BENCH=ON and build)"
+	exit 0
+fi
+[ "$P11_DOCS" -le "$N" ] || P11_DOCS=$N
+mkdir p11 p11/tokens p11/pristine
+printf 'directories.tokendir = %s/p11/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$W" >p11/softhsm2.conf
+export SOFTHSM2_CONF="$W/p11/softhsm2.conf" REPROTECT_PKCS11_PIN=1234
+softhsm2-util --init-token --free --label rp-bench --pin 1234 --so-pin 5678 </dev/null >/dev/null
+# (only *.age: the age loop above left its *.age.new outputs in pristine)
+(cd pristine && find . -type f -name '*.age' | sort | head -n "$P11_DOCS" | xargs cp --parents -t ../p11/pristine)
+rm -rf docs store
+export REPROTECT_STORE="$W/p11/store"
+"$R" init --backend pkcs11 --pkcs11-module "$P11_MOD" --pkcs11-token rp-bench >/dev/null
+"$R" key import a.pem --activate >/dev/null
+"$R" key import b.pem >/dev/null
+"$R" rekey --to "$B" >/dev/null
+cp -a p11/store p11/store.pristine
+A_LABEL=rp-$("$R" key list --json | python3 -c 'import json,sys; print([k["id"] for k in json.load(sys.stdin) if k["state"]=="archived"][0][:16])')-rsa
+echo "SoftHSM2 $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null || echo '?'): $P11_DOCS documents (the first of the corpus), A and B imported onto a token, --jobs $CORES; $RUNS runs, medians"
+
+# one engine run on the token on a fresh copy, then the token's raw rate
+p11_vals=""
+batch_vals=""
+rate_vals=""
+soft_vals=""
+i=0
+while [ "$i" -lt "$RUNS" ]; do
+	rm -rf p11/docs p11/store
+	cp -a p11/pristine p11/docs
+	cp -a p11/store.pristine p11/store
+	sync
+	"$R" run p11/docs --in-place --quiet --json --jobs "$CORES" >r.json
+	p11_vals="$p11_vals $(python3 -c 'import json; r=json.load(open("r.json")); assert r["outcomes"]["moved"]["documents"] == '"$P11_DOCS"', r["outcomes"]; print("%.1f" % r["moved_per_second"])')"
+	batch_vals="$batch_vals $(python3 -c 'import json; print(json.load(open("r.json"))["batches"]["mean"])')"
+	out=$("$P11_RATE" --module "$P11_MOD" --token rp-bench --key "$A_LABEL" --threads "$CORES" --seconds 2)
+	rate_vals="$rate_vals $(echo "$out" | awk '{ print $9 }')"
+	# the soft keystore on the same documents, same moment
+	rm -rf p11/docs store
+	cp -a p11/pristine p11/docs
+	cp -a store.pristine store
+	sync
+	REPROTECT_STORE="$W/store" "$R" run p11/docs --in-place --quiet --json --jobs "$CORES" >r.json
+	soft_vals="$soft_vals $(python3 -c 'import json; r=json.load(open("r.json")); assert r["outcomes"]["moved"]["documents"] == '"$P11_DOCS"', r["outcomes"]; print("%.1f" % r["moved_per_second"])')"
+	i=$((i + 1))
+done
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+p11_m=$(med "$p11_vals")
+rate_m=$(med "$rate_vals")
+soft_m=$(med "$soft_vals")
+printf '%-44s %10s docs/s  (runs:%s)\n' "engine on the token (default batch)" "$p11_m" "$p11_vals"
+printf '%-44s %10s ops/s   (runs:%s)\n' "token raw RSA-2048 decrypt, $CORES sessions" "$rate_m" "$rate_vals"
+printf '%-44s %10s docs/s  (runs:%s)\n' "engine, soft keystore, same documents" "$soft_m" "$soft_vals"
+batch_m=$(med "$batch_vals")
+echo "  engine on the token / token raw decrypt rate:  $(ratio "$p11_m" "$rate_m")  (at most 1 / (1 + 1/batch) = $(awk -v b="$batch_m" 'BEGIN { printf "%.2f", 1 / (1 + 1 / b) }'), mean batch $batch_m)"
+echo "  engine on the token / engine on soft keys:     $(ratio "$p11_m" "$soft_m")"
