@@ -79,6 +79,7 @@
 
 #define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define NUM_CACHE      32
+#define NUM_PUBS       16 /* public keys decoded once per keystore */
 #define NUM_ATTRS      24
 #define LABEL_MAX      48
 #define FIND_MAX       16
@@ -159,6 +160,12 @@ struct key_entry {
 	int rsa_mode;	       /* enum rsa_mode */
 };
 
+/* a key's decoded public key (the id is its hash: it never changes) */
+struct pub_entry {
+	uint8_t id[RP_KEY_ID_LEN];
+	EVP_PKEY *pub;
+};
+
 struct p11_ks {
 	struct rp_keystore base;
 	CK_FUNCTION_LIST_PTR f; /* borrowed from the module */
@@ -173,6 +180,8 @@ struct p11_ks {
 	pthread_mutex_t cache_lock;
 	struct key_entry cache[NUM_CACHE];
 	size_t next_evict;
+	struct pub_entry pubs[NUM_PUBS]; /* under cache_lock */
+	size_t next_pub;
 	CK_SESSION_HANDLE *workers; /* owned: base.num_workers of them */
 	int has_locks;
 };
@@ -1549,6 +1558,51 @@ static enum rp_err run_op(struct p11_ks *ks, struct rp_status *st, size_t w,
 	return err;
 }
 
+/*
+ * pub_get gives a reference to the key's public key, decoded once per
+ * keystore: the engine asks for it for every document it unwraps
+ */
+static enum rp_err pub_get(struct p11_ks *ks, struct rp_status *st,
+			   const struct rp_key_info *ki, EVP_PKEY **out)
+{
+	EVP_PKEY *pub = NULL;
+	enum rp_err err;
+
+	pthread_mutex_lock(&ks->cache_lock);
+	for (size_t i = 0; i < NUM_PUBS; i++) {
+		const struct pub_entry *e = &ks->pubs[i];
+
+		if (e->pub && !memcmp(e->id, ki->id, RP_KEY_ID_LEN)) {
+			if (EVP_PKEY_up_ref(e->pub)) {
+				pub = e->pub;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ks->cache_lock);
+	if (pub) {
+		*out = pub;
+		return RP_OK;
+	}
+	err = rp_key_pubkey(&pub, st, ki);
+	if (err) {
+		return err;
+	}
+	pthread_mutex_lock(&ks->cache_lock);
+	{
+		struct pub_entry *e = &ks->pubs[ks->next_pub++ % NUM_PUBS];
+
+		if (EVP_PKEY_up_ref(pub)) {
+			EVP_PKEY_free(e->pub);
+			memcpy(e->id, ki->id, RP_KEY_ID_LEN);
+			e->pub = pub;
+		}
+	}
+	pthread_mutex_unlock(&ks->cache_lock);
+	*out = pub;
+	return RP_OK;
+}
+
 static enum rp_err pk_unwrap(struct rp_keystore *base, struct rp_status *st,
 			     size_t worker, const struct rp_key_info *ki,
 			     const struct rp_age_stanza *s,
@@ -1577,7 +1631,7 @@ static enum rp_err pk_unwrap(struct rp_keystore *base, struct rp_status *st,
 	/* the stanza's type, shape and tag first: no token call for others */
 	err = rp_sshrsa_check_stanza(st, s);
 	if (!err) {
-		err = rp_key_pubkey(&pub, st, ki);
+		err = pub_get(ks, st, ki, &pub);
 	}
 	if (!err) {
 		err = rp_sshrsa_tag(tag, st, pub);
@@ -1647,7 +1701,7 @@ static enum rp_err pk_sign(struct rp_keystore *base, struct rp_status *st,
 		}
 		goto out;
 	}
-	err = rp_key_pubkey(&pub, st, ki);
+	err = pub_get(ks, st, ki, &pub);
 	if (err) {
 		goto out;
 	}
@@ -2848,6 +2902,9 @@ static void pk_free(struct rp_keystore *base)
 		drop_session(ks, &ks->anchor, CKR_OK);
 	}
 	OPENSSL_free(ks->workers);
+	for (size_t i = 0; i < NUM_PUBS; i++) {
+		EVP_PKEY_free(ks->pubs[i].pub);
+	}
 	if (ks->has_locks) {
 		pthread_mutex_destroy(&ks->anchor_lock);
 		pthread_mutex_destroy(&ks->cache_lock);
