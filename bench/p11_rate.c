@@ -56,7 +56,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int fail(const char *fn, CK_RV rv)
+static int ck_fail(const char *fn, CK_RV rv)
 {
 	fprintf(stderr, "p11_rate: %s: CKR 0x%lx\n", fn, (unsigned long)rv);
 	return 1;
@@ -101,7 +101,7 @@ static int find_slot(const char *want, CK_SLOT_ID *out)
 
 	rv = p11->C_GetSlotList(CK_TRUE, slots, &n);
 	if (rv != CKR_OK) {
-		return fail("C_GetSlotList", rv);
+		return ck_fail("C_GetSlotList", rv);
 	}
 	for (i = 0; i < n; i++) {
 		CK_TOKEN_INFO ti;
@@ -135,12 +135,12 @@ static int find_key(CK_SESSION_HANDLE s, const char *label)
 
 	rv = p11->C_FindObjectsInit(s, tpl, 3);
 	if (rv != CKR_OK) {
-		return fail("C_FindObjectsInit", rv);
+		return ck_fail("C_FindObjectsInit", rv);
 	}
 	rv = p11->C_FindObjects(s, &key, 1, &n);
 	p11->C_FindObjectsFinal(s);
 	if (rv != CKR_OK) {
-		return fail("C_FindObjects", rv);
+		return ck_fail("C_FindObjects", rv);
 	}
 	if (n != 1) {
 		fprintf(stderr, "p11_rate: no RSA private key labelled '%s'\n",
@@ -173,7 +173,7 @@ static int gen_key(CK_SESSION_HANDLE s)
 	CK_RV rv;
 
 	rv = p11->C_GenerateKeyPair(s, &mech, pub, 4, priv, 5, &pub_h, &key);
-	return rv == CKR_OK ? 0 : fail("C_GenerateKeyPair", rv);
+	return rv == CKR_OK ? 0 : ck_fail("C_GenerateKeyPair", rv);
 }
 
 static void usage(void)
@@ -243,13 +243,13 @@ int main(int argc, char **argv)
 	}
 	rv = get_list(&p11);
 	if (rv != CKR_OK) {
-		return fail("C_GetFunctionList", rv);
+		return ck_fail("C_GetFunctionList", rv);
 	}
 	memset(&init_args, 0, sizeof(init_args));
 	init_args.flags = CKF_OS_LOCKING_OK;
 	rv = p11->C_Initialize(&init_args);
 	if (rv != CKR_OK) {
-		return fail("C_Initialize", rv);
+		return ck_fail("C_Initialize", rv);
 	}
 	if (find_slot(token, &slot)) {
 		goto out;
@@ -257,12 +257,12 @@ int main(int argc, char **argv)
 	rv = p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
 				NULL, &main_s);
 	if (rv != CKR_OK) {
-		fail("C_OpenSession", rv);
+		ck_fail("C_OpenSession", rv);
 		goto out;
 	}
 	rv = p11->C_Login(main_s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-		fail("C_Login", rv);
+		ck_fail("C_Login", rv);
 		goto out;
 	}
 	if (key_label ? find_key(main_s, key_label) : gen_key(main_s)) {
@@ -278,7 +278,7 @@ int main(int argc, char **argv)
 		rv = p11->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL,
 					&w[i].session);
 		if (rv != CKR_OK) {
-			fail("C_OpenSession", rv);
+			ck_fail("C_OpenSession", rv);
 			goto out;
 		}
 	}
@@ -308,7 +308,7 @@ int main(int argc, char **argv)
 		pthread_join(w[i].tid, NULL);
 		total += w[i].done;
 		if (w[i].fn) {
-			fail(w[i].fn, w[i].rv);
+			ck_fail(w[i].fn, w[i].rv);
 			rc = 1;
 		}
 	}
