@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* a corpus file larger than this is a mistake */
 #define DRIVER_MAX_INPUT (16u << 20)

@@ -20,24 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "age_header.h"
 #include "rp_buf.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fuzz_fail(__FILE__, __LINE__, #c);                     \
-		}                                                              \
-	} while (0)
-
-__attribute__((noreturn)) static void fuzz_fail(const char *file, int line,
-						const char *what)
-{
-	fprintf(stderr, "%s:%d: invariant violated: %s\n", file, line, what);
-	abort();
-}
 
 #define VERSION_LEN  (sizeof(RP_AGE_VERSION_LINE) - 1)
 #define MAC_LINE_LEN 48 /* "--- ", 43 base64 chars, LF */

@@ -21,25 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "age_header.h"
 #include "age_recip.h"
 #include "rp_b64.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fuzz_fail(__FILE__, __LINE__, #c);                     \
-		}                                                              \
-	} while (0)
-
-__attribute__((noreturn)) static void fuzz_fail(const char *file, int line,
-						const char *what)
-{
-	fprintf(stderr, "%s:%d: invariant violated: %s\n", file, line, what);
-	abort();
-}
 
 /* a test identity; tests/fuzz/make_corpus.sh encrypts seeds to it */
 static const char fixed_identity[] =

@@ -22,27 +22,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "fuzz.h"
 #include "keyring.h"
 #include "ks_soft.h"
 #include "lifecycle.h"
 #include "rp_buf.h"
 #include "rp_span.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fuzz_fail(__FILE__, __LINE__, #c);                     \
-		}                                                              \
-	} while (0)
-
-__attribute__((noreturn)) static void fuzz_fail(const char *file, int line,
-						const char *what)
-{
-	fprintf(stderr, "%s:%d: invariant violated: %s\n", file, line, what);
-	abort();
-}
 
 #define MAC_LEN	 32
 #define HDR_LEN	 (4 + 1 + 16)

@@ -20,25 +20,11 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "fuzz.h"
 #include "license.h"
 #include "merkle.h"
 #include "rp_buf.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fuzz_fail(__FILE__, __LINE__, #c);                     \
-		}                                                              \
-	} while (0)
-
-__attribute__((noreturn)) static void fuzz_fail(const char *file, int line,
-						const char *what)
-{
-	fprintf(stderr, "%s:%d: invariant violated: %s\n", file, line, what);
-	abort();
-}
 
 /* the Ed25519 public key of the all-0x42 seed; it never signed a license */
 static EVP_PKEY *ed25519_pub(void)

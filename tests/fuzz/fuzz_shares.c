@@ -19,24 +19,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "fuzz.h"
 #include "lifecycle.h"
 #include "rp_b64.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fuzz_fail(__FILE__, __LINE__, #c);                     \
-		}                                                              \
-	} while (0)
-
-__attribute__((noreturn)) static void fuzz_fail(const char *file, int line,
-						const char *what)
-{
-	fprintf(stderr, "%s:%d: invariant violated: %s\n", file, line, what);
-	abort();
-}
 
 #define MAX_LINES 300 /* a few over the 255 the function takes */
 #define PREFIX	  "reprotect-world-share-v1 "

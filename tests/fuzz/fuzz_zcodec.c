@@ -25,23 +25,9 @@
 
 #include <zstd.h>
 
+#include "fuzz.h"
 #include "zcodec.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fuzz_fail(__FILE__, __LINE__, #c);                     \
-		}                                                              \
-	} while (0)
-
-__attribute__((noreturn)) static void fuzz_fail(const char *file, int line,
-						const char *what)
-{
-	fprintf(stderr, "%s:%d: invariant violated: %s\n", file, line, what);
-	abort();
-}
 
 #define HDR_LEN 4
 
