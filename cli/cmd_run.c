@@ -298,6 +298,8 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 		v->num_batches ? (double)moved / (double)v->num_batches : 0);
 	fprintf(f, "  \"temporary_files_removed\": %llu,\n",
 		(unsigned long long)v->tmp_removed);
+	fprintf(f, "  \"read_ahead\": %llu,\n",
+		(unsigned long long)v->read_ahead);
 	fprintf(f, "  \"outcomes\": {");
 	for (int k = 0; k < RP_OUT_NUM; k++) {
 		fprintf(f, "%s\n    \"%s\": {\"documents\": %llu, \"bytes\": %llu}",

@@ -1790,6 +1790,7 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 			res[i] = -EIO;
 		}
 	}
+	k = 0; /* now: the documents read ahead */
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = js[i];
 
@@ -1803,7 +1804,11 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 		}
 		stat_from_statx(&j->pre_sb, &stx[i]);
 		j->pre_len = (size_t)res[RP_READ_AHEAD + i];
+		k++;
 	}
+	pthread_mutex_lock(&r->mu);
+	r->stats.read_ahead += k;
+	pthread_mutex_unlock(&r->mu);
 }
 
 /* rd_flush reads the pending batch ahead and hands it to the workers */

@@ -70,6 +70,7 @@ struct rp_run_stats_view {
 	uint64_t num_batches;
 	uint64_t batch_min, batch_max;
 	uint64_t tmp_removed; /* leftovers of a killed run */
+	uint64_t read_ahead;  /* opened, stat'ed and read through the ring */
 	uint64_t num_total;   /* files in the trees, once counted */
 	int is_total_known;   /* the counting walk has finished */
 	double seconds;

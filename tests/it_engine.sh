@@ -1141,6 +1141,13 @@ for _io in sync uring; do
 	if [ "$_io" = sync ] || ! grep -q 'io_uring is not available' "$ERR"
 	then
 		assert_json "$T/r-$_io.json" '["io"]' "$_io"
+		# with the ring, the walker opened and read the headers
+		_ra=$(get "$T/r-$_io.json" "d['read_ahead']")
+		if [ "$_io" = sync ]; then
+			assert_eq "$_ra" 0 "--io sync: documents read ahead"
+		else
+			assert_gt "$_ra" 10 "--io uring: documents read ahead"
+		fi
 	fi
 	chk jset "$T/j-$_io" "$_d/tree" "$T/set-$_io"
 	verify "--io $_io: documents open (age)" open "$T/orig" "$_d/tree" \
