@@ -22,12 +22,47 @@ void rp_test_crash_point(const char *point)
 
 void rp_test_pause_point(const char *point)
 {
+	static unsigned long hits[8];
+	static const char *points[8];
 	const char *want = getenv("REPROTECT_TEST_PAUSE");
 	const size_t n = strlen(point);
+	char *end = NULL;
+	long ms;
 
-	if (want && !strncmp(want, point, n) && want[n] == ':') {
-		const long ms = strtol(want + n + 1, NULL, 10);
-		const struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	if (!want || strncmp(want, point, n) || want[n] != ':') {
+		return;
+	}
+	ms = strtol(want + n + 1, &end, 10);
+	if (end && *end == ':') {
+		/* "<point>:<ms>:<nth>": only the nth hit, across threads */
+		const unsigned long nth = strtoul(end + 1, NULL, 10);
+		size_t i = 0;
+		unsigned long k;
+
+		for (; i < 8; i++) {
+			const char *p = __atomic_load_n(&points[i],
+							__ATOMIC_ACQUIRE);
+
+			if (!p && __atomic_compare_exchange_n(
+					  &points[i], &p, point, 0,
+					  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				break; /* this point's counter now */
+			}
+			if (p && !strcmp(p, point)) {
+				break;
+			}
+		}
+		if (i == 8) {
+			return;
+		}
+		k = __atomic_add_fetch(&hits[i], 1, __ATOMIC_RELAXED);
+		if (k != nth) {
+			return;
+		}
+	}
+	{
+		const struct timespec ts = { ms / 1000,
+					     (ms % 1000) * 1000000L };
 
 		nanosleep(&ts, NULL);
 	}

@@ -15,7 +15,9 @@ extern "C" {
  *
  * rp_test_pause_point sleeps when REPROTECT_TEST_PAUSE is "<point>:<ms>",
  * so a test can act at that moment (change a file the run has read), or
- * make a call slow (a slow token).
+ * make a call slow (a slow token). "<point>:<ms>:<nth>" sleeps only at the
+ * nth hit of the point (1-based, counted across threads). Callers pass a
+ * string literal: a point is known by its address.
  *
  * rp_test_fault says what fault to inject at `point`: 0 for none, else
  * the code the caller should fail with (an errno value for I/O points, a
