@@ -14,51 +14,82 @@
 #include "rp_file.h"
 #include "rp_testhook.h"
 
-enum rp_err rp_afile_open(struct rp_afile *af, struct rp_status *st,
-			  const char *path, int is_exclusive)
+/* afile_create makes af->tmp, ".<name>.rp-tmp-<hex>" in af->dir_fd */
+static enum rp_err afile_create(struct rp_afile *af, struct rp_status *st,
+				const char *dir, const char *name)
 {
-	char dir[4096], base[4096];
 	uint8_t rnd[6];
 	char hex[sizeof(rnd) * 2 + 1];
 	long fault;
 	int n;
 
-	memset(af, 0, sizeof(*af));
-	af->fd = -1;
-	af->is_exclusive = is_exclusive;
-	if (snprintf(af->path, sizeof(af->path), "%s", path) >=
-		    (int)sizeof(af->path) ||
-	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
-	    snprintf(base, sizeof(base), "%s", path) >= (int)sizeof(base)) {
-		return rp_status_fail(st, RP_ERR_USAGE, "path too long: '%s'",
-				      path);
-	}
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		return rp_status_ossl(st, RP_ERR_CRYPTO, "random");
 	}
 	rp_hex_encode(hex, rnd, sizeof(rnd));
-	n = snprintf(af->tmp, sizeof(af->tmp), "%s/.%s%s%s", dirname(dir),
-		     basename(base), RP_AFILE_TMP_TAG, hex);
+	n = snprintf(af->tmp, sizeof(af->tmp), "%s%s.%s%s%s", dir,
+		     dir[0] ? "/" : "", name, RP_AFILE_TMP_TAG, hex);
 	if (n < 0 || (size_t)n >= sizeof(af->tmp)) {
+		af->tmp[0] = '\0';
 		return rp_status_fail(st, RP_ERR_USAGE, "path too long: '%s'",
-				      path);
+				      af->path);
 	}
-	af->fd = open(af->tmp,
-		      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-		      0600);
+	af->fd = openat(af->dir_fd, af->tmp,
+			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			0600);
 	fault = rp_test_fault("io:create");
 	if (fault > 0 && af->fd >= 0) {
 		close(af->fd);
-		unlink(af->tmp);
+		unlinkat(af->dir_fd, af->tmp, 0);
 		af->fd = -1;
 		errno = (int)fault;
 	}
 	if (af->fd < 0) {
 		af->tmp[0] = '\0';
 		return rp_status_errno(st, errno, "cannot create a file beside",
-				       path);
+				       af->path);
 	}
 	return RP_OK;
+}
+
+enum rp_err rp_afile_open(struct rp_afile *af, struct rp_status *st,
+			  const char *path, int is_exclusive)
+{
+	char dir[4096], base[4096];
+
+	memset(af, 0, sizeof(*af));
+	af->fd = -1;
+	af->dir_fd = AT_FDCWD;
+	af->is_exclusive = is_exclusive;
+	if (snprintf(af->path, sizeof(af->path), "%s", path) >=
+		    (int)sizeof(af->path) ||
+	    snprintf(af->target, sizeof(af->target), "%s", path) >=
+		    (int)sizeof(af->target) ||
+	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
+	    snprintf(base, sizeof(base), "%s", path) >= (int)sizeof(base)) {
+		return rp_status_fail(st, RP_ERR_USAGE, "path too long: '%s'",
+				      path);
+	}
+	return afile_create(af, st, dirname(dir), basename(base));
+}
+
+enum rp_err rp_afile_openat(struct rp_afile *af, struct rp_status *st,
+			    int dir_fd, const char *name, const char *display,
+			    int is_exclusive)
+{
+	memset(af, 0, sizeof(*af));
+	af->fd = -1;
+	af->dir_fd = dir_fd;
+	af->is_exclusive = is_exclusive;
+	if (snprintf(af->path, sizeof(af->path), "%s", display) >=
+		    (int)sizeof(af->path) ||
+	    snprintf(af->target, sizeof(af->target), "%s", name) >=
+		    (int)sizeof(af->target) ||
+	    strchr(name, '/')) {
+		return rp_status_fail(st, RP_ERR_USAGE, "bad name: '%s'",
+				      display);
+	}
+	return afile_create(af, st, "", name);
 }
 
 enum rp_err rp_write_full(int fd, struct rp_status *st, const char *what,
@@ -89,7 +120,8 @@ enum rp_err rp_afile_commit(struct rp_afile *af, struct rp_status *st)
 	}
 	af->fd = -1;
 	if (af->is_exclusive) {
-		if (link(af->tmp, af->path) < 0) {
+		if (linkat(af->dir_fd, af->tmp, af->dir_fd, af->target, 0) <
+		    0) {
 			if (errno == EEXIST) {
 				return rp_status_fail(st, RP_ERR_EXISTS,
 						      "'%s' already exists",
@@ -98,11 +130,18 @@ enum rp_err rp_afile_commit(struct rp_afile *af, struct rp_status *st)
 			return rp_status_errno(st, errno, "cannot create",
 					       af->path);
 		}
-		unlink(af->tmp);
-	} else if (rename(af->tmp, af->path) < 0) {
+		unlinkat(af->dir_fd, af->tmp, 0);
+	} else if (renameat(af->dir_fd, af->tmp, af->dir_fd, af->target) < 0) {
 		return rp_status_errno(st, errno, "cannot replace", af->path);
 	}
 	af->is_committed = 1;
+	if (af->dir_fd != AT_FDCWD) {
+		return fsync(af->dir_fd) < 0 ? rp_status_errno(st, errno,
+							       "cannot fsync "
+							       "the folder of",
+							       af->path)
+					     : RP_OK;
+	}
 	return rp_fsync_dir(st, af->path);
 }
 
@@ -113,7 +152,7 @@ void rp_afile_fini(struct rp_afile *af)
 		af->fd = -1;
 	}
 	if (!af->is_committed && af->tmp[0]) {
-		unlink(af->tmp);
+		unlinkat(af->dir_fd, af->tmp, 0);
 	}
 	af->tmp[0] = '\0';
 }

@@ -23,8 +23,10 @@ struct rp_afile {
 	int fd;
 	int is_committed;
 	int is_exclusive; /* commit fails if the target exists */
-	char path[4096];
-	char tmp[4096];
+	int dir_fd;	  /* borrowed: tmp and target are in it; or AT_FDCWD */
+	char path[4096];  /* the target, for messages */
+	char target[4096]; /* the target, relative to dir_fd */
+	char tmp[4096];	   /* the temporary file, relative to dir_fd */
 	uint64_t written;
 };
 
@@ -37,6 +39,17 @@ struct rp_afile {
 RP_MUST_CHECK enum rp_err rp_afile_open(struct rp_afile *af,
 					struct rp_status *st, const char *path,
 					int is_exclusive);
+
+/*
+ * rp_afile_openat starts writing `name` in the open folder `dir_fd` (which
+ * must stay open until fini): the temporary file is created there, the
+ * commit renames (or links) it there and fsyncs that folder, and no path
+ * string is resolved again. `display` names the target in messages.
+ */
+RP_MUST_CHECK enum rp_err rp_afile_openat(struct rp_afile *af,
+					  struct rp_status *st, int dir_fd,
+					  const char *name, const char *display,
+					  int is_exclusive);
 
 /* rp_afile_write appends `len` bytes. */
 RP_MUST_CHECK enum rp_err rp_afile_write(struct rp_afile *af,

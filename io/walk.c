@@ -33,6 +33,7 @@ struct walk_id {
 };
 
 struct walk_frame {
+	unsigned long serial; /* see rp_walk_entry.dir_serial */
 	DIR *dir; /* owned */
 	dev_t dev;
 	ino_t ino;
@@ -49,6 +50,9 @@ struct rp_walk {
 	size_t num_ids;
 	struct walk_frame *stack; /* owned, RP_WALK_MAX_DEPTH frames */
 	size_t depth;
+	unsigned long next_serial;
+	int file_root_dir; /* owned: the folder of a root that is a file */
+	unsigned long file_root_serial;
 	enum rp_err err; /* a failure that ended the walk */
 	/*
 	 * Room for a usable path (shorter than PATH_MAX) plus one more
@@ -143,6 +147,18 @@ static void walk_emit(struct rp_walk *w, struct rp_walk_entry *out,
 	if (sb) {
 		out->sb = *sb;
 	}
+	out->dir_fd = -1;
+	if (w->depth) {
+		const struct walk_frame *top = &w->stack[w->depth - 1];
+
+		out->dir_fd = dirfd(top->dir);
+		out->dir_serial = top->serial;
+	} else if (w->file_root_dir >= 0) {
+		out->dir_fd = w->file_root_dir;
+		out->dir_serial = w->file_root_serial;
+	}
+	out->name = strrchr(w->path, '/');
+	out->name = out->name ? out->name + 1 : w->path;
 }
 
 static void walk_skip(struct rp_walk *w, struct rp_walk_entry *out,
@@ -229,10 +245,15 @@ static enum walk_step walk_push(struct rp_walk *w, struct rp_status *st,
 		return walk_fail(w, st, e, "cannot read directory");
 	}
 	w->stack[w->depth].dir = d;
+	w->stack[w->depth].serial = ++w->next_serial;
 	w->stack[w->depth].dev = now.st_dev;
 	w->stack[w->depth].ino = now.st_ino;
 	w->stack[w->depth].path_len = path_len;
 	w->depth++;
+	if (w->flags & RP_WALK_REPORT_DIRS) {
+		walk_emit(w, out, RP_WALK_DIR, &now);
+		return WALK_STEP_EMIT;
+	}
 	return WALK_STEP_NEXT;
 }
 
@@ -358,6 +379,10 @@ static enum walk_step walk_start(struct rp_walk *w, struct rp_status *st,
 	int fd;
 
 	w->cur_root = w->next_root++;
+	if (w->file_root_dir >= 0) {
+		close(w->file_root_dir);
+		w->file_root_dir = -1;
+	}
 	if (r->is_dup) {
 		return WALK_STEP_NEXT;
 	}
@@ -377,6 +402,29 @@ static enum walk_step walk_start(struct rp_walk *w, struct rp_status *st,
 		return WALK_STEP_EMIT;
 	}
 	if (!r->is_dir) {
+		char dir[PATH_MAX];
+		const char *slash = strrchr(w->path, '/');
+
+		if (!slash) {
+			snprintf(dir, sizeof(dir), ".");
+		} else if (slash == w->path) {
+			snprintf(dir, sizeof(dir), "/");
+		} else {
+			snprintf(dir, sizeof(dir), "%.*s",
+				 (int)(slash - w->path), w->path);
+		}
+		w->file_root_dir = open(dir, O_RDONLY | O_DIRECTORY |
+						     O_CLOEXEC);
+		if (w->file_root_dir < 0) {
+			if (walk_is_fatal(errno)) {
+				return walk_fail(w, st, errno,
+						 "cannot open the folder of");
+			}
+			walk_skip_errno(w, out, &sb, RP_WALK_SKIP_UNREADABLE,
+					"unreadable directory", errno);
+			return WALK_STEP_EMIT;
+		}
+		w->file_root_serial = ++w->next_serial;
 		walk_emit(w, out, RP_WALK_FILE, &sb);
 		return WALK_STEP_EMIT;
 	}
@@ -532,7 +580,7 @@ enum rp_err rp_walk_new(struct rp_walk **out, struct rp_status *st,
 	if (!roots || !num_roots) {
 		return rp_status_fail(st, RP_ERR_USAGE, "no path to walk");
 	}
-	if (flags & ~(unsigned)RP_WALK_REPORT_TMP) {
+	if (flags & ~(unsigned)(RP_WALK_REPORT_TMP | RP_WALK_REPORT_DIRS)) {
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "unknown walk flags 0x%x", flags);
 	}
@@ -544,6 +592,7 @@ enum rp_err rp_walk_new(struct rp_walk **out, struct rp_status *st,
 		goto out;
 	}
 	w->flags = flags;
+	w->file_root_dir = -1;
 	w->num_roots = num_roots;
 	for (size_t i = 0; i < num_roots; i++) {
 		err = walk_add_root(w, st, i, roots[i]);
@@ -571,6 +620,9 @@ void rp_walk_free(struct rp_walk *w)
 	}
 	while (w->depth) {
 		walk_pop(w);
+	}
+	if (w->file_root_dir >= 0) {
+		close(w->file_root_dir);
 	}
 	for (size_t i = 0; w->roots && i < w->num_roots; i++) {
 		free(w->roots[i].path);

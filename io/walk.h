@@ -38,7 +38,8 @@ extern "C" {
  * - An object named as a root is reported from that root only: roots that
  *   overlap (a root inside another, the same root twice, a file root
  *   inside a directory root) yield each file once.
- * - Nothing is reported for directories themselves, except as a SKIP.
+ * - Nothing is reported for directories themselves, except as a SKIP, or
+ *   as RP_WALK_DIR when asked for.
  *
  * One thread at a time; not async-signal-safe.
  */
@@ -48,6 +49,8 @@ struct rp_walk;
 enum rp_walk_new_flags {
 	/* report leftover temporary files as SKIP (RP_WALK_SKIP_TMP) */
 	RP_WALK_REPORT_TMP = 1 << 0,
+	/* report each directory as it is entered (RP_WALK_DIR) */
+	RP_WALK_REPORT_DIRS = 1 << 1,
 };
 
 /* Directories open at once, the root counting as one; deeper is a SKIP. */
@@ -57,6 +60,8 @@ enum rp_walk_kind {
 	RP_WALK_END = 0,  /* the walk is over; no other field is set */
 	RP_WALK_FILE = 1, /* a regular file */
 	RP_WALK_SKIP = 2, /* not walked: see why and reason */
+	RP_WALK_DIR = 3,  /* a directory entered (RP_WALK_REPORT_DIRS); its
+			     dir_fd is the directory itself */
 };
 
 /* Why an entry is a SKIP; stable values, for the engine to act on. */
@@ -90,6 +95,19 @@ struct rp_walk_entry {
 	size_t root;	    /* index of that root in rp_walk_new's roots */
 	struct stat sb;	    /* lstat result; zero for RP_WALK_SKIP_NOSTAT */
 	const char *reason; /* borrowed: SKIP only, for people */
+	/*
+	 * The folder holding the entry, opened from its root one component
+	 * at a time without following a link (a root's own folder: as the
+	 * user named it), and the entry's name in it: the engine opens,
+	 * creates, renames and syncs through these, never through `path`,
+	 * which a folder swapped for a link could redirect. dir_fd is
+	 * borrowed (valid until the next rp_walk_next; dup it to keep it),
+	 * -1 for a SKIP of a root itself. dir_serial changes whenever dir_fd
+	 * stands for another folder than in the previous entry.
+	 */
+	int dir_fd;
+	const char *name;
+	unsigned long dir_serial;
 };
 
 /*
