@@ -532,6 +532,76 @@ enum rp_err rp_store_lock(struct rp_store *s, struct rp_status *st,
 	return load_keyring(s, st);
 }
 
+enum rp_err rp_store_lock_shared(struct rp_store *s, struct rp_status *st,
+				 int *fd)
+{
+	char path[PATH_MAX];
+	enum rp_err err = store_path(s, st, path, "lock");
+
+	if (err) {
+		return err;
+	}
+	if (*fd < 0) {
+		*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+			   0600);
+		if (*fd < 0) {
+			return rp_status_errno(st, errno, "cannot open", path);
+		}
+	}
+	while (flock(*fd, LOCK_SH) < 0) {
+		if (errno != EINTR) {
+			return rp_status_errno(st, errno, "cannot lock", path);
+		}
+	}
+	return RP_OK;
+}
+
+void rp_store_unlock_shared(int fd)
+{
+	if (fd >= 0) {
+		(void)flock(fd, LOCK_UN);
+	}
+}
+
+enum rp_err rp_store_key_states_now(struct rp_store *s, struct rp_status *st,
+				    uint8_t *states, long *out_active,
+				    uint8_t active_id[RP_KEY_ID_LEN])
+{
+	struct rp_keyring now = { 0 };
+	struct rp_buf b = { 0 };
+	char path[PATH_MAX];
+	enum rp_err err = store_path(s, st, path, "keyring");
+	long a;
+
+	if (!err) {
+		err = rp_file_read(&b, st, path, RP_KEYRING_FILE_MAX);
+	}
+	if (!err) {
+		err = rp_keyring_decode(&now, st, b.p, b.len, s->mac_key);
+	}
+	rp_buf_fini(&b);
+	if (err) {
+		rp_keyring_fini(&now);
+		return err;
+	}
+	for (size_t k = 0; k < s->keyring.num_keys; k++) {
+		const long i = rp_keyring_find_id(&now, s->keyring.keys[k].id);
+
+		states[k] = i < 0 ? RP_KEY_DESTROYED : now.keys[i].state;
+	}
+	a = rp_keyring_active(&now);
+	*out_active = -1;
+	if (a >= 0) {
+		memcpy(active_id, now.keys[a].id, RP_KEY_ID_LEN);
+		*out_active = rp_keyring_find_id(&s->keyring, now.keys[a].id);
+		if (*out_active < 0) {
+			*out_active = -2;
+		}
+	}
+	rp_keyring_fini(&now);
+	return RP_OK;
+}
+
 const char *rp_store_dir(const struct rp_store *s)
 {
 	return s->dir;

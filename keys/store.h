@@ -59,6 +59,32 @@ void rp_store_free(struct rp_store *s);
 RP_MUST_CHECK enum rp_err rp_store_lock(struct rp_store *s,
 					struct rp_status *st, int timeout_ms);
 
+/*
+ * rp_store_lock_shared takes the store's lock shared, waiting as long as
+ * a life-cycle command holds it: a run holds it while it commits a batch,
+ * so that a key cannot change state between the run's check and its
+ * renames. *fd is the caller's own descriptor of the lock file (-1 the
+ * first time: opened here; close it when done). rp_store_unlock_shared
+ * releases it.
+ */
+RP_MUST_CHECK enum rp_err rp_store_lock_shared(struct rp_store *s,
+					       struct rp_status *st, int *fd);
+void rp_store_unlock_shared(int fd);
+
+/*
+ * rp_store_key_states_now reads the keyring as it is on disk now (another
+ * process may have changed it since this one read it) without changing the
+ * one in memory, which other threads may be using. states[k] gets the
+ * state on disk of in-memory key k (RP_KEY_DESTROYED for a key no longer
+ * there). *out_active gets the index of the key active on disk, -1 if no
+ * key is, or -2 if it is a key this process has not read (a rekey since),
+ * whose id goes to active_id. Safe from several threads.
+ */
+RP_MUST_CHECK enum rp_err
+rp_store_key_states_now(struct rp_store *s, struct rp_status *st,
+			uint8_t *states, long *out_active,
+			uint8_t active_id[RP_ATLEAST(RP_KEY_ID_LEN)]);
+
 /* rp_store_dir returns the store's folder; borrowed. */
 const char *rp_store_dir(const struct rp_store *s);
 
