@@ -133,6 +133,7 @@ static void show_progress(void *arg, const struct rp_run_stats_view *v)
 	for (int o = RP_OUT_CURRENT; o <= RP_OUT_SKIP_NOT_FILE; o++) {
 		skipped += v->num[o];
 	}
+	skipped += v->num[RP_OUT_SKIP_BUSY] + v->num[RP_OUT_SKIP_CANNOT_KEEP];
 	failed = v->num[RP_OUT_FAIL_BAD] + v->num[RP_OUT_FAIL_CHANGED] +
 		 v->num[RP_OUT_FAIL_IO];
 	if (v->is_total_known && v->num_seen && v->seconds > 1 &&
@@ -647,41 +648,6 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			return RP_EXIT_SYSTEM;
 		}
 	}
-	if (o.out_dir) {
-		char out_real[4096];
-
-		if (mkdir(o.out_dir, 0700) < 0 && errno != EEXIST) {
-			fprintf(stderr, "reprotect: cannot create '%s': %s\n",
-				o.out_dir, strerror(errno));
-			return RP_EXIT_SYSTEM;
-		}
-		if (!realpath(o.out_dir, out_real)) {
-			fprintf(stderr, "reprotect: cannot resolve '%s': %s\n",
-				o.out_dir, strerror(errno));
-			return RP_EXIT_SYSTEM;
-		}
-		for (int i = optind; i < argc; i++) {
-			char root_real[4096];
-			size_t a, b;
-
-			if (!realpath(argv[i], root_real)) {
-				continue;
-			}
-			a = strlen(root_real);
-			b = strlen(out_real);
-			/* neither tree may hold the other */
-			if ((!strncmp(out_real, root_real, a) &&
-			     (out_real[a] == '/' || out_real[a] == '\0')) ||
-			    (!strncmp(root_real, out_real, b) &&
-			     (root_real[b] == '/' || root_real[b] == '\0'))) {
-				return rp_cli_usage("run",
-						    "--out '%s' and '%s' "
-						    "overlap: give a folder "
-						    "outside the trees",
-						    o.out_dir, argv[i]);
-			}
-		}
-	}
 	o.roots = (const char *const *)argv + optind;
 	o.num_roots = (size_t)(argc - optind);
 	o.stop = &stop_flag;
@@ -772,6 +738,8 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	} else if (res.total.num[RP_OUT_FAIL_BAD] ||
 		   res.total.num[RP_OUT_FAIL_CHANGED] ||
 		   res.total.num[RP_OUT_FAIL_IO] ||
+		   res.total.num[RP_OUT_SKIP_BUSY] ||
+		   res.total.num[RP_OUT_SKIP_CANNOT_KEEP] ||
 		   (o.is_verify && (res.total.num[RP_OUT_SKIP_REVOKED] ||
 				    res.total.num[RP_OUT_SKIP_UNKNOWN_KEY] ||
 				    res.total.num[RP_OUT_SKIP_UNLICENSED]))) {

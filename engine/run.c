@@ -18,8 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -41,9 +42,10 @@
 #include "walk.h"
 
 #define COPY_BUF	       (256 * 1024)
-#define RP_RENAME_EXCHANGE (1 << 1) /* renameat2's, from linux/fs.h */
+#define XATTR_LIST     (64 * 1024) /* of COPY_BUF: the names; the rest: a value */
 #define RP_RUN_WRITERS 2 /* file creation and renames wait on the disk */
 #define RP_READ_AHEAD  32 /* documents the walker opens and reads at once */
+#define RP_FD_RESERVE  64 /* descriptors kept for the store, rings, walk */
 
 static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_MOVED] = "moved",
@@ -59,6 +61,8 @@ static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_FAIL_CHANGED] = "failed-changed",
 	[RP_OUT_FAIL_IO] = "failed-io",
 	[RP_OUT_VERIFIED] = "verified",
+	[RP_OUT_SKIP_BUSY] = "skipped-busy",
+	[RP_OUT_SKIP_CANNOT_KEEP] = "skipped-cannot-keep",
 };
 
 const char *rp_outcome_name(enum rp_outcome o)
@@ -66,18 +70,32 @@ const char *rp_outcome_name(enum rp_outcome o)
 	return (unsigned)o < RP_OUT_NUM ? outcome_names[o] : "unknown";
 }
 
+/*
+ * A folder the run works in, open: the walker's (a document's folder, for
+ * its open, temporary file, rename and fsync) or the mirror's. Shared by
+ * the jobs in it, closed when the last one lets go.
+ */
+struct folder {
+	int fd;
+	unsigned refs;
+};
+
 struct job {
 	struct job *next_free;
-	char path[PATH_MAX];
+	char path[PATH_MAX];	 /* for people: the journal, messages */
+	struct folder *dir;	 /* the folder it is in */
+	const char *name;	 /* its name there (in path) */
 	char out_path[PATH_MAX]; /* --out: where it goes; "" in place */
+	struct folder *odir;	 /* --out: the mirror folder it goes to */
+	const char *oname;	 /* --out: its name there (in out_path) */
+	size_t out_rel;		 /* --out: out_path + out_rel is below DIR */
 	int is_copy;		 /* --out: copied as it is (already current) */
-	size_t rel_off;
+	int is_locked;		 /* d.fd holds the document's lock */
 	enum rp_outcome out;
 	char reason[320];
 	long key_idx; /* the document's key, -1: unknown */
 	uint64_t size;
 	struct job *batch_next; /* the next job of its signed batch */
-	int is_exchanged;	/* swapped in: the old inode is at af.tmp */
 	struct rp_doc_hdr d;
 	int has_hdr;
 	/*
@@ -103,6 +121,16 @@ struct queue {
 	struct job **items;
 	size_t cap, head, len;
 	int is_closed;
+};
+
+/*
+ * A ring and the number of its current round of requests: every request
+ * carries (round << 32 | index), so that a completion is always matched
+ * to the request it answers, even one left over from a round cut short.
+ */
+struct ring {
+	struct io_uring u;
+	uint32_t round;
 };
 
 struct run {
@@ -133,16 +161,50 @@ struct run {
 	 */
 	int halted;
 	char halt_reason[320];
+	/*
+	 * the key states as last read from disk (a life-cycle command in
+	 * another process may change them during the run); byte k for key
+	 * k, read and written atomically
+	 */
+	uint8_t *state_now;
+	int out_fd;	  /* --out: the mirror's root folder, else -1 */
+	size_t ra_n;	  /* documents read ahead at once (<= RP_READ_AHEAD) */
 	/* the walker's ring: opens, stats and first reads, a batch at once */
-	struct io_uring rd_ring;
+	struct ring rd_ring;
 	int has_rd_ring, has_rd_fixed;
 	uint8_t *rd_pool; /* RP_DOC_HDR_PREFIX per job, registered */
 };
 
-/* target is where the job's new document goes */
-static const char *target(const struct job *j)
+/* folders */
+
+/* folder_new takes `fd` (an open folder); NULL (fd closed) without memory */
+static struct folder *folder_new(int fd)
 {
-	return j->out_path[0] ? j->out_path : j->path;
+	struct folder *f = malloc(sizeof(*f));
+
+	if (!f) {
+		close(fd);
+		return NULL;
+	}
+	f->fd = fd;
+	f->refs = 1;
+	return f;
+}
+
+static struct folder *folder_ref(struct folder *f)
+{
+	if (f) {
+		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	}
+	return f;
+}
+
+static void folder_put(struct folder *f)
+{
+	if (f && !__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL)) {
+		close(f->fd);
+		free(f);
+	}
 }
 
 /* queues */
@@ -230,8 +292,13 @@ static struct job *job_get(struct run *r)
 	j->size = 0;
 	j->batch_next = NULL;
 	j->has_hdr = 0;
+	j->dir = NULL;
+	j->name = j->path;
 	j->out_path[0] = '\0';
+	j->odir = NULL;
+	j->oname = NULL;
 	j->is_copy = 0;
+	j->is_locked = 0;
 	j->af.fd = -1;
 	j->af.tmp[0] = '\0';
 	j->af.is_committed = 0;
@@ -250,7 +317,10 @@ static void job_put(struct run *r, struct job *j)
 		close(j->pre_fd);
 		j->pre_fd = -1;
 	}
-	rp_afile_fini(&j->af);
+	rp_afile_fini(&j->af); /* before its folder may close */
+	folder_put(j->dir);
+	folder_put(j->odir);
+	j->dir = j->odir = NULL;
 	rp_buf_reset(&j->tbs);
 	OPENSSL_cleanse(j->old_file_key, sizeof(j->old_file_key));
 	OPENSSL_cleanse(j->file_key, sizeof(j->file_key));
@@ -332,12 +402,13 @@ static int is_halted(struct run *r)
 /* is_fatal_errno: no later document could be written either */
 static int is_fatal_errno(int e)
 {
-	return e == ENOSPC || e == EDQUOT || e == EROFS;
+	return e == ENOSPC || e == EDQUOT || e == EROFS || e == EMFILE ||
+	       e == ENFILE || e == ENOMEM;
 }
 
 static int is_fatal(const struct rp_status *st)
 {
-	return st->err == RP_ERR_HSM ||
+	return st->err == RP_ERR_HSM || st->err == RP_ERR_NOMEM ||
 	       (st->err == RP_ERR_IO && is_fatal_errno(st->sys_errno));
 }
 
@@ -361,13 +432,120 @@ static void not_started(struct run *r, struct job *j)
 
 /* workers */
 
-static int is_selected(const struct run *r, const struct rp_key_info *k)
+/*
+ * The mirror (--out): each thread keeps the folder it used last, since
+ * documents come folder by folder.
+ */
+struct out_cache {
+	char dir[PATH_MAX]; /* below the mirror's root; "" for the root */
+	struct folder *f;
+};
+
+static void out_cache_fini(struct out_cache *oc)
+{
+	folder_put(oc->f);
+	oc->f = NULL;
+}
+
+/*
+ * open_beneath opens folder `rel` below the open folder `root`, one
+ * component at a time, never following a link; with `is_create`, missing
+ * folders are made (0700). Returns the descriptor, or -1 with st set.
+ */
+static int open_beneath(struct rp_status *st, int root, const char *rel,
+			int is_create, const char *display)
+{
+	char buf[PATH_MAX];
+	char *save = NULL;
+	int fd = openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	snprintf(buf, sizeof(buf), "%s", rel);
+	for (char *c = strtok_r(buf, "/", &save); fd >= 0 && c;
+	     c = strtok_r(NULL, "/", &save)) {
+		int next;
+
+		if (is_create && mkdirat(fd, c, 0700) < 0 && errno != EEXIST) {
+			rp_status_errno(st, errno, "cannot create a folder in",
+					display);
+			close(fd);
+			return -1;
+		}
+		next = openat(fd, c,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			struct stat sb;
+			const int e = errno;
+
+			if ((e == ELOOP || e == ENOTDIR) &&
+			    fstatat(fd, c, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(sb.st_mode)) {
+				rp_status_fail(st, RP_ERR_IO,
+					       "'%s' crosses a symbolic link at "
+					       "'%s': not followed",
+					       display, c);
+				st->sys_errno = ELOOP;
+			} else {
+				rp_status_errno(st, e, "cannot open the folder of",
+						display);
+			}
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		fd = next;
+	}
+	if (fd < 0) {
+		rp_status_errno(st, errno, "cannot open the folder of", display);
+	}
+	return fd;
+}
+
+/* out_folder gives the job its mirror folder, made if missing */
+static enum rp_err out_folder(struct run *r, struct out_cache *oc,
+			      struct job *j, struct rp_status *st)
+{
+	const char *rel = j->out_path + j->out_rel;
+	const char *slash = strrchr(rel, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - rel) : 0,
+		 rel);
+	j->oname = slash ? slash + 1 : rel;
+	if (!oc->f || strcmp(oc->dir, dir)) {
+		out_cache_fini(oc);
+		fd = open_beneath(st, r->out_fd, dir, 1, j->out_path);
+		if (fd < 0) {
+			return st->err;
+		}
+		oc->f = folder_new(fd);
+		if (!oc->f) {
+			return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		}
+		memcpy(oc->dir, dir, sizeof(dir));
+	}
+	j->odir = folder_ref(oc->f);
+	return RP_OK;
+}
+
+/* key_state: key k's state as last read from disk */
+static uint8_t key_state(const struct run *r, size_t k)
+{
+	return __atomic_load_n(&r->state_now[k], __ATOMIC_RELAXED);
+}
+
+static int is_gone(uint8_t state)
+{
+	return state == RP_KEY_REVOKED || state == RP_KEY_DESTROYED;
+}
+
+static int is_selected(const struct run *r, size_t k)
 {
 	if (!r->o->from) {
-		return k->state == RP_KEY_ARCHIVED;
+		return key_state(r, k) == RP_KEY_ARCHIVED;
 	}
 	for (size_t i = 0; i < r->o->num_from; i++) {
-		if (!memcmp(r->o->from[i], k->id, RP_KEY_ID_LEN)) {
+		if (!memcmp(r->o->from[i], r->kr->keys[k].id, RP_KEY_ID_LEN)) {
 			return 1;
 		}
 	}
@@ -375,10 +553,67 @@ static int is_selected(const struct run *r, const struct rp_key_info *k)
 }
 
 /*
+ * can_keep: a document replaced by rename loses what is not in its bytes
+ * unless the run can give it to the new file; refuse what it cannot (the
+ * writer refuses the rest: a group, a mode or an attribute it may not set)
+ */
+static int can_keep(struct run *r, struct job *j)
+{
+	const struct stat *sb = &j->d.sb;
+
+	if (sb->st_nlink > 1) {
+		finish(r, j, RP_OUT_SKIP_CANNOT_KEEP,
+		       "it has %lu hard links: a rewrite would split them",
+		       (unsigned long)sb->st_nlink);
+		return 0;
+	}
+	if (geteuid() != 0 && sb->st_uid != geteuid()) {
+		finish(r, j, RP_OUT_SKIP_CANNOT_KEEP,
+		       "cannot keep its owner (uid %u): only root may give "
+		       "a file to another user",
+		       (unsigned)sb->st_uid);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * lock_doc takes the document's lock for its rewrite (advisory, held on
+ * the descriptor the run read it through until the job ends): another run
+ * rewriting it holds it, and then this one leaves it (skipped-busy); a
+ * document replaced since the run opened it is left the same way.
+ */
+static int lock_doc(struct run *r, struct job *j)
+{
+	struct stat now;
+
+	if (flock(j->d.fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK || errno == EINTR) {
+			finish(r, j, RP_OUT_SKIP_BUSY,
+			       "another process is rewriting it (it holds "
+			       "its lock): run again to move it");
+		} else {
+			finish(r, j, RP_OUT_FAIL_IO, "cannot lock: %s",
+			       strerror(errno));
+		}
+		return 0;
+	}
+	j->is_locked = 1;
+	if (fstatat(j->dir->fd, j->name, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    now.st_dev != j->d.sb.st_dev || now.st_ino != j->d.sb.st_ino) {
+		finish(r, j, RP_OUT_SKIP_BUSY,
+		       "it was replaced while the run opened it: run again "
+		       "to move it");
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * classify reads the header and decides; returns 1 if the job goes on to
  * be moved (its header kept open), 0 if it was finished here.
  */
-static int classify(struct run *r, struct job *j)
+static int classify(struct run *r, struct out_cache *oc, struct job *j)
 {
 	struct rp_status st = { 0 };
 	struct rp_license *lic = &j->lic;
@@ -388,19 +623,34 @@ static int classify(struct run *r, struct job *j)
 
 	enum rp_err err;
 
+	memset(&j->d, 0, sizeof(j->d));
 	if (j->pre_fd >= 0) {
 		/* the walker opened, stat'ed and read it already */
-		memset(&j->d, 0, sizeof(j->d));
 		j->d.fd = j->pre_fd;
 		j->d.sb = j->pre_sb;
 		j->pre_fd = -1;
 		err = rp_doc_hdr_load(&j->d, &st, j->pre, j->pre_len);
 	} else {
-		err = rp_doc_hdr_read(&j->d, &st, j->path, O_NOFOLLOW);
+		/* through its folder: never a path a swapped link redirects */
+		j->d.fd = openat(j->dir->fd, j->name,
+				 O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+		if (j->d.fd < 0) {
+			err = rp_status_errno(&st, errno, "cannot open", NULL);
+		} else if (fstat(j->d.fd, &j->d.sb) < 0) {
+			err = rp_status_errno(&st, errno, "cannot stat", NULL);
+		} else {
+			err = rp_doc_hdr_load(&j->d, &st, NULL, 0);
+		}
 	}
 	if (err) {
 		j->has_hdr = 1;
-		if (st.err == RP_ERR_IO) {
+		if (st.err == RP_ERR_IO && st.sys_errno == ELOOP) {
+			finish(r, j, RP_OUT_SKIP_NOT_FILE,
+			       "became a symbolic link during the run");
+		} else if (st.err == RP_ERR_IO || st.err == RP_ERR_NOMEM) {
+			if (is_fatal(&st)) {
+				halt(r, rp_status_msg(&st));
+			}
 			finish(r, j, RP_OUT_FAIL_IO, "%s", rp_status_msg(&st));
 		} else if (st.err == RP_ERR_USAGE) {
 			finish(r, j, RP_OUT_SKIP_NOT_FILE, "%s",
@@ -435,7 +685,14 @@ static int classify(struct run *r, struct job *j)
 	if (j->out_path[0] && !r->o->is_dry_run) {
 		struct stat sb;
 
-		if (fstatat(AT_FDCWD, j->out_path, &sb, AT_SYMLINK_NOFOLLOW) ==
+		if (!j->odir && out_folder(r, oc, j, &st)) {
+			if (is_fatal(&st)) {
+				halt(r, rp_status_msg(&st));
+			}
+			finish(r, j, RP_OUT_FAIL_IO, "%s", rp_status_msg(&st));
+			return 0;
+		}
+		if (fstatat(j->odir->fd, j->oname, &sb, AT_SYMLINK_NOFOLLOW) ==
 		    0) {
 			finish(r, j, RP_OUT_CURRENT, "already in the output");
 			return 0;
@@ -449,25 +706,27 @@ static int classify(struct run *r, struct job *j)
 		finish(r, j, RP_OUT_CURRENT, NULL);
 		return 0;
 	}
-	if (r->kr->keys[k].state == RP_KEY_REVOKED ||
-	    r->kr->keys[k].state == RP_KEY_DESTROYED) {
+	if (is_gone(key_state(r, (size_t)k))) {
 		finish(r, j, RP_OUT_SKIP_REVOKED, "its key is %s",
-		       rp_key_state_name(r->kr->keys[k].state));
+		       rp_key_state_name(key_state(r, (size_t)k)));
 		return 0;
 	}
 	if (r->o->is_verify) {
 		return 1;
 	}
-	if (!is_selected(r, &r->kr->keys[k])) {
+	if (!is_selected(r, (size_t)k)) {
 		finish(r, j, RP_OUT_SKIP_NOT_SELECTED, "its key is %s",
-		       rp_key_state_name(r->kr->keys[k].state));
+		       rp_key_state_name(key_state(r, (size_t)k)));
+		return 0;
+	}
+	if (!j->out_path[0] && !can_keep(r, j)) {
 		return 0;
 	}
 	if (r->o->is_dry_run) {
 		finish(r, j, RP_OUT_WOULD_MOVE, NULL);
 		return 0;
 	}
-	return 1;
+	return j->out_path[0] || lock_doc(r, j);
 }
 
 static const struct rp_status *first_bad(const struct rp_doc_info *i)
@@ -692,6 +951,7 @@ static void *worker_main(void *p)
 	struct rp_doc_info *info = malloc(sizeof(*info));
 	struct rp_stream *vs = calloc(1, sizeof(*vs));
 	uint8_t *vbuf = malloc(COPY_BUF);
+	struct out_cache oc = { .f = NULL };
 	struct job *j;
 
 	while ((j = queue_pop(&r->q_work, NULL))) {
@@ -703,7 +963,7 @@ static void *worker_main(void *p)
 			not_started(r, j);
 			continue;
 		}
-		if (!classify(r, j)) {
+		if (!classify(r, &oc, j)) {
 			continue;
 		}
 		rp_test_crash_point("run:read");
@@ -720,6 +980,7 @@ static void *worker_main(void *p)
 		}
 		queue_push(&r->q_sign, j);
 	}
+	out_cache_fini(&oc);
 	free(info);
 	free(vs);
 	if (vbuf) {
@@ -847,33 +1108,88 @@ static void *signer_main(void *p)
 
 /* the writer */
 
-/*
- * A spare inode: an earlier document's inode, at a temporary name, to be
- * rewritten with the next document and swapped in with RENAME_EXCHANGE.
- * Replacing a file normally frees one inode and allocates another; on
- * ext4 without a journal the allocator then scans past every recently
- * freed inode, which costs more than the cryptography. Recycling them
- * keeps the number of inodes the run allocates at about one batch.
- */
-struct spare {
-	int fd;
-	dev_t dev;
-	char path[PATH_MAX];
-};
-
 struct writer {
 	struct run *r;
 	struct rp_stream *open_s, *seal_s;
 	uint8_t *buf;
 	struct job **batch;
 	size_t n;
-	struct io_uring ring;
+	struct ring ring;
 	int has_ring;
-	char (*dirs)[PATH_MAX];
-	struct spare *spares; /* owned: up to 2 batches */
-	size_t num_spares;
-	int can_exchange; /* the file system takes RENAME_EXCHANGE */
+	struct folder **dirs; /* the batch's folders, each fsynced once */
+	const char **dir_names; /* a document of each, for messages */
+	uint8_t *states;      /* the key states read before a commit */
+	int lock_fd;	      /* this writer's descriptor of the store lock */
+	struct out_cache oc;
 };
+
+/* rings */
+
+/* ring_sqe takes a request slot for this round's request `index` */
+static struct io_uring_sqe *ring_sqe(struct ring *rg, size_t index)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rg->u);
+
+	if (!sqe) {
+		RP_BUG("a ring round is larger than the ring");
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)rg->round << 32 | index);
+	return sqe;
+}
+
+/*
+ * ring_wait submits this round's requests and collects `n` completions,
+ * res[index] for each. A wait cut short by a signal (SIGSTOP then
+ * SIGCONT: Ctrl-Z, a scheduler suspending the job) is resumed, and a
+ * completion of an earlier round is dropped, never taken for another
+ * request. Returns -1 with errno only when the ring itself fails; the
+ * requests may still complete then, so the caller must not redo them.
+ */
+static int ring_wait(struct ring *rg, size_t n, int *res)
+{
+	size_t got = 0;
+	int rc;
+
+	while (io_uring_sq_ready(&rg->u)) {
+		rc = io_uring_submit(&rg->u);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+			rg->round++;
+			errno = -rc;
+			return -1;
+		}
+	}
+	while (got < n) {
+		struct io_uring_cqe *cqe;
+		uint64_t data;
+
+		rc = io_uring_wait_cqe(&rg->u, &cqe);
+		if (rc == -EINTR || rc == -EAGAIN) {
+			continue;
+		}
+		if (rc < 0) {
+			rg->round++;
+			errno = -rc;
+			return -1;
+		}
+		data = io_uring_cqe_get_data64(cqe);
+		if ((uint32_t)(data >> 32) == rg->round) {
+			res[(uint32_t)data] = cqe->res;
+			got++;
+		}
+		io_uring_cqe_seen(&rg->u, cqe);
+	}
+	rg->round++;
+	return 0;
+}
+
+/* ring_failed: the ring broke; what it held is unknown, the run stops */
+static void ring_failed(struct run *r, int e)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "io_uring failed: %s", strerror(e));
+	halt(r, why);
+}
 
 struct reenc_sink {
 	struct writer *w;
@@ -983,79 +1299,143 @@ static enum rp_err copy_payload(struct writer *w, struct job *j,
 	return err;
 }
 
-/* take_spare gives the job a temporary file: a spare inode or a new one */
-static enum rp_err take_spare(struct writer *w, struct job *j,
-			      struct rp_status *st)
-{
-	for (size_t i = w->num_spares; i-- > 0;) {
-		struct spare *sp = &w->spares[i];
+/*
+ * cannot_keep leaves the document as it is: its rewrite would lose what
+ * the reason names (skipped-cannot-keep)
+ */
+static enum rp_err cannot_keep(struct job *j, struct rp_status *st,
+			       const char *fmt, ...) RP_PRINTF(3, 4);
 
-		if (sp->dev != j->d.sb.st_dev) {
-			continue;
-		}
-		if (ftruncate(sp->fd, 0) < 0 || lseek(sp->fd, 0, SEEK_SET) < 0) {
-			close(sp->fd);
-			unlink(sp->path);
-		} else {
-			memset(&j->af, 0, sizeof(j->af));
-			j->af.fd = sp->fd;
-			memcpy(j->af.tmp, sp->path, sizeof(j->af.tmp));
-			snprintf(j->af.path, sizeof(j->af.path), "%s", j->path);
-		}
-		w->spares[i] = w->spares[--w->num_spares];
-		if (j->af.fd >= 0 && j->af.tmp[0]) {
-			return RP_OK;
-		}
+static enum rp_err cannot_keep(struct job *j, struct rp_status *st,
+			       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(j->reason, sizeof(j->reason), fmt, ap) < 0) {
+		j->reason[0] = '\0';
 	}
-	return rp_afile_open(&j->af, st, j->path, 0);
+	va_end(ap);
+	j->out = RP_OUT_SKIP_CANNOT_KEEP;
+	return rp_status_fail(st, RP_ERR_STATE, "%s", j->reason);
 }
 
 /*
- * keep_spare: after an exchange the old document's inode sits at the
- * temporary name; keep it for a later document if nothing else links to
- * it, else drop the name.
+ * keep_xattrs gives the new file the document's extended attributes (POSIX
+ * ACLs among them) and nothing else (not what a folder's default ACL
+ * gave it)
  */
-static void keep_spare(struct writer *w, struct job *j)
+static enum rp_err keep_xattrs(struct writer *w, struct job *j,
+			       struct rp_status *st)
 {
-	struct spare *sp;
-	int fd;
+	char *names = (char *)w->buf;
+	uint8_t *val = w->buf + XATTR_LIST;
+	ssize_t n;
 
-	if (j->d.sb.st_nlink != 1 || w->num_spares == 2 * w->r->batch ||
-	    (fd = open(j->af.tmp, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		unlink(j->af.tmp);
-		return;
-	}
-	/*
-	 * an inode with extended attributes (ACLs, labels) would hand them
-	 * to another document: never reuse one
-	 */
-	if (flistxattr(fd, NULL, 0) != 0) {
-		close(fd);
-		unlink(j->af.tmp);
-		return;
-	}
-	sp = &w->spares[w->num_spares++];
-	sp->fd = fd;
-	sp->dev = j->d.sb.st_dev;
-	memcpy(sp->path, j->af.tmp, sizeof(sp->path));
-}
-
-/* make_parents creates the folders above `path` (0700) as needed */
-static enum rp_err make_parents(struct rp_status *st, const char *path)
-{
-	char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/') {
+	n = flistxattr(j->af.fd, names, XATTR_LIST);
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
+		if (fgetxattr(j->d.fd, names + i, NULL, 0) >= 0 ||
+		    errno != ENODATA) {
 			continue;
 		}
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-			return rp_status_errno(st, errno, "cannot create folder",
-					       buf);
+		if (fremovexattr(j->af.fd, names + i) < 0) {
+			return cannot_keep(j, st,
+					   "cannot drop the extended attribute "
+					   "'%s' the new file was given: %s",
+					   names + i, strerror(errno));
 		}
-		*p = '/';
+	}
+	n = flistxattr(j->d.fd, names, XATTR_LIST);
+	if (n < 0) {
+		if (errno == ENOTSUP) {
+			return RP_OK;
+		}
+		return errno == ERANGE
+			       ? cannot_keep(j, st,
+					     "cannot keep its extended "
+					     "attributes: more than %d bytes "
+					     "of names",
+					     XATTR_LIST)
+			       : rp_status_errno(st, errno,
+						 "cannot list the extended "
+						 "attributes of",
+						 j->path);
+	}
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
+		const ssize_t m = fgetxattr(j->d.fd, names + i, val,
+					    COPY_BUF - XATTR_LIST);
+
+		if (m < 0 && errno == ENODATA) {
+			continue; /* removed since it was listed */
+		}
+		if (m < 0) {
+			return cannot_keep(j, st,
+					   "cannot keep the extended attribute "
+					   "'%s': cannot read it: %s",
+					   names + i, strerror(errno));
+		}
+		if (fsetxattr(j->af.fd, names + i, val, (size_t)m, 0) < 0) {
+			return cannot_keep(j, st,
+					   "cannot keep the extended attribute "
+					   "'%s': %s",
+					   names + i, strerror(errno));
+		}
+	}
+	return RP_OK;
+}
+
+/*
+ * keep_meta gives the new file the document's owner, group, mode (set-id
+ * bits included), extended attributes and times, in the order that keeps
+ * each (chown clears the set-id bits, so chmod comes after it; an ACL sets
+ * the group bits, so it comes after chmod), then checks it got them.
+ */
+static enum rp_err keep_meta(struct writer *w, struct job *j,
+			     struct rp_status *st)
+{
+	const struct stat *sb = &j->d.sb;
+	const struct timespec times[2] = { sb->st_atim, sb->st_mtim };
+	struct stat now;
+	enum rp_err err;
+
+	if (fchown(j->af.fd, sb->st_uid, sb->st_gid) < 0) {
+		return errno == EPERM
+			       ? cannot_keep(j, st,
+					     "cannot keep its owner (uid %u, "
+					     "gid %u): %s",
+					     (unsigned)sb->st_uid,
+					     (unsigned)sb->st_gid,
+					     strerror(errno))
+			       : rp_status_errno(st, errno,
+						 "cannot keep the owner of",
+						 j->path);
+	}
+	if (fchmod(j->af.fd, sb->st_mode & 07777) < 0) {
+		return rp_status_errno(st, errno, "cannot keep the mode of",
+				       j->path);
+	}
+	err = keep_xattrs(w, j, st);
+	if (err) {
+		return err;
+	}
+	if (futimens(j->af.fd, times) < 0) {
+		return rp_status_errno(st, errno, "cannot keep the times of",
+				       j->path);
+	}
+	if (fstat(j->af.fd, &now) < 0) {
+		return rp_status_errno(st, errno, "cannot stat the new file of",
+				       j->path);
+	}
+	if ((now.st_mode & 07777) != (sb->st_mode & 07777)) {
+		return cannot_keep(j, st,
+				   "cannot keep its mode %04o (the new file "
+				   "got %04o)",
+				   (unsigned)(sb->st_mode & 07777),
+				   (unsigned)(now.st_mode & 07777));
+	}
+	if (now.st_uid != sb->st_uid || now.st_gid != sb->st_gid) {
+		return cannot_keep(j, st, "cannot keep its owner (uid %u, gid %u)",
+				   (unsigned)sb->st_uid, (unsigned)sb->st_gid);
 	}
 	return RP_OK;
 }
@@ -1086,26 +1466,45 @@ static enum rp_err copy_whole(struct writer *w, struct job *j,
 	return err;
 }
 
+/* new_file: the temporary file beside the target, through its folder */
+static enum rp_err new_file(struct writer *w, struct job *j,
+			    struct rp_status *st)
+{
+	enum rp_err err;
+
+	if (j->out_path[0]) {
+		err = j->odir ? RP_OK : out_folder(w->r, &w->oc, j, st);
+		if (!err) {
+			err = rp_afile_openat(&j->af, st, j->odir->fd, j->oname,
+					      j->out_path, 1);
+		}
+	} else {
+		err = rp_afile_openat(&j->af, st, j->dir->fd, j->name, j->path,
+				      0);
+	}
+	/*
+	 * locked while it lives, so that another run never takes it for a
+	 * leftover of a killed one
+	 */
+	if (!err) {
+		(void)flock(j->af.fd, LOCK_EX | LOCK_NB);
+	}
+	return err;
+}
+
 static enum rp_err write_one(struct writer *w, struct job *j,
 			     struct rp_status *st)
 {
 	struct rp_buf hdr = { 0 }, lic = { 0 };
 	const char *largs[] = { RP_LICENSE_STANZA_TYPE, RP_LICENSE_STANZA_ARG };
-	const struct timespec times[2] = { j->d.sb.st_atim, j->d.sb.st_mtim };
-	enum rp_err err;
+	enum rp_err err = RP_OK;
 
-	if (j->out_path[0]) {
-		err = make_parents(st, j->out_path);
+	if (j->is_copy) {
+		err = new_file(w, j, st);
 		if (!err) {
-			err = rp_afile_open(&j->af, st, j->out_path, 1);
-		}
-		if (!err && j->is_copy) {
 			err = copy_whole(w, j, st);
-			goto meta;
 		}
-		if (err) {
-			goto out;
-		}
+		goto meta;
 	}
 	err = rp_license_encode(&lic, st, &j->lic);
 	if (!err) {
@@ -1125,9 +1524,7 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 		rp_status_fail(st, err, "cannot build the new header");
 		goto out;
 	}
-	if (!j->out_path[0]) {
-		err = take_spare(w, j, st);
-	}
+	err = new_file(w, j, st);
 	if (!err) {
 		err = rp_afile_write(&j->af, st, hdr.p, hdr.len);
 	}
@@ -1138,13 +1535,8 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 		err = copy_payload(w, j, st);
 	}
 meta:
-	/* keep mode, owner and times */
-	if (!err && (fchmod(j->af.fd, j->d.sb.st_mode & 07777) < 0 ||
-		     (fchown(j->af.fd, j->d.sb.st_uid, j->d.sb.st_gid) < 0 &&
-		      errno != EPERM) ||
-		     futimens(j->af.fd, times) < 0)) {
-		err = rp_status_errno(st, errno, "cannot keep the metadata",
-				      NULL);
+	if (!err) {
+		err = keep_meta(w, j, st);
 	}
 	if (!err && w->r->o->durability == RP_DURABLE_EACH &&
 	    fsync(j->af.fd) < 0) {
@@ -1156,57 +1548,41 @@ out:
 	return err;
 }
 
-/* is_unchanged: the path still holds the very file the run read */
+/* is_unchanged: the name still holds the very file the run read */
 static int is_unchanged(const struct job *j)
 {
 	struct stat now;
 
-	return fstatat(AT_FDCWD, j->path, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	return fstatat(j->dir->fd, j->name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       now.st_dev == j->d.sb.st_dev && now.st_ino == j->d.sb.st_ino &&
 	       now.st_size == j->d.sb.st_size &&
+	       now.st_nlink == j->d.sb.st_nlink &&
 	       now.st_mtim.tv_sec == j->d.sb.st_mtim.tv_sec &&
 	       now.st_mtim.tv_nsec == j->d.sb.st_mtim.tv_nsec &&
 	       now.st_ctim.tv_sec == j->d.sb.st_ctim.tv_sec &&
 	       now.st_ctim.tv_nsec == j->d.sb.st_ctim.tv_nsec;
 }
 
-/* ring_run submits the prepared SQEs and waits for all; res[i] per op */
-static int ring_run(struct writer *w, size_t n, int *res)
+/* job_fail marks a job of the batch failed with a reason */
+static void job_fail(struct job *j, enum rp_outcome out, const char *fmt,
+		     ...) RP_PRINTF(3, 4);
+
+static void job_fail(struct job *j, enum rp_outcome out, const char *fmt, ...)
 {
-	struct io_uring_cqe *cqe;
+	va_list ap;
 
-	if (io_uring_submit(&w->ring) < 0) {
-		return -1;
+	j->out = out;
+	va_start(ap, fmt);
+	if (vsnprintf(j->reason, sizeof(j->reason), fmt, ap) < 0) {
+		j->reason[0] = '\0';
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (io_uring_wait_cqe(&w->ring, &cqe) < 0) {
-			return -1;
-		}
-		res[(size_t)io_uring_cqe_get_data64(cqe)] = cqe->res;
-		io_uring_cqe_seen(&w->ring, cqe);
-	}
-	return 0;
-}
-
-static void dir_of(char out[PATH_MAX], const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash) {
-		snprintf(out, PATH_MAX, ".");
-	} else if (slash == path) {
-		snprintf(out, PATH_MAX, "/");
-	} else {
-		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
-	}
+	va_end(ap);
 }
 
 /* rename_failed fails the job; a read-only or full disk stops the run */
 static void rename_failed(struct run *r, struct job *j, int e)
 {
-	j->out = RP_OUT_FAIL_IO;
-	snprintf(j->reason, sizeof(j->reason), "cannot rename: %s",
-		 strerror(e));
+	job_fail(j, RP_OUT_FAIL_IO, "cannot rename: %s", strerror(e));
 	if (is_fatal_errno(e)) {
 		halt(r, j->reason);
 	}
@@ -1225,101 +1601,11 @@ static int fault_rename(struct run *r, struct job *j)
 }
 
 /*
- * ring_close_and_swap: through the ring, close every written temporary
- * file, then (after checking each source is unchanged) swap each in with
- * renameat2(RENAME_EXCHANGE), all submitted together. Jobs it could not
- * finish are left for the plain path (is_committed still 0).
- */
-static void ring_close_and_swap(struct writer *w, int *res)
-{
-	const size_t n = w->n; /* the batch; ring_run leaves it */
-	size_t k = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = w->batch[i];
-		struct io_uring_sqe *sqe;
-
-		res[i] = 0;
-		if (j->out != RP_OUT_MOVED || j->af.fd < 0) {
-			continue;
-		}
-		sqe = io_uring_get_sqe(&w->ring);
-		io_uring_prep_close(sqe, j->af.fd);
-		io_uring_sqe_set_data64(sqe, i);
-		k++;
-	}
-	if (ring_run(w, k, res) < 0) {
-		return; /* the plain path closes what is still open */
-	}
-	k = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = w->batch[i];
-		struct io_uring_sqe *sqe;
-
-		if (j->out != RP_OUT_MOVED || j->af.fd < 0) {
-			continue;
-		}
-		j->af.fd = -1;
-		if (rp_test_fault("io:close") > 0) {
-			res[i] = -EIO;
-		}
-		if (res[i] < 0) {
-			j->out = RP_OUT_FAIL_IO;
-			snprintf(j->reason, sizeof(j->reason),
-				 "cannot close: %s", strerror(-res[i]));
-			continue;
-		}
-		if (!is_unchanged(j)) {
-			j->out = RP_OUT_FAIL_CHANGED;
-			snprintf(j->reason, sizeof(j->reason),
-				 "the file changed while the run read it");
-			continue;
-		}
-		if (!w->can_exchange || j->out_path[0]) {
-			continue;
-		}
-		if (fault_rename(w->r, j)) {
-			continue;
-		}
-		sqe = io_uring_get_sqe(&w->ring);
-		io_uring_prep_renameat(sqe, AT_FDCWD, j->af.tmp, AT_FDCWD,
-				       j->path, RP_RENAME_EXCHANGE);
-		io_uring_sqe_set_data64(sqe, i);
-		res[i] = 1; /* submitted */
-		k++;
-	}
-	if (!k) {
-		return;
-	}
-	{
-		int got[1024];
-
-		if (ring_run(w, k, got) < 0) {
-			return;
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct job *j = w->batch[i];
-
-			if (res[i] != 1) {
-				continue;
-			}
-			if (got[i] == 0) {
-				j->is_exchanged = 1;
-				j->af.is_committed = 1;
-			} else if (got[i] == -EINVAL || got[i] == -ENOSYS) {
-				w->can_exchange = 0;
-			}
-		}
-	}
-}
-
-/* ring_sync_dirs fsyncs the batch's folders together through the ring */
-/*
  * dir_synced takes the result of a folder's fsync: a folder that did not
  * reach the disk holds renames a power cut may undo, and a disk that
  * fails there will fail the next batch too, so the run stops
  */
-static void dir_synced(struct writer *w, const char *dir, int e)
+static void dir_synced(struct writer *w, const char *doc, int e)
 {
 	char why[320];
 	const long fault = rp_test_fault("io:dirsync");
@@ -1331,226 +1617,327 @@ static void dir_synced(struct writer *w, const char *dir, int e)
 		return;
 	}
 	snprintf(why, sizeof(why),
-		 "cannot fsync the folder '%s': %s (its documents are "
+		 "cannot fsync the folder of '%s': %s (its documents are "
 		 "replaced, but a power cut may undo it)",
-		 dir, strerror(e));
+		 doc, strerror(e));
 	halt(w->r, why);
 }
 
-static void ring_sync_dirs(struct writer *w, size_t num_dirs)
+/* sync_files: 1. every temporary file of the batch reaches the disk */
+static void sync_files(struct writer *w, int use_ring, int *res)
 {
-	int fds[2048], res[2048];
-	size_t k = 0;
+	const size_t n = w->n;
 
-	for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
-		fds[d] = open(w->dirs[d], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fds[d] >= 0) {
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	if (use_ring) {
+		size_t k = 0;
 
-			io_uring_prep_fsync(sqe, fds[d], 0);
-			io_uring_sqe_set_data64(sqe, d);
-			k++;
+		for (size_t i = 0; i < n; i++) {
+			res[i] = 0;
+			if (w->batch[i]->af.fd >= 0) {
+				io_uring_prep_fsync(ring_sqe(&w->ring, i),
+						    w->batch[i]->af.fd, 0);
+				k++;
+			}
+		}
+		if (ring_wait(&w->ring, k, res) < 0) {
+			ring_failed(w->r, errno);
+			for (size_t i = 0; i < n; i++) {
+				res[i] = -EIO;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			res[i] = w->batch[i]->af.fd < 0 ||
+					 fsync(w->batch[i]->af.fd) == 0
+				 ? 0
+				 : -errno;
 		}
 	}
-	if (ring_run(w, k, res) < 0) {
-		for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
-			if (fds[d] >= 0) {
-				res[d] = fsync(fds[d]) < 0 ? -errno : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = w->batch[i];
+		const long fault = j->af.fd >= 0 ? rp_test_fault("io:fsync")
+						 : 0;
+
+		if (fault > 0) {
+			res[i] = -(int)fault;
+		}
+		if (res[i] < 0 && j->out == RP_OUT_MOVED) {
+			job_fail(j, RP_OUT_FAIL_IO, "cannot fsync: %s",
+				 strerror(-res[i]));
+			if (is_fatal_errno(-res[i])) {
+				halt(w->r, j->reason);
 			}
 		}
 	}
-	for (size_t d = 0; d < num_dirs && d < RP_ARRAY_LEN(fds); d++) {
-		/* a folder it may not open (no read right) is not synced */
-		if (fds[d] >= 0) {
-			dir_synced(w, w->dirs[d], res[d] < 0 ? -res[d] : 0);
-			close(fds[d]);
+}
+
+/* close_files: 2. every temporary file closed (a close may report EIO) */
+static void close_files(struct writer *w, int use_ring, int *res)
+{
+	const size_t n = w->n;
+	size_t k = 0;
+	int is_ring_ok = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = w->batch[i];
+
+		res[i] = 0;
+		if (j->af.fd < 0) {
+			continue;
 		}
+		if (use_ring) {
+			io_uring_prep_close(ring_sqe(&w->ring, i), j->af.fd);
+			k++;
+		} else {
+			res[i] = close(j->af.fd) < 0 ? -errno : 0;
+		}
+	}
+	if (k && ring_wait(&w->ring, k, res) < 0) {
+		ring_failed(w->r, errno);
+		is_ring_ok = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = w->batch[i];
+
+		if (j->af.fd < 0) {
+			continue;
+		}
+		j->af.fd = -1; /* closed, or unknown: never closed twice */
+		if (!is_ring_ok) {
+			res[i] = -EIO;
+		}
+		if (rp_test_fault("io:close") > 0) {
+			res[i] = -EIO;
+		}
+		if (res[i] < 0 && j->out == RP_OUT_MOVED) {
+			job_fail(j, RP_OUT_FAIL_IO, "cannot close: %s",
+				 strerror(-res[i]));
+		}
+	}
+}
+
+/*
+ * keys_still_hold: under the store's lock (held until the renames are
+ * done), the key states as they are on disk now. The run's target key no
+ * longer active (revoked, destroyed, or a rekey made another key active)
+ * stops the run before this batch commits; a document whose key was
+ * revoked since it was read stays under it. Returns 1 if the batch may
+ * commit.
+ */
+static int keys_still_hold(struct writer *w)
+{
+	struct run *r = w->r;
+	struct rp_status st = { 0 };
+	uint8_t active_id[RP_KEY_ID_LEN];
+	char hex[2 * RP_KEY_ID_LEN + 1], now_hex[2 * RP_KEY_ID_LEN + 1];
+	char why[320];
+	long active = -1;
+
+	if (rp_store_lock_shared(r->s, &st, &w->lock_fd) ||
+	    rp_store_key_states_now(r->s, &st, w->states, &active,
+				    active_id)) {
+		snprintf(why, sizeof(why),
+			 "cannot read the key states before a commit: %s",
+			 rp_status_msg(&st));
+		halt(r, why);
+		return 0;
+	}
+	for (size_t k = 0; k < r->kr->num_keys; k++) {
+		__atomic_store_n(&r->state_now[k], w->states[k],
+				 __ATOMIC_RELAXED);
+	}
+	if (active == (long)r->active) {
+		return 1;
+	}
+	rp_key_id_hex(hex, r->kr->keys[r->active].id);
+	if (active == -1) {
+		snprintf(why, sizeof(why),
+			 "the active key %.16s was %s during the run (by "
+			 "another process): nothing more is moved to it",
+			 hex, rp_key_state_name(w->states[r->active]));
+	} else {
+		rp_key_id_hex(now_hex, active_id);
+		snprintf(why, sizeof(why),
+			 "the active key %.16s is %s now: another process "
+			 "made key %.16s active during the run; run again "
+			 "to move the rest to it",
+			 hex, rp_key_state_name(w->states[r->active]), now_hex);
+	}
+	halt(r, why);
+	return 0;
+}
+
+/* may_commit: what must still hold for the job to be committed */
+static void may_commit(struct run *r, struct job *j, int is_keys_ok)
+{
+	if (j->out != RP_OUT_MOVED) {
+		return;
+	}
+	if (!is_keys_ok) {
+		job_fail(j, RP_OUT_FAIL_IO, "not moved: the run stopped (%s)",
+			 r->halt_reason);
+	} else if (!j->is_copy && j->key_idx >= 0 &&
+		   is_gone(key_state(r, (size_t)j->key_idx))) {
+		job_fail(j, RP_OUT_SKIP_REVOKED,
+			 "its key was %s during the run: left under it",
+			 rp_key_state_name(key_state(r, (size_t)j->key_idx)));
+	} else if (!is_unchanged(j)) {
+		job_fail(j, RP_OUT_FAIL_CHANGED,
+			 "the file changed while the run read it");
+	}
+}
+
+/* link_out: --out never replaces a file that is there */
+static void link_out(struct job *j)
+{
+	if (linkat(j->odir->fd, j->af.tmp, j->odir->fd, j->oname, 0) < 0) {
+		job_fail(j, RP_OUT_FAIL_IO, "cannot create the output: %s",
+			 strerror(errno));
+		return;
+	}
+	(void)unlinkat(j->odir->fd, j->af.tmp, 0);
+	j->af.is_committed = 1;
+	if (j->is_copy) {
+		j->out = RP_OUT_CURRENT;
+	}
+}
+
+/* rename_all: 3. each new document renamed over its source */
+static void rename_all(struct writer *w, int use_ring, int *res)
+{
+	struct run *r = w->r;
+	const size_t n = w->n;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = w->batch[i];
+
+		res[i] = 1; /* not submitted */
+		if (j->out != RP_OUT_MOVED) {
+			continue;
+		}
+		if (j->out_path[0]) {
+			link_out(j);
+			continue;
+		}
+		if (fault_rename(r, j)) {
+			continue;
+		}
+		if (use_ring) {
+			io_uring_prep_renameat(ring_sqe(&w->ring, i),
+					       j->dir->fd, j->af.tmp,
+					       j->dir->fd, j->name, 0);
+			k++;
+			continue;
+		}
+		/* atomic: the name now holds the new document */
+		if (renameat(j->dir->fd, j->af.tmp, j->dir->fd, j->name) < 0) {
+			rename_failed(r, j, errno);
+		} else {
+			j->af.is_committed = 1;
+		}
+		rp_test_crash_point("run:renamed-one");
+	}
+	if (!k) {
+		return;
+	}
+	if (ring_wait(&w->ring, k, res) < 0) {
+		/* they may have been done: the files say; the next run sees */
+		ring_failed(r, errno);
+		for (size_t i = 0; i < n; i++) {
+			if (res[i] != 1) {
+				job_fail(w->batch[i], RP_OUT_FAIL_IO,
+					 "not known if renamed: io_uring "
+					 "failed");
+			}
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = w->batch[i];
+
+		if (j->out != RP_OUT_MOVED || j->out_path[0] || res[i] == 1) {
+			continue;
+		}
+		if (res[i] < 0) {
+			rename_failed(r, j, -res[i]);
+		} else {
+			j->af.is_committed = 1;
+		}
+	}
+}
+
+/* sync_dirs: 4. the renames reach the disk: each folder once */
+static void sync_dirs(struct writer *w, int use_ring, int *res)
+{
+	size_t num_dirs = 0, k = 0;
+
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+		struct folder *f = j->out_path[0] ? j->odir : j->dir;
+		size_t d = 0;
+
+		if (!j->af.is_committed) {
+			continue;
+		}
+		while (d < num_dirs && w->dirs[d] != f) {
+			d++;
+		}
+		if (d == num_dirs) {
+			w->dirs[num_dirs] = f;
+			w->dir_names[num_dirs++] =
+				j->out_path[0] ? j->out_path : j->path;
+		}
+	}
+	for (size_t d = 0; d < num_dirs; d++) {
+		if (use_ring) {
+			io_uring_prep_fsync(ring_sqe(&w->ring, d), w->dirs[d]->fd,
+					    0);
+			k++;
+		} else {
+			res[d] = fsync(w->dirs[d]->fd) < 0 ? -errno : 0;
+		}
+	}
+	if (k && ring_wait(&w->ring, k, res) < 0) {
+		ring_failed(w->r, errno);
+		for (size_t d = 0; d < num_dirs; d++) {
+			res[d] = -EIO;
+		}
+	}
+	for (size_t d = 0; d < num_dirs; d++) {
+		dir_synced(w, w->dir_names[d], res[d] < 0 ? -res[d] : 0);
 	}
 }
 
 static void commit_batch(struct writer *w)
 {
-	const size_t n = w->n; /* the batch; ring_run leaves it */
+	const size_t n = w->n;
 	struct run *r = w->r;
 	int res[1024];
-	size_t num_dirs = 0;
 	const int use_ring = w->has_ring && n <= RP_ARRAY_LEN(res);
+	int is_keys_ok;
 
-	/* 1. durable: every temporary file of the batch reaches the disk */
 	if (r->o->durability == RP_DURABLE_BATCH) {
-		if (use_ring) {
-			size_t k = 0;
-
-			for (size_t i = 0; i < n; i++) {
-				struct io_uring_sqe *sqe;
-
-				if (w->batch[i]->af.fd < 0) {
-					res[i] = 0;
-					continue;
-				}
-				sqe = io_uring_get_sqe(&w->ring);
-				io_uring_prep_fsync(sqe, w->batch[i]->af.fd, 0);
-				io_uring_sqe_set_data64(sqe, i);
-				k++;
-			}
-			if (ring_run(w, k, res) < 0) {
-				for (size_t i = 0; i < n; i++) {
-					res[i] = -EIO;
-				}
-			}
-		} else {
-			for (size_t i = 0; i < n; i++) {
-				res[i] = w->batch[i]->af.fd < 0 ||
-						 fsync(w->batch[i]->af.fd) == 0
-					 ? 0
-					 : -errno;
-			}
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct job *j = w->batch[i];
-			const long fault = j->af.fd >= 0
-						   ? rp_test_fault("io:fsync")
-						   : 0;
-
-			if (fault > 0) {
-				res[i] = -(int)fault;
-			}
-			if (res[i] < 0 && j->out == RP_OUT_MOVED) {
-				j->out = RP_OUT_FAIL_IO;
-				snprintf(j->reason, sizeof(j->reason),
-					 "cannot fsync: %s", strerror(-res[i]));
-				if (is_fatal_errno(-res[i])) {
-					halt(r, j->reason);
-				}
-			}
-		}
+		sync_files(w, use_ring, res);
 		rp_test_crash_point("run:synced");
 	}
+	close_files(w, use_ring, res);
 	rp_test_pause_point("run:before-commit");
-	/* 2. the source is what we read, then rename over it */
-	if (use_ring) {
-		ring_close_and_swap(w, res);
-	}
+	/* under the store's lock: the keys hold, the sources are unchanged */
+	is_keys_ok = keys_still_hold(w);
 	for (size_t i = 0; i < n; i++) {
-		struct job *j = w->batch[i];
-
-		if (j->out != RP_OUT_MOVED || j->af.is_committed) {
-			continue;
-		}
-		if (j->af.fd >= 0) {
-			int cerr = close(j->af.fd) < 0 ? errno : 0;
-
-			if (!cerr && rp_test_fault("io:close") > 0) {
-				cerr = EIO;
-			}
-			if (cerr) {
-				j->out = RP_OUT_FAIL_IO;
-				snprintf(j->reason, sizeof(j->reason),
-					 "cannot close: %s", strerror(cerr));
-			}
-		}
-		j->af.fd = -1;
-		if (j->out == RP_OUT_MOVED && !is_unchanged(j)) {
-			j->out = RP_OUT_FAIL_CHANGED;
-			snprintf(j->reason, sizeof(j->reason),
-				 "the file changed while the run read it");
-		}
-		j->is_exchanged = 0;
-		if (j->out == RP_OUT_MOVED && j->out_path[0]) {
-			/* the mirror never replaces a file that is there */
-			if (link(j->af.tmp, j->out_path) < 0) {
-				j->out = RP_OUT_FAIL_IO;
-				snprintf(j->reason, sizeof(j->reason),
-					 "cannot create the output: %s",
-					 strerror(errno));
-			} else {
-				unlink(j->af.tmp);
-				j->af.is_committed = 1;
-				if (j->is_copy) {
-					j->out = RP_OUT_CURRENT;
-				}
-			}
-			continue;
-		}
-		if (j->out == RP_OUT_MOVED && fault_rename(r, j)) {
-			continue;
-		}
-		if (j->out == RP_OUT_MOVED && w->can_exchange) {
-			/* atomic: the path now holds the new document */
-			if (syscall(SYS_renameat2, AT_FDCWD, j->af.tmp,
-				    AT_FDCWD, j->path, RP_RENAME_EXCHANGE) ==
-			    0) {
-				j->is_exchanged = 1;
-				j->af.is_committed = 1;
-				rp_test_crash_point("run:renamed-one");
-				continue;
-			}
-			if (errno == EINVAL || errno == ENOSYS) {
-				w->can_exchange = 0;
-			}
-		}
-		if (j->out == RP_OUT_MOVED &&
-		    rename(j->af.tmp, j->path) < 0) {
-			rename_failed(r, j, errno);
-		}
-		if (j->out == RP_OUT_MOVED) {
-			j->af.is_committed = 1;
-		}
-		rp_test_crash_point("run:renamed-one");
+		may_commit(r, w->batch[i], is_keys_ok);
 	}
+	rename_all(w, use_ring, res);
+	rp_store_unlock_shared(w->lock_fd);
 	rp_test_crash_point("run:renamed");
-	/* 3. the renames reach the disk: each folder once */
 	if (r->o->durability != RP_DURABLE_NONE) {
-		for (size_t i = 0; i < n; i++) {
-			char d[PATH_MAX];
-			size_t k;
-
-			if (!w->batch[i]->af.is_committed) {
-				continue;
-			}
-			for (int which = 0; which < 2; which++) {
-				if (which && !w->batch[i]->is_exchanged) {
-					break;
-				}
-				dir_of(d, which ? w->batch[i]->af.tmp
-						: target(w->batch[i]));
-				for (k = 0; k < num_dirs && strcmp(w->dirs[k], d);
-				     k++) {
-				}
-				if (k == num_dirs) {
-					memcpy(w->dirs[num_dirs++], d,
-					       PATH_MAX);
-				}
-			}
-		}
-		if (use_ring) {
-			ring_sync_dirs(w, num_dirs);
-		} else {
-			for (size_t k = 0; k < num_dirs; k++) {
-				const int fd = open(w->dirs[k],
-						    O_RDONLY | O_DIRECTORY |
-							    O_CLOEXEC);
-
-				if (fd >= 0) {
-					dir_synced(w, w->dirs[k],
-						   fsync(fd) < 0 ? errno : 0);
-					close(fd);
-				}
-			}
-		}
+		sync_dirs(w, use_ring, res);
 	}
 	rp_test_crash_point("run:dirs-synced");
-	/* the renames are durable: the old inodes may now be rewritten */
 	for (size_t i = 0; i < n; i++) {
-		if (w->batch[i]->is_exchanged) {
-			keep_spare(w, w->batch[i]);
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = w->batch[i];
-
-		/* the reason is already in j->reason (it must not format itself) */
-		finish(r, j, j->out, NULL);
+		/* the reason is already in j->reason */
+		finish(r, w->batch[i], w->batch[i]->out, NULL);
 	}
 	w->n = 0;
 }
@@ -1569,10 +1956,14 @@ static void *writer_main(void *p)
 				if (is_fatal(&st)) {
 					halt(w->r, rp_status_msg(&st));
 				}
-				j->out = st.err == RP_ERR_IO ? RP_OUT_FAIL_IO
-							     : RP_OUT_FAIL_BAD;
-				snprintf(j->reason, sizeof(j->reason), "%s",
-					 rp_status_msg(&st));
+				if (j->out != RP_OUT_SKIP_CANNOT_KEEP) {
+					job_fail(j,
+						 st.err == RP_ERR_IO ||
+								 st.err == RP_ERR_NOMEM
+							 ? RP_OUT_FAIL_IO
+							 : RP_OUT_FAIL_BAD,
+						 "%s", rp_status_msg(&st));
+				}
 				rp_afile_fini(&j->af);
 			} else {
 				rp_test_crash_point("run:written");
@@ -1672,7 +2063,10 @@ static int is_before(const struct timespec *a, const struct timespec *b)
 	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
-/* out_path: DIR/REL, or DIR/ROOTNAME/REL when there are several roots */
+/*
+ * out_path: DIR/REL, or DIR/ROOTNAME/REL when there are several roots;
+ * out_rel is where the part below DIR starts
+ */
 static int out_path(const struct run *r, struct job *j,
 		    const struct rp_walk_entry *e)
 {
@@ -1682,6 +2076,10 @@ static int out_path(const struct run *r, struct job *j,
 	int n;
 
 	snprintf(name, sizeof(name), "%s", base && base[1] ? base + 1 : root);
+	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+		snprintf(name, sizeof(name), "root%zu", e->root + 1);
+	}
+	j->out_rel = strlen(r->o->out_dir) + 1;
 	if (r->o->num_roots > 1) {
 		n = snprintf(j->out_path, sizeof(j->out_path), "%s/%s/%s",
 			     r->o->out_dir, name, e->rel);
@@ -1715,24 +2113,6 @@ static void stat_from_statx(struct stat *sb, const struct statx *x)
 	sb->st_ctim.tv_nsec = x->stx_ctime.tv_nsec;
 }
 
-/* rd_wait collects `n` completions: res[user data] */
-static int rd_wait(struct run *r, size_t n, int *res)
-{
-	struct io_uring_cqe *cqe;
-
-	if (io_uring_submit_and_wait(&r->rd_ring, (unsigned)n) < 0) {
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (io_uring_wait_cqe(&r->rd_ring, &cqe) < 0) {
-			return -1;
-		}
-		res[io_uring_cqe_get_data64(cqe)] = cqe->res;
-		io_uring_cqe_seen(&r->rd_ring, cqe);
-	}
-	return 0;
-}
-
 /*
  * read_ahead opens the batch's files (one submission), then stats each
  * and reads its first RP_DOC_HDR_PREFIX bytes (a second one), so a batch
@@ -1747,16 +2127,16 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->rd_ring);
-
-		io_uring_prep_openat(sqe, AT_FDCWD, js[i]->path,
+		io_uring_prep_openat(ring_sqe(&r->rd_ring, i), js[i]->dir->fd,
+				     js[i]->name,
 				     O_RDONLY | O_CLOEXEC | O_NONBLOCK |
 					     O_NOFOLLOW,
 				     0);
-		io_uring_sqe_set_data64(sqe, i);
 	}
-	if (rd_wait(r, n, res) < 0) {
-		return; /* nothing opened that we know of: the plain path */
+	if (ring_wait(&r->rd_ring, n, res) < 0) {
+		/* what it opened is unknown: the run stops */
+		ring_failed(r, errno);
+		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = js[i];
@@ -1766,12 +2146,10 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 			continue;
 		}
 		j->pre_fd = res[i];
-		sqe = io_uring_get_sqe(&r->rd_ring);
-		io_uring_prep_statx(sqe, j->pre_fd, "",
+		io_uring_prep_statx(ring_sqe(&r->rd_ring, i), j->pre_fd, "",
 				    AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
 				    STATX_BASIC_STATS, &stx[i]);
-		io_uring_sqe_set_data64(sqe, i);
-		sqe = io_uring_get_sqe(&r->rd_ring);
+		sqe = ring_sqe(&r->rd_ring, RP_READ_AHEAD + i);
 		if (r->has_rd_fixed) {
 			io_uring_prep_read_fixed(sqe, j->pre_fd, j->pre,
 						 RP_DOC_HDR_PREFIX, 0, 0);
@@ -1779,13 +2157,14 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 			io_uring_prep_read(sqe, j->pre_fd, j->pre,
 					   RP_DOC_HDR_PREFIX, 0);
 		}
-		io_uring_sqe_set_data64(sqe, RP_READ_AHEAD + i);
 		k += 2;
 	}
 	if (!k) {
 		return;
 	}
-	if (rd_wait(r, k, res) < 0) {
+	if (ring_wait(&r->rd_ring, k, res) < 0) {
+		/* the reads may still land: no job may use its slot */
+		ring_failed(r, errno);
 		for (size_t i = 0; i < n; i++) {
 			res[i] = -EIO;
 		}
@@ -1831,12 +2210,12 @@ static void rd_init(struct run *r)
 	struct iovec iov;
 
 	if (r->o->io != RP_IO_URING ||
-	    io_uring_queue_init(2 * RP_READ_AHEAD, &r->rd_ring, 0) < 0) {
+	    io_uring_queue_init(2 * RP_READ_AHEAD, &r->rd_ring.u, 0) < 0) {
 		return;
 	}
 	r->rd_pool = aligned_alloc(4096, len);
 	if (!r->rd_pool) {
-		io_uring_queue_exit(&r->rd_ring);
+		io_uring_queue_exit(&r->rd_ring.u);
 		return;
 	}
 	r->has_rd_ring = 1;
@@ -1846,13 +2225,14 @@ static void rd_init(struct run *r)
 	/* one fixed buffer for the pool; plain reads if it may not pin */
 	iov.iov_base = r->rd_pool;
 	iov.iov_len = len;
-	r->has_rd_fixed = io_uring_register_buffers(&r->rd_ring, &iov, 1) == 0;
+	r->has_rd_fixed = io_uring_register_buffers(&r->rd_ring.u, &iov, 1) ==
+			  0;
 }
 
 static void rd_fini(struct run *r)
 {
 	if (r->has_rd_ring) {
-		io_uring_queue_exit(&r->rd_ring);
+		io_uring_queue_exit(&r->rd_ring.u);
 		r->has_rd_ring = 0;
 	}
 	if (r->rd_pool) {
@@ -1864,12 +2244,36 @@ static void rd_fini(struct run *r)
 
 /* the walk, in the caller's thread */
 
+/*
+ * remove_leftover removes a temporary file of a killed run; one that a
+ * live run (another process) holds locked is its own, and stays
+ */
+static int remove_leftover(const struct rp_walk_entry *e)
+{
+	struct stat sb;
+	int is_removed = 0;
+	const int fd = openat(e->dir_fd, e->name,
+			      O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if (fd < 0) {
+		return 0;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &sb) == 0 &&
+	    sb.st_dev == e->sb.st_dev && sb.st_ino == e->sb.st_ino) {
+		is_removed = unlinkat(e->dir_fd, e->name, 0) == 0;
+	}
+	close(fd);
+	return is_removed;
+}
+
 static enum rp_err walk(struct run *r, struct rp_status *st)
 {
 	struct rp_walk *wk = NULL;
 	struct rp_walk_entry e;
 	struct job *pending[RP_READ_AHEAD];
 	size_t num_pending = 0;
+	struct folder *dir = NULL; /* the folder of the last entry */
+	unsigned long dir_serial = 0;
 	enum rp_err err;
 
 	err = rp_walk_new(&wk, st, r->o->roots, r->o->num_roots,
@@ -1897,7 +2301,7 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 			 */
 			if (!r->o->is_dry_run && !r->o->is_verify &&
 			    is_before(&e.sb.st_ctim, &r->started) &&
-			    unlink(e.path) == 0) {
+			    remove_leftover(&e)) {
 				pthread_mutex_lock(&r->mu);
 				r->stats.tmp_removed++;
 				pthread_mutex_unlock(&r->mu);
@@ -1917,6 +2321,30 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 			finish(r, j, RP_OUT_SKIP_NOT_FILE, "%s", e.reason);
 			continue;
 		}
+		if (!dir || e.dir_serial != dir_serial) {
+			/* a folder's own descriptor, shared by its jobs */
+			const int fd = fcntl(e.dir_fd, F_DUPFD_CLOEXEC, 0);
+
+			folder_put(dir);
+			dir = fd < 0 ? NULL : folder_new(fd);
+			if (!dir) {
+				err = fd < 0 ? rp_status_errno(st, errno,
+							       "cannot keep "
+							       "the folder of",
+							       e.path)
+					     : rp_status_fail(st, RP_ERR_NOMEM,
+							      "out of memory");
+				finish(r, j, RP_OUT_FAIL_IO, "%s",
+				       rp_status_msg(st));
+				halt(r, rp_status_msg(st));
+				err = RP_OK; /* the halt reports it */
+				break;
+			}
+			dir_serial = e.dir_serial;
+		}
+		j->dir = folder_ref(dir);
+		j->name = j->path + (e.name - e.path);
+		rp_test_pause_point("run:walk");
 		j->size = (uint64_t)e.sb.st_size;
 		if (r->o->out_dir && out_path(r, j, &e)) {
 			finish(r, j, RP_OUT_SKIP_NOT_FILE,
@@ -1928,11 +2356,12 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 			continue;
 		}
 		pending[num_pending++] = j;
-		if (num_pending == RP_ARRAY_LEN(pending)) {
+		if (num_pending == r->ra_n) {
 			rd_flush(r, pending, &num_pending);
 		}
 	}
 	rd_flush(r, pending, &num_pending);
+	folder_put(dir);
 	rp_walk_free(wk);
 	return err;
 }
@@ -1959,15 +2388,16 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 			       struct rp_status *st)
 {
 	w->r = r;
+	w->lock_fd = -1;
 	w->open_s = malloc(sizeof(*w->open_s));
 	w->seal_s = malloc(sizeof(*w->seal_s));
 	w->buf = malloc(COPY_BUF);
 	w->batch = calloc(r->batch, sizeof(struct job *));
-	w->dirs = malloc(2 * r->batch * sizeof(*w->dirs));
-	w->spares = calloc(2 * r->batch, sizeof(*w->spares));
-	w->can_exchange = 1;
+	w->dirs = calloc(r->batch, sizeof(*w->dirs));
+	w->dir_names = calloc(r->batch, sizeof(*w->dir_names));
+	w->states = calloc(r->kr->num_keys + 1, 1);
 	if (!w->open_s || !w->seal_s || !w->buf || !w->batch || !w->dirs ||
-	    !w->spares) {
+	    !w->dir_names || !w->states) {
 		/* the caller's writer_fini frees what was allocated */
 		rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		return RP_ERR_NOMEM;
@@ -1975,10 +2405,8 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 	memset(w->open_s, 0, sizeof(*w->open_s));
 	memset(w->seal_s, 0, sizeof(*w->seal_s));
 	if (r->o->io == RP_IO_URING) {
-		/* a batch's folders can be twice its documents */
 		const int rc = io_uring_queue_init(2 * (unsigned)r->batch,
-						   &w->ring,
-						   0);
+						   &w->ring.u, 0);
 
 		if (rc < 0) {
 			fprintf(stderr,
@@ -1995,13 +2423,12 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 
 static void writer_fini(struct writer *w)
 {
-	for (size_t i = 0; i < w->num_spares; i++) {
-		close(w->spares[i].fd);
-		unlink(w->spares[i].path);
+	out_cache_fini(&w->oc);
+	if (w->lock_fd >= 0) {
+		close(w->lock_fd);
 	}
-	free(w->spares);
 	if (w->has_ring) {
-		io_uring_queue_exit(&w->ring);
+		io_uring_queue_exit(&w->ring.u);
 	}
 	free(w->open_s);
 	free(w->seal_s);
@@ -2011,6 +2438,172 @@ static void writer_fini(struct writer *w)
 	free(w->buf);
 	free(w->batch);
 	free(w->dirs);
+	free(w->dir_names);
+	free(w->states);
+}
+
+/* pool_size: the jobs the stages can hold at most with these sizes */
+static size_t pool_size(size_t batch, size_t workers, size_t ra)
+{
+	return (3 + 2 * RP_RUN_WRITERS) * batch + 4 * workers + 8 + ra;
+}
+
+/*
+ * fit_fd_limit sizes the job pool to the limit of open files: a job in
+ * flight holds up to three descriptors (the document, its new file, a
+ * share of its folder) besides the run's own (RP_FD_RESERVE: the store,
+ * the rings, the walk, the journal). The soft limit is raised to the hard
+ * one first; then the batch and the read-ahead shrink until the pool fits.
+ * A pool of fewer jobs than the stages could hold only makes the walker
+ * wait for one. A limit too low for a few jobs is refused.
+ */
+static enum rp_err fit_fd_limit(struct run *r, struct rp_status *st)
+{
+	struct rlimit rl;
+	size_t fit;
+
+	r->ra_n = RP_READ_AHEAD;
+	r->num_jobs = pool_size(r->batch, r->num_workers, r->ra_n);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		return RP_OK;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= RP_FD_RESERVE + 3 * r->num_jobs) {
+		return RP_OK;
+	}
+	fit = rl.rlim_cur > RP_FD_RESERVE
+		      ? (size_t)(rl.rlim_cur - RP_FD_RESERVE) / 3
+		      : 0;
+	if (fit < 4) {
+		st->sys_errno = EMFILE;
+		return rp_status_fail(st, RP_ERR_IO,
+				      "the limit of open files (ulimit -n) "
+				      "is %llu: a run needs at least %d; "
+				      "raise it",
+				      (unsigned long long)rl.rlim_cur,
+				      RP_FD_RESERVE + 3 * 4);
+	}
+	r->num_jobs = fit;
+	if (r->batch > fit / 2) {
+		r->batch = fit / 2;
+	}
+	if (r->ra_n > fit / 4) {
+		r->ra_n = fit / 4;
+	}
+	return RP_OK;
+}
+
+/* dir_chain: (dev, ino) of the folder `fd` and of every folder above it */
+static size_t dir_chain(int fd, dev_t *dev, ino_t *ino, size_t cap)
+{
+	size_t n = 0;
+	int cur = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	while (cur >= 0 && n < cap) {
+		struct stat sb;
+		int up;
+
+		if (fstat(cur, &sb) < 0 ||
+		    (n && dev[n - 1] == sb.st_dev && ino[n - 1] == sb.st_ino)) {
+			break; /* "/" is its own parent */
+		}
+		dev[n] = sb.st_dev;
+		ino[n++] = sb.st_ino;
+		up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(cur);
+		cur = up;
+	}
+	if (cur >= 0) {
+		close(cur);
+	}
+	return n;
+}
+
+static int in_chain(const dev_t *dev, const ino_t *ino, size_t n,
+		    const struct stat *sb)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (dev[i] == sb->st_dev && ino[i] == sb->st_ino) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * open_out opens (makes) the mirror's root and refuses one that overlaps
+ * a tree: the same folder, one inside the other, or one reached through
+ * a bind mount. Folders are compared by device and inode, never by name:
+ * the mirror's folder and every folder above it against every folder of
+ * the trees (a walk of the trees' folders before the run), and each root
+ * and the folders above it against the mirror.
+ */
+static enum rp_err open_out(struct run *r, struct rp_status *st)
+{
+	dev_t odev[256], rdev[256];
+	ino_t oino[256], rino[256];
+	char buf[PATH_MAX];
+	struct rp_walk *wk = NULL;
+	struct rp_walk_entry e;
+	struct stat osb;
+	size_t on;
+	enum rp_err err;
+
+	snprintf(buf, sizeof(buf), "%s", r->o->out_dir);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			(void)mkdir(buf, 0700);
+			*p = '/';
+		}
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+		return rp_status_errno(st, errno, "cannot create", buf);
+	}
+	r->out_fd = open(r->o->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->out_fd < 0 || fstat(r->out_fd, &osb) < 0) {
+		return rp_status_errno(st, errno, "cannot open", r->o->out_dir);
+	}
+	on = dir_chain(r->out_fd, odev, oino, RP_ARRAY_LEN(odev));
+	err = rp_walk_new(&wk, st, r->o->roots, r->o->num_roots,
+			  RP_WALK_REPORT_DIRS);
+	while (!err && !(err = rp_walk_next(wk, st, &e)) &&
+	       e.kind != RP_WALK_END) {
+		size_t rn;
+
+		if (e.kind != RP_WALK_DIR && e.dir_fd < 0) {
+			continue;
+		}
+		if (e.kind == RP_WALK_DIR &&
+		    in_chain(odev, oino, on, &e.sb)) {
+			err = rp_status_fail(st, RP_ERR_USAGE,
+					     "--out '%s' and '%s' overlap (the "
+					     "same folder, or one inside the "
+					     "other, perhaps through a bind "
+					     "mount): the mirror must be "
+					     "outside the trees",
+					     r->o->out_dir, e.path);
+			break;
+		}
+		if (e.kind == RP_WALK_DIR && e.rel[0]) {
+			continue;
+		}
+		/* a root (or a file root's folder): what is above it */
+		rn = dir_chain(e.dir_fd, rdev, rino, RP_ARRAY_LEN(rdev));
+		if (in_chain(rdev, rino, rn, &osb)) {
+			err = rp_status_fail(st, RP_ERR_USAGE,
+					     "--out '%s' and '%s' overlap: the "
+					     "tree is inside the mirror",
+					     r->o->out_dir, e.path);
+		}
+	}
+	rp_walk_free(wk);
+	return err;
 }
 
 enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
@@ -2049,15 +2642,19 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	if (r.batch > 1024) {
 		r.batch = 1024;
 	}
-	/* what the stages hold at most, and the walker's read-ahead batch */
-	r.num_jobs = (3 + 2 * RP_RUN_WRITERS) * r.batch +
-		     4 * r.num_workers + 8 + RP_READ_AHEAD;
+	/* what the stages hold at most, within the limit of open files */
+	err = fit_fd_limit(&r, st);
+	if (err) {
+		return err;
+	}
+	r.out_fd = -1;
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_mutex_init(&r.pool_mu, NULL);
 	pthread_cond_init(&r.pool_cv, NULL);
 	r.jobs = calloc(r.num_jobs, sizeof(*r.jobs));
 	r.keys = calloc(r.kr->num_keys + 1, sizeof(*r.keys));
-	if (!r.jobs || !r.keys || !queue_init(&r.q_work, r.num_workers * 2) ||
+	r.state_now = calloc(r.kr->num_keys + 1, 1);
+	if (!r.jobs || !r.keys || !r.state_now || !queue_init(&r.q_work, r.num_workers * 2) ||
 	    !queue_init(&r.q_sign, r.batch * 2) ||
 	    !queue_init(&r.q_write, 2 * RP_RUN_WRITERS)) {
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
@@ -2070,6 +2667,13 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	for (size_t k = 0; k < r.kr->num_keys; k++) {
 		memcpy(r.keys[k].id, r.kr->keys[k].id, RP_KEY_ID_LEN);
 		r.keys[k].state = r.kr->keys[k].state;
+		r.state_now[k] = r.kr->keys[k].state;
+	}
+	if (o->out_dir && !o->is_dry_run && !o->is_verify) {
+		err = open_out(&r, st);
+		if (err) {
+			goto out;
+		}
 	}
 	/* one backend worker per crypto worker, plus one for the signer */
 	err = rp_store_set_workers(s, st, r.num_workers + 1);
@@ -2160,6 +2764,10 @@ out:
 		writer_fini(&w[i]);
 	}
 	free(r.keys);
+	free(r.state_now);
+	if (r.out_fd >= 0) {
+		close(r.out_fd);
+	}
 	rd_fini(&r);
 	run_fini(&r);
 	return err;

@@ -56,7 +56,10 @@ enum rp_outcome {
 	RP_OUT_FAIL_CHANGED = 10,   /* changed while the run read it */
 	RP_OUT_FAIL_IO = 11,	    /* I/O or key store error */
 	RP_OUT_VERIFIED = 12,	    /* verify: opens, every check passes */
-	RP_OUT_NUM = 13,
+	RP_OUT_SKIP_BUSY = 13,	    /* another process holds its lock */
+	RP_OUT_SKIP_CANNOT_KEEP = 14, /* a rewrite would lose its links,
+					owner, mode or an attribute */
+	RP_OUT_NUM = 15,
 };
 
 /* rp_outcome_name returns "moved", "current", "skipped-revoked", ... */

@@ -492,7 +492,14 @@ if [ "$AS_ROOT" = 0 ]; then
 	assert_same "$F/noread.age" "$T/a.age"
 fi
 case_ "fs: hard links"
-# both names end up under B, each a complete document
+# a rewrite by rename would split them: skipped-cannot-keep, left as they
+# were (one inode, both names under A), and each still opens
+assert_eq "$(count_in "$T/run-f.json" skipped-cannot-keep)" 2 \
+	"hard-linked names skipped"
+assert_eq "$(stat -c %i "$F/hard1.age")" "$(stat -c %i "$F/hard2.age")" \
+	"still one inode"
+assert_eq "$(stat -c %h "$F/hard1.age")" 2 "still two links"
+check "hard1 unchanged" cmp -s "$F/hard1.age" "$T/a2.age"
 for _f in hard1 hard2; do
 	expect_rc 0 "$RP" unprotect "$F/$_f.age" -o "$T/out/$_f"
 	assert_same "$T/out/$_f" "$T/p"
