@@ -27,7 +27,8 @@ enum rp_exit {
 #define RP_EXIT_CODES_HELP                                                     \
 	"Exit codes:\n"                                                        \
 	"  0  success\n"                                                       \
-	"  1  some inputs failed (commands over many files)\n"                 \
+	"  1  some inputs failed (commands over many files; for run, also\n"  \
+	"     documents left busy or that a rewrite cannot keep whole)\n"    \
 	"  2  usage error\n"                                                   \
 	"  3  malformed, tampered or unlicensed input\n"                       \
 	"  4  no key in the store matches\n"                                   \
@@ -36,7 +37,8 @@ enum rp_exit {
 	"  7  the store refused: wrong passphrase, locked, existing output,\n" \
 	"     or a key state that does not allow the operation\n"              \
 	"  8  run or verify stopped (a signal, the keystore unavailable, the\n" \
-	"     disk full or read-only): run it again to resume\n"
+	"     disk full or read-only, out of descriptors or memory, the\n"    \
+	"     target key revoked or replaced meanwhile): run it again\n"
 
 #define RP_COMMON_HELP                                                         \
 	"Common options:\n"                                                    \

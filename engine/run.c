@@ -45,7 +45,7 @@
 #define XATTR_LIST     (64 * 1024) /* of COPY_BUF: the names; the rest: a value */
 #define RP_RUN_WRITERS 2 /* file creation and renames wait on the disk */
 #define RP_READ_AHEAD  32 /* documents the walker opens and reads at once */
-#define RP_FD_RESERVE  64 /* descriptors kept for the store, rings, walk */
+#define RP_FD_RESERVE  32 /* descriptors kept for the store, rings, walk */
 
 static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_MOVED] = "moved",
@@ -2553,23 +2553,32 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 	struct stat osb;
 	size_t on;
 	enum rp_err err;
+	int fd, is_there;
 
+	/* the mirror's folder, or the nearest one above it that exists */
 	snprintf(buf, sizeof(buf), "%s", r->o->out_dir);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			(void)mkdir(buf, 0700);
-			*p = '/';
+	while ((fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 &&
+	       errno == ENOENT) {
+		char *slash = strrchr(buf, '/');
+
+		if (!slash) {
+			snprintf(buf, sizeof(buf), ".");
+		} else if (slash == buf) {
+			buf[1] = '\0';
+		} else {
+			*slash = '\0';
 		}
 	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-		return rp_status_errno(st, errno, "cannot create", buf);
+	if (fd < 0 || fstat(fd, &osb) < 0) {
+		err = rp_status_errno(st, errno, "cannot open", buf);
+		if (fd >= 0) {
+			close(fd);
+		}
+		return err;
 	}
-	r->out_fd = open(r->o->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r->out_fd < 0 || fstat(r->out_fd, &osb) < 0) {
-		return rp_status_errno(st, errno, "cannot open", r->o->out_dir);
-	}
-	on = dir_chain(r->out_fd, odev, oino, RP_ARRAY_LEN(odev));
+	on = dir_chain(fd, odev, oino, RP_ARRAY_LEN(odev));
+	close(fd);
+	is_there = !strcmp(buf, r->o->out_dir);
 	err = rp_walk_new(&wk, st, r->o->roots, r->o->num_roots,
 			  RP_WALK_REPORT_DIRS);
 	while (!err && !(err = rp_walk_next(wk, st, &e)) &&
@@ -2590,8 +2599,8 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 					     r->o->out_dir, e.path);
 			break;
 		}
-		if (e.kind == RP_WALK_DIR && e.rel[0]) {
-			continue;
+		if (!is_there || (e.kind == RP_WALK_DIR && e.rel[0])) {
+			continue; /* no tree is inside a mirror not made yet */
 		}
 		/* a root (or a file root's folder): what is above it */
 		rn = dir_chain(e.dir_fd, rdev, rino, RP_ARRAY_LEN(rdev));
@@ -2603,7 +2612,33 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 		}
 	}
 	rp_walk_free(wk);
-	return err;
+	if (err) {
+		return err;
+	}
+	/* then made, as the user named it (0700) */
+	snprintf(buf, sizeof(buf), "%s", r->o->out_dir);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			(void)mkdir(buf, 0700);
+			*p = '/';
+		}
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+		return rp_status_errno(st, errno, "cannot create", buf);
+	}
+	r->out_fd = open(r->o->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->out_fd < 0) {
+		return rp_status_errno(st, errno, "cannot open", r->o->out_dir);
+	}
+	on = dir_chain(r->out_fd, odev, oino, RP_ARRAY_LEN(odev));
+	if (!in_chain(odev, oino, on, &osb)) {
+		/* what was checked is no longer above it: swapped meanwhile */
+		return rp_status_fail(st, RP_ERR_IO,
+				      "'%s' changed while the run checked it",
+				      r->o->out_dir);
+	}
+	return RP_OK;
 }
 
 enum rp_err rp_run(struct rp_store *s, struct rp_status *st,

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libssl-dev liburing-dev libzstd-dev
 libxxhash-dev libcmocka-dev libbenchmark-dev libp11-kit-dev softhsm2 opensc
 age zstd xxd openssh-client python3 time strace gdb
-clang libclang-rt-14-dev valgrind clang-tidy cppcheck"
+clang libclang-rt-14-dev valgrind clang-tidy cppcheck acl attr util-linux"
 
 missing=""
 for p in $PKGS; do
