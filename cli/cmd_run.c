@@ -664,6 +664,9 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	o.roots = (const char *const *)argv + optind;
 	o.num_roots = (size_t)(argc - optind);
 	o.stop = &stop_flag;
+	if (o.out_dir && !o.is_dry_run && rp_run_check_out(&o, &st)) {
+		return rp_cli_error(&st); /* before anything is written */
+	}
 	err = rp_cli_open_store(cli, &st, &s);
 	if (err) {
 		return rp_cli_error(&st);

@@ -2146,9 +2146,13 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 			continue;
 		}
 		j->pre_fd = res[i];
-		io_uring_prep_statx(ring_sqe(&r->rd_ring, i), j->pre_fd, "",
+		sqe = ring_sqe(&r->rd_ring, i);
+		io_uring_prep_statx(sqe, j->pre_fd, "",
 				    AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
 				    STATX_BASIC_STATS, &stx[i]);
+		/* the stat before the read: it must see the access time the
+		 * document had, which the run gives back to the new file */
+		io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
 		sqe = ring_sqe(&r->rd_ring, RP_READ_AHEAD + i);
 		if (r->has_rd_fixed) {
 			io_uring_prep_read_fixed(sqe, j->pre_fd, j->pre,
@@ -2543,7 +2547,8 @@ static int in_chain(const dev_t *dev, const ino_t *ino, size_t n,
  * the trees (a walk of the trees' folders before the run), and each root
  * and the folders above it against the mirror.
  */
-static enum rp_err open_out(struct run *r, struct rp_status *st)
+static enum rp_err check_out(const struct rp_run_opts *o,
+			     struct rp_status *st, struct stat *out_sb)
 {
 	dev_t odev[256], rdev[256];
 	ino_t oino[256], rino[256];
@@ -2556,7 +2561,7 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 	int fd, is_there;
 
 	/* the mirror's folder, or the nearest one above it that exists */
-	snprintf(buf, sizeof(buf), "%s", r->o->out_dir);
+	snprintf(buf, sizeof(buf), "%s", o->out_dir);
 	while ((fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 &&
 	       errno == ENOENT) {
 		char *slash = strrchr(buf, '/');
@@ -2578,8 +2583,8 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 	}
 	on = dir_chain(fd, odev, oino, RP_ARRAY_LEN(odev));
 	close(fd);
-	is_there = !strcmp(buf, r->o->out_dir);
-	err = rp_walk_new(&wk, st, r->o->roots, r->o->num_roots,
+	is_there = !strcmp(buf, o->out_dir);
+	err = rp_walk_new(&wk, st, o->roots, o->num_roots,
 			  RP_WALK_REPORT_DIRS);
 	while (!err && !(err = rp_walk_next(wk, st, &e)) &&
 	       e.kind != RP_WALK_END) {
@@ -2596,7 +2601,7 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 					     "other, perhaps through a bind "
 					     "mount): the mirror must be "
 					     "outside the trees",
-					     r->o->out_dir, e.path);
+					     o->out_dir, e.path);
 			break;
 		}
 		if (!is_there || (e.kind == RP_WALK_DIR && e.rel[0])) {
@@ -2608,10 +2613,31 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 			err = rp_status_fail(st, RP_ERR_USAGE,
 					     "--out '%s' and '%s' overlap: the "
 					     "tree is inside the mirror",
-					     r->o->out_dir, e.path);
+					     o->out_dir, e.path);
 		}
 	}
 	rp_walk_free(wk);
+	*out_sb = osb;
+	return err;
+}
+
+enum rp_err rp_run_check_out(const struct rp_run_opts *o, struct rp_status *st)
+{
+	struct stat sb;
+
+	return check_out(o, st, &sb);
+}
+
+/* open_out checks the mirror (check_out), then makes and opens it */
+static enum rp_err open_out(struct run *r, struct rp_status *st)
+{
+	dev_t odev[256];
+	ino_t oino[256];
+	char buf[PATH_MAX];
+	struct stat osb;
+	size_t on;
+	enum rp_err err = check_out(r->o, st, &osb);
+
 	if (err) {
 		return err;
 	}

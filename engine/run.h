@@ -136,6 +136,16 @@ RP_MUST_CHECK enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 
 void rp_run_result_fini(struct rp_run_result *r);
 
+/*
+ * rp_run_check_out refuses (RP_ERR_USAGE) a mirror (opts->out_dir) that
+ * overlaps a root: the same folder, one inside the other, or one reached
+ * through a bind mount, compared by device and inode (a walk of the
+ * roots' folders). rp_run checks it too; a caller checks first to refuse
+ * before it writes anything of its own (a journal).
+ */
+RP_MUST_CHECK enum rp_err rp_run_check_out(const struct rp_run_opts *o,
+					   struct rp_status *st);
+
 #ifdef __cplusplus
 }
 #endif
