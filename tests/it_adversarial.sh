@@ -15,7 +15,7 @@
 #    folder, a FIFO), symlinks to an ancestor, a FIFO, a ~4,000-byte path
 #    and one over PATH_MAX, names with newlines and invalid UTF-8 (the
 #    report must stay valid JSON), an unreadable file (not as root), hard
-#    links;
+#    links (skipped-cannot-keep: a rename would split them);
 #  - the store: a keyring edited, truncated or rolled back, key backups
 #    from another world or damaged, admin shares damaged, repeated, too
 #    few or from another world.
@@ -506,7 +506,7 @@ for _f in hard1 hard2; do
 	rm -f "$T/out/$_f"
 done
 assert_no_tmp
-case_ "fs: a second run finds nothing to move"
+case_ "fs: a second run finds nothing to move (the hard links stay skipped)"
 expect_rc 1 timeout 60 "$RP" run "$F" --in-place --quiet \
 	--report "$T/run-f2.json" --journal "$T/j-f2"
 assert_eq "$(count_in "$T/run-f2.json" moved)" 0 "moved again"
