@@ -37,6 +37,7 @@
 #include "age_stream.h"
 #include "doc_internal.h"
 #include "merkle.h"
+#include "ring.h"
 #include "rp_buf.h"
 #include "rp_testhook.h"
 #include "walk.h"
@@ -123,16 +124,6 @@ struct queue {
 	int is_closed;
 };
 
-/*
- * A ring and the number of its current round of requests: every request
- * carries (round << 32 | index), so that a completion is always matched
- * to the request it answers, even one left over from a round cut short.
- */
-struct ring {
-	struct io_uring u;
-	uint32_t round;
-};
-
 struct run {
 	struct rp_store *s;
 	const struct rp_run_opts *o;
@@ -170,7 +161,7 @@ struct run {
 	int out_fd;	  /* --out: the mirror's root folder, else -1 */
 	size_t ra_n;	  /* documents read ahead at once (<= RP_READ_AHEAD) */
 	/* the walker's ring: opens, stats and first reads, a batch at once */
-	struct ring rd_ring;
+	struct rp_ring rd_ring;
 	int has_rd_ring, has_rd_fixed;
 	uint8_t *rd_pool; /* RP_DOC_HDR_PREFIX per job, registered */
 };
@@ -1114,7 +1105,7 @@ struct writer {
 	uint8_t *buf;
 	struct job **batch;
 	size_t n;
-	struct ring ring;
+	struct rp_ring ring;
 	int has_ring;
 	struct folder **dirs; /* the batch's folders, each fsynced once */
 	const char **dir_names; /* a document of each, for messages */
@@ -1123,72 +1114,26 @@ struct writer {
 	struct out_cache oc;
 };
 
-/* rings */
-
-/* ring_sqe takes a request slot for this round's request `index` */
-static struct io_uring_sqe *ring_sqe(struct ring *rg, size_t index)
+/* ring_failed: the ring broke; what it held is unknown, the run stops */
+static void ring_failed(struct run *r, const struct rp_status *st)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&rg->u);
-
-	if (!sqe) {
-		RP_BUG("a ring round is larger than the ring");
-	}
-	io_uring_sqe_set_data64(sqe, (uint64_t)rg->round << 32 | index);
-	return sqe;
+	halt(r, rp_status_msg(st));
 }
 
 /*
- * ring_wait submits this round's requests and collects `n` completions,
- * res[index] for each. A wait cut short by a signal (SIGSTOP then
- * SIGCONT: Ctrl-Z, a scheduler suspending the job) is resumed, and a
- * completion of an earlier round is dropped, never taken for another
- * request. Returns -1 with errno only when the ring itself fails; the
- * requests may still complete then, so the caller must not redo them.
+ * ring_sqe: a slot of this round for request `index`; the rings are sized
+ * so that a round fits, and rp_ring_sqe submits in parts if not, so NULL
+ * means the ring itself failed
  */
-static int ring_wait(struct ring *rg, size_t n, int *res)
+static struct io_uring_sqe *ring_sqe(struct rp_ring *rg, size_t index)
 {
-	size_t got = 0;
-	int rc;
+	struct rp_status st = { 0 };
+	struct io_uring_sqe *sqe = rp_ring_sqe(rg, &st, index);
 
-	while (io_uring_sq_ready(&rg->u)) {
-		rc = io_uring_submit(&rg->u);
-		if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
-			rg->round++;
-			errno = -rc;
-			return -1;
-		}
+	if (!sqe) {
+		RP_BUG("io_uring submission failed with a round in hand");
 	}
-	while (got < n) {
-		struct io_uring_cqe *cqe;
-		uint64_t data;
-
-		rc = io_uring_wait_cqe(&rg->u, &cqe);
-		if (rc == -EINTR || rc == -EAGAIN) {
-			continue;
-		}
-		if (rc < 0) {
-			rg->round++;
-			errno = -rc;
-			return -1;
-		}
-		data = io_uring_cqe_get_data64(cqe);
-		if ((uint32_t)(data >> 32) == rg->round) {
-			res[(uint32_t)data] = cqe->res;
-			got++;
-		}
-		io_uring_cqe_seen(&rg->u, cqe);
-	}
-	rg->round++;
-	return 0;
-}
-
-/* ring_failed: the ring broke; what it held is unknown, the run stops */
-static void ring_failed(struct run *r, int e)
-{
-	char why[128];
-
-	snprintf(why, sizeof(why), "io_uring failed: %s", strerror(e));
-	halt(r, why);
+	return sqe;
 }
 
 struct reenc_sink {
@@ -1626,6 +1571,7 @@ static void dir_synced(struct writer *w, const char *doc, int e)
 /* sync_files: 1. every temporary file of the batch reaches the disk */
 static void sync_files(struct writer *w, int use_ring, int *res)
 {
+	struct rp_status rst = { 0 };
 	const size_t n = w->n;
 
 	if (use_ring) {
@@ -1639,8 +1585,8 @@ static void sync_files(struct writer *w, int use_ring, int *res)
 				k++;
 			}
 		}
-		if (ring_wait(&w->ring, k, res) < 0) {
-			ring_failed(w->r, errno);
+		if (rp_ring_wait(&w->ring, &rst, k, res)) {
+			ring_failed(w->r, &rst);
 			for (size_t i = 0; i < n; i++) {
 				res[i] = -EIO;
 			}
@@ -1674,6 +1620,7 @@ static void sync_files(struct writer *w, int use_ring, int *res)
 /* close_files: 2. every temporary file closed (a close may report EIO) */
 static void close_files(struct writer *w, int use_ring, int *res)
 {
+	struct rp_status rst = { 0 };
 	const size_t n = w->n;
 	size_t k = 0;
 	int is_ring_ok = 1;
@@ -1692,8 +1639,8 @@ static void close_files(struct writer *w, int use_ring, int *res)
 			res[i] = close(j->af.fd) < 0 ? -errno : 0;
 		}
 	}
-	if (k && ring_wait(&w->ring, k, res) < 0) {
-		ring_failed(w->r, errno);
+	if (k && rp_ring_wait(&w->ring, &rst, k, res)) {
+		ring_failed(w->r, &rst);
 		is_ring_ok = 0;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1805,6 +1752,7 @@ static void link_out(struct job *j)
 /* rename_all: 3. each new document renamed over its source */
 static void rename_all(struct writer *w, int use_ring, int *res)
 {
+	struct rp_status rst = { 0 };
 	struct run *r = w->r;
 	const size_t n = w->n;
 	size_t k = 0;
@@ -1841,9 +1789,9 @@ static void rename_all(struct writer *w, int use_ring, int *res)
 	if (!k) {
 		return;
 	}
-	if (ring_wait(&w->ring, k, res) < 0) {
+	if (rp_ring_wait(&w->ring, &rst, k, res)) {
 		/* they may have been done: the files say; the next run sees */
-		ring_failed(r, errno);
+		ring_failed(r, &rst);
 		for (size_t i = 0; i < n; i++) {
 			if (res[i] != 1) {
 				job_fail(w->batch[i], RP_OUT_FAIL_IO,
@@ -1870,6 +1818,7 @@ static void rename_all(struct writer *w, int use_ring, int *res)
 /* sync_dirs: 4. the renames reach the disk: each folder once */
 static void sync_dirs(struct writer *w, int use_ring, int *res)
 {
+	struct rp_status rst = { 0 };
 	size_t num_dirs = 0, k = 0;
 
 	for (size_t i = 0; i < w->n; i++) {
@@ -1898,8 +1847,8 @@ static void sync_dirs(struct writer *w, int use_ring, int *res)
 			res[d] = fsync(w->dirs[d]->fd) < 0 ? -errno : 0;
 		}
 	}
-	if (k && ring_wait(&w->ring, k, res) < 0) {
-		ring_failed(w->r, errno);
+	if (k && rp_ring_wait(&w->ring, &rst, k, res)) {
+		ring_failed(w->r, &rst);
 		for (size_t d = 0; d < num_dirs; d++) {
 			res[d] = -EIO;
 		}
@@ -2122,6 +2071,7 @@ static void stat_from_statx(struct stat *sb, const struct statx *x)
  */
 static void read_ahead(struct run *r, struct job **js, size_t n)
 {
+	struct rp_status rst = { 0 };
 	struct statx stx[RP_READ_AHEAD];
 	int res[2 * RP_READ_AHEAD];
 	size_t k = 0;
@@ -2133,9 +2083,9 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 					     O_NOFOLLOW,
 				     0);
 	}
-	if (ring_wait(&r->rd_ring, n, res) < 0) {
+	if (rp_ring_wait(&r->rd_ring, &rst, n, res)) {
 		/* what it opened is unknown: the run stops */
-		ring_failed(r, errno);
+		ring_failed(r, &rst);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -2166,9 +2116,9 @@ static void read_ahead(struct run *r, struct job **js, size_t n)
 	if (!k) {
 		return;
 	}
-	if (ring_wait(&r->rd_ring, k, res) < 0) {
+	if (rp_ring_wait(&r->rd_ring, &rst, k, res)) {
 		/* the reads may still land: no job may use its slot */
-		ring_failed(r, errno);
+		ring_failed(r, &rst);
 		for (size_t i = 0; i < n; i++) {
 			res[i] = -EIO;
 		}
@@ -2210,16 +2160,17 @@ static void rd_flush(struct run *r, struct job **pending, size_t *n)
 /* rd_init sets up the walker's ring and its registered buffer pool */
 static void rd_init(struct run *r)
 {
+	struct rp_status st = { 0 };
 	const size_t len = r->num_jobs * RP_DOC_HDR_PREFIX;
 	struct iovec iov;
 
 	if (r->o->io != RP_IO_URING ||
-	    io_uring_queue_init(2 * RP_READ_AHEAD, &r->rd_ring.u, 0) < 0) {
+	    rp_ring_init(&r->rd_ring, &st, 2 * RP_READ_AHEAD)) {
 		return;
 	}
 	r->rd_pool = aligned_alloc(4096, len);
 	if (!r->rd_pool) {
-		io_uring_queue_exit(&r->rd_ring.u);
+		rp_ring_fini(&r->rd_ring);
 		return;
 	}
 	r->has_rd_ring = 1;
@@ -2236,7 +2187,7 @@ static void rd_init(struct run *r)
 static void rd_fini(struct run *r)
 {
 	if (r->has_rd_ring) {
-		io_uring_queue_exit(&r->rd_ring.u);
+		rp_ring_fini(&r->rd_ring);
 		r->has_rd_ring = 0;
 	}
 	if (r->rd_pool) {
@@ -2409,14 +2360,13 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 	memset(w->open_s, 0, sizeof(*w->open_s));
 	memset(w->seal_s, 0, sizeof(*w->seal_s));
 	if (r->o->io == RP_IO_URING) {
-		const int rc = io_uring_queue_init(2 * (unsigned)r->batch,
-						   &w->ring.u, 0);
+		struct rp_status rst = { 0 };
 
-		if (rc < 0) {
+		if (rp_ring_init(&w->ring, &rst, 2 * (unsigned)r->batch)) {
 			fprintf(stderr,
 				"reprotect: io_uring is not available (%s): "
 				"using plain blocking I/O\n",
-				strerror(-rc));
+				rp_status_msg(&rst));
 		} else {
 			w->has_ring = 1;
 		}
@@ -2432,7 +2382,7 @@ static void writer_fini(struct writer *w)
 		close(w->lock_fd);
 	}
 	if (w->has_ring) {
-		io_uring_queue_exit(&w->ring.u);
+		rp_ring_fini(&w->ring);
 	}
 	free(w->open_s);
 	free(w->seal_s);
