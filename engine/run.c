@@ -47,6 +47,7 @@
 #define RP_RUN_WRITERS 2 /* file creation and renames wait on the disk */
 #define RP_READ_AHEAD  32 /* documents the walker opens and reads at once */
 #define RP_FD_RESERVE  32 /* descriptors kept for the store, rings, walk */
+#define RP_FD_PER_JOB  4  /* a job's most: document, new file, its lock, folder */
 
 static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_MOVED] = "moved",
@@ -92,6 +93,7 @@ struct job {
 	size_t out_rel;		 /* --out: out_path + out_rel is below DIR */
 	int is_copy;		 /* --out: copied as it is (already current) */
 	int is_locked;		 /* d.fd holds the document's lock */
+	int tmp_lock;		 /* holds the new file's lock until renamed */
 	enum rp_outcome out;
 	char reason[320];
 	long key_idx; /* the document's key, -1: unknown */
@@ -290,6 +292,7 @@ static struct job *job_get(struct run *r)
 	j->oname = NULL;
 	j->is_copy = 0;
 	j->is_locked = 0;
+	j->tmp_lock = -1;
 	j->af.fd = -1;
 	j->af.tmp[0] = '\0';
 	j->af.is_committed = 0;
@@ -307,6 +310,10 @@ static void job_put(struct run *r, struct job *j)
 	if (j->pre_fd >= 0) {
 		close(j->pre_fd);
 		j->pre_fd = -1;
+	}
+	if (j->tmp_lock >= 0) {
+		close(j->tmp_lock);
+		j->tmp_lock = -1;
 	}
 	rp_afile_fini(&j->af); /* before its folder may close */
 	folder_put(j->dir);
@@ -1428,11 +1435,13 @@ static enum rp_err new_file(struct writer *w, struct job *j,
 				      0);
 	}
 	/*
-	 * locked while it lives, so that another run never takes it for a
-	 * leftover of a killed one
+	 * locked until it is renamed in, so that another run never takes it
+	 * for a leftover of a killed one: the lock lives on a second
+	 * descriptor, as the first is closed (its errors checked) before the
+	 * rename
 	 */
-	if (!err) {
-		(void)flock(j->af.fd, LOCK_EX | LOCK_NB);
+	if (!err && flock(j->af.fd, LOCK_EX | LOCK_NB) == 0) {
+		j->tmp_lock = fcntl(j->af.fd, F_DUPFD_CLOEXEC, 0);
 	}
 	return err;
 }
@@ -1879,6 +1888,12 @@ static void commit_batch(struct writer *w)
 	}
 	rename_all(w, use_ring, res);
 	rp_store_unlock_shared(w->lock_fd);
+	for (size_t i = 0; i < n; i++) {
+		if (w->batch[i]->tmp_lock >= 0) {
+			close(w->batch[i]->tmp_lock);
+			w->batch[i]->tmp_lock = -1;
+		}
+	}
 	rp_test_crash_point("run:renamed");
 	if (r->o->durability != RP_DURABLE_NONE) {
 		sync_dirs(w, use_ring, res);
@@ -2404,8 +2419,8 @@ static size_t pool_size(size_t batch, size_t workers, size_t ra)
 
 /*
  * fit_fd_limit sizes the job pool to the limit of open files: a job in
- * flight holds up to three descriptors (the document, its new file, a
- * share of its folder) besides the run's own (RP_FD_RESERVE: the store,
+ * flight holds up to RP_FD_PER_JOB descriptors (the document, its new
+ * file and a second one holding its lock, a share of its folder) besides the run's own (RP_FD_RESERVE: the store,
  * the rings, the walk, the journal). The soft limit is raised to the hard
  * one first; then the batch and the read-ahead shrink until the pool fits.
  * A pool of fewer jobs than the stages could hold only makes the walker
@@ -2427,11 +2442,11 @@ static enum rp_err fit_fd_limit(struct run *r, struct rp_status *st)
 		(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= RP_FD_RESERVE + 3 * r->num_jobs) {
+	    rl.rlim_cur >= RP_FD_RESERVE + RP_FD_PER_JOB * r->num_jobs) {
 		return RP_OK;
 	}
 	fit = rl.rlim_cur > RP_FD_RESERVE
-		      ? (size_t)(rl.rlim_cur - RP_FD_RESERVE) / 3
+		      ? (size_t)(rl.rlim_cur - RP_FD_RESERVE) / RP_FD_PER_JOB
 		      : 0;
 	if (fit < 4) {
 		st->sys_errno = EMFILE;
@@ -2440,7 +2455,7 @@ static enum rp_err fit_fd_limit(struct run *r, struct rp_status *st)
 				      "is %llu: a run needs at least %d; "
 				      "raise it",
 				      (unsigned long long)rl.rlim_cur,
-				      RP_FD_RESERVE + 3 * 4);
+				      RP_FD_RESERVE + RP_FD_PER_JOB * 4);
 	}
 	r->num_jobs = fit;
 	if (r->batch > fit / 2) {
