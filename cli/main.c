@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "ks_pkcs11.h"
+#include "rp_ossl.h"
 #include "rp_testhook.h"
 
 static const char usage[] =
@@ -71,8 +72,13 @@ static int stdout_done(int rc)
 int main(int argc, char **argv)
 {
 	struct rp_cli cli = { .prog = "reprotect" };
+	struct rp_status init_st = { 0 };
 	int i = 1;
 
+	/* before anything allocates through libcrypto */
+	if (rp_ossl_init(&init_st)) {
+		return rp_cli_error(&init_st);
+	}
 	/* global options before the command */
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -8,6 +8,8 @@
 
 #include <openssl/err.h>
 
+#include "rp_ossl.h"
+
 static const char *const err_msgs[] = {
 	[RP_OK] = "success",
 	[RP_ERR_NOMEM] = "out of memory",
@@ -97,14 +99,22 @@ enum rp_err rp_status_ossl(struct rp_status *st, enum rp_err err,
 	unsigned long e = ERR_peek_last_error();
 	const char *detail = "no detail";
 	char buf[160];
+	const int is_nomem = rp_ossl_is_nomem();
 
 	if (e) {
 		ERR_error_string_n(e, buf, sizeof(buf));
 		detail = buf;
 	}
 	ERR_clear_error();
+	rp_ossl_nomem_clear();
 	if (st) {
 		st->ossl_err = e;
+	}
+	if (is_nomem) {
+		/* whatever the call would have meant, memory ran out */
+		return rp_status_fail(st, RP_ERR_NOMEM, "%s: out of memory%s%s%s",
+				      what, e ? " (" : "", e ? detail : "",
+				      e ? ")" : "");
 	}
 	return rp_status_fail(st, err, "%s: %s", what, detail);
 }

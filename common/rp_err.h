@@ -71,7 +71,10 @@ enum rp_err rp_status_fail(struct rp_status *st, enum rp_err err,
 
 /*
  * rp_status_ossl records `err` with the last OpenSSL error appended to the
- * message, and clears OpenSSL's error queue.
+ * message, and clears OpenSSL's error queue. If the failure was for lack of
+ * memory (rp_ossl_is_nomem), it records RP_ERR_NOMEM instead, whatever
+ * `err` says: a key that did not decode because an allocation failed is
+ * not a malformed key.
  */
 enum rp_err rp_status_ossl(struct rp_status *st, enum rp_err err,
 			   const char *what);

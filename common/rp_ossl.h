@@ -1,0 +1,52 @@
+#ifndef RP_COMMON_RP_OSSL_H
+#define RP_COMMON_RP_OSSL_H
+
+#include "rp_compiler.h"
+#include "rp_err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * OpenSSL and memory exhaustion. A libcrypto call that fails says why only
+ * sometimes: OpenSSL 3.0 often raises no error at all for a failed
+ * allocation (EVP_MD_CTX_new, a provider's new context), or a decoder
+ * reports "decode error" for a key it could not allocate. So a failure that
+ * the caller would take for bad input (a signature that does not verify, a
+ * key that does not decode, a stanza that does not unwrap) must first ask
+ * rp_ossl_is_nomem whether memory ran out.
+ */
+
+/*
+ * rp_ossl_init routes libcrypto's allocations through wrappers that note
+ * a failed one for the calling thread, then makes OpenSSL's default library
+ * context. Call it first thing in main, before anything uses OpenSSL (the
+ * wrappers can only be installed before libcrypto's first allocation; if
+ * they cannot, failures are still seen through OpenSSL's error queue).
+ * RP_ERR_NOMEM if the default context cannot be made: OpenSSL 3.0 does not
+ * report that, and its next fetch then dereferences a NULL lock.
+ */
+RP_MUST_CHECK enum rp_err rp_ossl_init(struct rp_status *st);
+
+/* rp_ossl_nomem_clear forgets this thread's noted allocation failure. */
+void rp_ossl_nomem_clear(void);
+
+/*
+ * rp_ossl_is_nomem says whether the OpenSSL failure at hand is for lack of
+ * memory: an allocation of libcrypto's failed in this thread since the
+ * last rp_ossl_nomem_clear, or OpenSSL's error queue holds a malloc
+ * failure or ENOMEM (first or last entry). The queue is left as it is.
+ */
+int rp_ossl_is_nomem(void);
+
+/*
+ * rp_ossl_note_nomem notes a failed allocation for this thread: the
+ * wrappers call it, and so may a test's own allocator.
+ */
+void rp_ossl_note_nomem(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
