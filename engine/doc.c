@@ -45,7 +45,12 @@ void rp_doc_hdr_fini(struct rp_doc_hdr *d)
 /*
  * hdr_load: d->fd open, d->sb its stat. Reads a small prefix first
  * (headers are a few KiB; `prefix` may hold it already) and grows it
- * only while the header does not fit, up to the bound.
+ * only while the header does not fit, up to the bound. Only a header that
+ * does not parse (RP_ERR_FORMAT) or lacks its nonce is read further: any
+ * other failure (out of memory above all) is the answer, not a sign that
+ * more bytes are needed. d->buf and d->buf_len always agree: on failure
+ * they hold what was read (the caller's prefix, still borrowed, if the
+ * larger buffer could not be had), or NULL and 0.
  */
 static enum rp_err hdr_load(struct rp_doc_hdr *d, struct rp_status *st,
 			    uint8_t *prefix, size_t len)
@@ -62,8 +67,6 @@ static enum rp_err hdr_load(struct rp_doc_hdr *d, struct rp_status *st,
 	}
 	want = limit < RP_DOC_HDR_PREFIX ? limit : RP_DOC_HDR_PREFIX;
 	for (;; want *= 8) {
-		uint8_t *p;
-
 		if (want > limit) {
 			want = limit;
 		}
@@ -74,19 +77,24 @@ static enum rp_err hdr_load(struct rp_doc_hdr *d, struct rp_status *st,
 			d->is_buf_borrowed = 1;
 			prefix = NULL;
 		} else {
-			if (d->is_buf_borrowed) {
-				d->buf = NULL;
-				d->is_buf_borrowed = 0;
-			}
-			p = realloc(d->buf, want ? want : 1);
+			/* a borrowed buffer is never realloc'ed: a new one */
+			uint8_t *p = realloc(d->is_buf_borrowed ? NULL : d->buf,
+					     want ? want : 1);
+
 			if (!p) {
+				rp_status_clear(st);
 				return rp_status_fail(st, RP_ERR_NOMEM,
-						      "out of memory");
+						      "out of memory for a "
+						      "%zu-byte header",
+						      want);
 			}
 			d->buf = p;
+			d->buf_len = 0;
+			d->is_buf_borrowed = 0;
 			err = rp_read_full(d->fd, st, NULL, d->buf, want, 0,
 					   &d->buf_len);
 			if (err) {
+				d->buf_len = 0;
 				return err;
 			}
 		}
@@ -95,6 +103,9 @@ static enum rp_err hdr_load(struct rp_doc_hdr *d, struct rp_status *st,
 		err = rp_age_header_parse(&d->hdr, st, d->buf, d->buf_len);
 		if (!err && d->buf_len - d->hdr.header_len >= RP_AGE_NONCE_LEN) {
 			break;
+		}
+		if (err && err != RP_ERR_FORMAT) {
+			return err; /* not for want of bytes */
 		}
 		if (want >= limit || d->buf_len < want) {
 			if (err) {
