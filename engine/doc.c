@@ -479,7 +479,8 @@ static enum rp_err decrypt_payload(struct rp_doc_hdr *d, struct rp_status *st,
 				   const uint8_t file_key[RP_AGE_FILE_KEY_LEN],
 				   struct sink *k)
 {
-	struct rp_stream *s = malloc(sizeof(*s));
+	/* zeroed: if buf cannot be had, `out` finalises a stream never set up */
+	struct rp_stream *s = calloc(1, sizeof(*s));
 	uint8_t *buf = malloc(IO_CHUNK);
 	off_t off = (off_t)(d->hdr.header_len + RP_AGE_NONCE_LEN);
 	rp_stream_out_fn *fn = k->z ? sink_decompress : sink_write;
@@ -489,7 +490,6 @@ static enum rp_err decrypt_payload(struct rp_doc_hdr *d, struct rp_status *st,
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	memset(s, 0, sizeof(*s));
 	err = rp_stream_init(s, st, RP_STREAM_OPEN, file_key, d->nonce);
 	while (!err) {
 		size_t n = 0;
@@ -796,7 +796,8 @@ static enum rp_err encrypt_payload(int fd, struct rp_status *st, uint64_t size,
 				   const uint8_t file_key[16],
 				   const uint8_t nonce[16], struct rp_afile *af)
 {
-	struct rp_stream *s = malloc(sizeof(*s));
+	/* zeroed: if buf cannot be had, `out` finalises a stream never set up */
+	struct rp_stream *s = calloc(1, sizeof(*s));
 	uint8_t *buf = malloc(IO_CHUNK);
 	struct rp_zcodec z = { 0 };
 	struct enc_sink e = { af, s, st };
@@ -807,7 +808,6 @@ static enum rp_err encrypt_payload(int fd, struct rp_status *st, uint64_t size,
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	memset(s, 0, sizeof(*s));
 	err = rp_stream_init(s, st, RP_STREAM_SEAL, file_key, nonce);
 	if (!err && o->is_compress) {
 		err = rp_zcodec_init_compress(&z, st, o->compress_level);
