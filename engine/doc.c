@@ -199,13 +199,16 @@ static enum rp_err key_stanza_match(struct rp_store *store,
 	return err;
 }
 
-static void digest(uint8_t out[32], const uint8_t *p, size_t len)
+/* digest: SHA-256, which fails only when OpenSSL runs out of memory */
+static enum rp_err digest(uint8_t out[32], struct rp_status *st,
+			  const uint8_t *p, size_t len)
 {
 	unsigned int n = 0;
 
-	if (!EVP_Digest(p, len, out, &n, EVP_sha256(), NULL)) {
-		RP_BUG("sha-256 failed");
+	if (!EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) || n != 32) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "sha-256");
 	}
+	return RP_OK;
 }
 
 static int is_usable(const struct rp_key_info *k)
@@ -353,8 +356,9 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 	if (!info->license_st.err) {
 		/* a license decoded: one license and one recipient stanza */
 		assert(rs && ls);
-		digest(dg, rs->raw.p, rs->raw.len);
-		if (CRYPTO_memcmp(dg, info->lic.stanza_digest, 32)) {
+		if (digest(dg, &info->stanza_st, rs->raw.p, rs->raw.len)) {
+			/* stanza_st says why: memory, not the document */
+		} else if (CRYPTO_memcmp(dg, info->lic.stanza_digest, 32)) {
 			rp_status_fail(&info->stanza_st, RP_ERR_AUTH,
 				       "the license is not bound to this "
 				       "recipient stanza");
@@ -650,14 +654,20 @@ static enum rp_err build_license(struct rp_store *s, struct rp_status *st,
 	lic->issued_at = (uint64_t)time(NULL);
 	lic->encoding = o->is_compress ? RP_ENC_ZSTD : RP_ENC_NONE;
 	lic->plaintext_size = size;
-	digest(lic->stanza_digest, raw->p, raw->len);
+	err = digest(lic->stanza_digest, st, raw->p, raw->len);
+	if (err) {
+		goto out;
+	}
 	memcpy(lic->payload_nonce, nonce, RP_AGE_NONCE_LEN);
 	err = rp_license_encode_tbs(&tbs, st, lic);
 	if (err) {
 		goto out;
 	}
 	/* a per-document signature is a batch of one: root = leaf */
-	rp_merkle_leaf(leaf, tbs.p, tbs.len);
+	err = rp_merkle_leaf_hash(leaf, st, tbs.p, tbs.len);
+	if (err) {
+		goto out;
+	}
 	msg_len = rp_license_root_message(msg, leaf, 1);
 	lic->sig.alg = k->alg == RP_ALG_X25519 ? RP_SIG_ED25519
 					       : RP_SIG_RSA_PSS_SHA256;

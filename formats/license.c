@@ -732,7 +732,10 @@ enum rp_err rp_license_sig_verify(const struct rp_license *lic,
 	if (err) {
 		goto out;
 	}
-	rp_merkle_leaf(leaf, tbs, tbs_len);
+	err = rp_merkle_leaf_hash(leaf, st, tbs, tbs_len);
+	if (err) {
+		goto out;
+	}
 	err = rp_merkle_root_from_path(root, st, leaf, sb->leaf_index,
 				       sb->batch_size, sb->path, sb->num_path);
 	if (err) {

@@ -35,20 +35,37 @@ static bool hash_node(EVP_MD_CTX *ctx, uint8_t out[RP_MERKLE_HASH_LEN],
 			    right, RP_MERKLE_HASH_LEN);
 }
 
+enum rp_err rp_merkle_leaf_hash(uint8_t out[RP_ATLEAST(RP_MERKLE_HASH_LEN)],
+				struct rp_status *st, const uint8_t *data,
+				size_t data_len)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	enum rp_err err = RP_OK;
+
+	if (!ctx) {
+		err = rp_status_fail(st, RP_ERR_NOMEM,
+				     "merkle leaf: out of memory");
+	} else if (!sha256_parts(ctx, out, LEAF_PREFIX, data, data_len, NULL,
+				 0)) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "merkle leaf: sha-256");
+	}
+	if (err) {
+		memset(out, 0, RP_MERKLE_HASH_LEN);
+	}
+	EVP_MD_CTX_free(ctx);
+	return err;
+}
+
 void rp_merkle_leaf(uint8_t out[RP_ATLEAST(RP_MERKLE_HASH_LEN)],
 		    const uint8_t *data, size_t data_len)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
 	/*
 	 * The signature has no way to report failure, and a silently wrong
 	 * leaf would make a license that never verifies: stop instead.
 	 */
-	if (!ctx ||
-	    !sha256_parts(ctx, out, LEAF_PREFIX, data, data_len, NULL, 0)) {
+	if (rp_merkle_leaf_hash(out, NULL, data, data_len)) {
 		RP_BUG("cannot compute a sha-256 merkle leaf");
 	}
-	EVP_MD_CTX_free(ctx);
 }
 
 size_t rp_merkle_path_len(size_t index, size_t num_leaves)

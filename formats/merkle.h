@@ -21,8 +21,19 @@ extern "C" {
 #define RP_MERKLE_MAX_LEAVES (1u << 20)
 
 /*
- * rp_merkle_leaf computes the leaf hash of `data`. It cannot fail short of
- * OpenSSL running out of memory, and then aborts (RP_BUG).
+ * rp_merkle_leaf_hash computes the leaf hash of `data`. It fails only when
+ * OpenSSL runs out of memory: RP_ERR_NOMEM (or RP_ERR_CRYPTO), and `out`
+ * is zeroed.
+ */
+RP_MUST_CHECK enum rp_err
+rp_merkle_leaf_hash(uint8_t out[RP_ATLEAST(RP_MERKLE_HASH_LEN)],
+		    struct rp_status *st, const uint8_t *data, size_t data_len);
+
+/*
+ * rp_merkle_leaf is rp_merkle_leaf_hash for callers that cannot report a
+ * failure: it aborts (RP_BUG) when OpenSSL runs out of memory. Kept only
+ * for the callers that have not moved to rp_merkle_leaf_hash yet (the
+ * bulk engine's batch signer); new code must not use it.
  */
 void rp_merkle_leaf(uint8_t out[RP_ATLEAST(RP_MERKLE_HASH_LEN)],
 		    const uint8_t *data, size_t data_len);
