@@ -211,6 +211,17 @@ static enum rp_err digest(uint8_t out[32], struct rp_status *st,
 	return RP_OK;
 }
 
+/*
+ * is_system_err: a failure of the machine (memory, I/O, the library, the
+ * token), which says nothing about the document or the key
+ */
+static int is_system_err(enum rp_err err)
+{
+	return err == RP_ERR_NOMEM || err == RP_ERR_IO ||
+	       err == RP_ERR_CRYPTO || err == RP_ERR_HSM ||
+	       err == RP_ERR_INTERNAL;
+}
+
 static int is_usable(const struct rp_key_info *k)
 {
 	return k->state != RP_KEY_REVOKED && k->state != RP_KEY_DESTROYED;
@@ -322,8 +333,13 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 
 				if (key_stanza_match(s, &tmp, k,
 						     &d->hdr.stanzas[i],
-						     &is_match) ||
-				    !is_match) {
+						     &is_match) &&
+				    is_system_err(tmp.err)) {
+					/* not "no match": we could not tell */
+					info->key_st = tmp;
+					goto out;
+				}
+				if (tmp.err || !is_match) {
 					continue;
 				}
 				if (kr->keys[k].alg == RP_ALG_X25519 &&
@@ -332,6 +348,10 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 					if (rp_store_unwrap_w(s, &tmp, worker, k,
 							    &d->hdr.stanzas[i],
 							    out_file_key)) {
+						if (is_system_err(tmp.err)) {
+							info->key_st = tmp;
+							goto out;
+						}
 						continue;
 					}
 					*has_file_key = 1;
