@@ -18,6 +18,7 @@
 
 #include "rp_b64.h"
 #include "rp_buf.h"
+#include "rp_ossl.h"
 
 #define X25519_INFO	"age-encryption.org/v1/X25519"
 #define SSHRSA_LABEL	"age-encryption.org/v1/ssh-rsa"
@@ -129,6 +130,7 @@ x25519_derive(uint8_t out[RP_ATLEAST(RP_X25519_LEN)], struct rp_status *st,
 	size_t out_len = RP_X25519_LEN;
 	enum rp_err err = RP_OK;
 
+	rp_ossl_nomem_clear();
 	priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret,
 					    RP_X25519_LEN);
 	pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
@@ -142,10 +144,15 @@ x25519_derive(uint8_t out[RP_ATLEAST(RP_X25519_LEN)], struct rp_status *st,
 	if (EVP_PKEY_derive_set_peer(ctx, pub) <= 0 ||
 	    EVP_PKEY_derive(ctx, out, &out_len) <= 0 ||
 	    out_len != RP_X25519_LEN || is_all_zero(out, RP_X25519_LEN)) {
-		ERR_clear_error();
-		err = rp_status_fail(st, RP_ERR_FORMAT,
-				     "x25519 shared secret is all zero "
-				     "(low-order point)");
+		if (rp_ossl_is_nomem()) {
+			/* set_peer allocates: not the point's fault */
+			err = rp_status_ossl(st, RP_ERR_NOMEM, "x25519");
+		} else {
+			ERR_clear_error();
+			err = rp_status_fail(st, RP_ERR_FORMAT,
+					     "x25519 shared secret is all zero "
+					     "(low-order point)");
+		}
 	}
 out:
 	if (err) {
@@ -218,6 +225,7 @@ static enum rp_err aead_open(uint8_t out[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 	enum rp_err err = RP_OK;
 
 	memcpy(tag, body + RP_AGE_FILE_KEY_LEN, sizeof(tag));
+	rp_ossl_nomem_clear();
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx ||
 	    !EVP_DecryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, key,
@@ -231,6 +239,11 @@ static enum rp_err aead_open(uint8_t out[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 		goto out;
 	}
 	if (EVP_DecryptFinal_ex(ctx, fk + n, &fin) <= 0) {
+		if (rp_ossl_is_nomem()) {
+			err = rp_status_ossl(st, RP_ERR_NOMEM,
+					     "chacha20-poly1305 open");
+			goto out;
+		}
 		ERR_clear_error();
 		err = rp_status_fail(st, RP_ERR_NOKEY,
 				     "x25519 stanza is not for this identity");
@@ -614,6 +627,16 @@ enum rp_err rp_age_recipient_decode(uint8_t out[RP_ATLEAST(RP_X25519_LEN)],
 
 /* ssh-rsa */
 
+/*
+ * is_rsa: EVP_PKEY_is_a(k, "RSA") allocates in OpenSSL 3.0 (a name
+ * lookup) and then says "not RSA" when memory runs out; the key's base id
+ * says the same without allocating
+ */
+static bool is_rsa(const EVP_PKEY *k)
+{
+	return EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA;
+}
+
 static enum rp_err add_ssh_string(struct rp_buf *b, const uint8_t *p,
 				  size_t len)
 {
@@ -659,7 +682,7 @@ enum rp_err rp_sshrsa_tag(char out[RP_ATLEAST(8)], struct rp_status *st,
 	size_t len;
 	enum rp_err err;
 
-	if (!EVP_PKEY_is_a(pub, "RSA")) {
+	if (!is_rsa(pub)) {
 		err = rp_status_fail(st, RP_ERR_USAGE, "key is not an rsa key");
 		goto out;
 	}
@@ -729,7 +752,7 @@ rp_sshrsa_wrap(struct rp_recip_stanza *out, struct rp_status *st,
 	enum rp_err err;
 
 	memset(out, 0, sizeof(*out));
-	if (!EVP_PKEY_is_a(pub, "RSA")) {
+	if (!is_rsa(pub)) {
 		err = rp_status_fail(st, RP_ERR_USAGE, "key is not an rsa key");
 		goto out;
 	}
@@ -793,8 +816,16 @@ enum rp_err rp_sshrsa_check_stanza(struct rp_status *st,
 	return RP_OK;
 }
 
+/*
+ * sshrsa_fail: one outcome for every decryption failure (no padding
+ * oracle), except running out of memory, which OAEP decoding meets before
+ * it looks at the padding: that one is no sign of a bad stanza
+ */
 static enum rp_err sshrsa_fail(struct rp_status *st)
 {
+	if (rp_ossl_is_nomem()) {
+		return rp_status_ossl(st, RP_ERR_NOMEM, "rsa-oaep");
+	}
 	ERR_clear_error();
 	return rp_status_fail(st, RP_ERR_AUTH, "cannot unwrap ssh-rsa stanza");
 }
@@ -813,10 +844,11 @@ rp_sshrsa_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 	if (err) {
 		goto out;
 	}
-	if (!EVP_PKEY_is_a(priv, "RSA")) {
+	if (!is_rsa(priv)) {
 		err = rp_status_fail(st, RP_ERR_USAGE, "key is not an rsa key");
 		goto out;
 	}
+	rp_ossl_nomem_clear();
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
 	if (!ctx || EVP_PKEY_decrypt_init(ctx) <= 0) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO,
@@ -853,6 +885,7 @@ rp_sshrsa_oaep_decode(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "bad rsa-oaep decode lengths");
 	}
+	rp_ossl_nomem_clear();
 	r = RSA_padding_check_PKCS1_OAEP_mgf1(
 		buf, (int)sizeof(buf), em, (int)em_len, (int)k,
 		(const unsigned char *)SSHRSA_LABEL,

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "rp_ossl.h"
 #include "rp_span.h"
 
 /* Tags of the license TLV (docs/FORMAT.md sections 6 and 7) */
@@ -748,14 +749,22 @@ enum rp_err rp_license_sig_verify(const struct rp_license *lic,
 				     "license: out of memory");
 		goto out;
 	}
+	rp_ossl_nomem_clear();
 	err = verify_init(ctx, st, sb->alg, pub);
 	if (err) {
 		goto out;
 	}
 	if (EVP_DigestVerify(ctx, sb->sig, sb->sig_len, msg, msg_len) != 1) {
-		ERR_clear_error();
-		err = rp_status_fail(st, RP_ERR_AUTH,
-				     "license signature does not verify");
+		/* RSA verification allocates: failing there is no forgery */
+		if (rp_ossl_is_nomem()) {
+			err = rp_status_ossl(st, RP_ERR_NOMEM,
+					     "license signature check");
+		} else {
+			ERR_clear_error();
+			err = rp_status_fail(st, RP_ERR_AUTH,
+					     "license signature does not "
+					     "verify");
+		}
 	}
 out:
 	EVP_MD_CTX_free(ctx);

@@ -7,6 +7,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "rp_ossl.h"
+
 void rp_keystore_free(struct rp_keystore *ks)
 {
 	if (ks) {
@@ -19,6 +21,7 @@ enum rp_err rp_key_pubkey(EVP_PKEY **out, struct rp_status *st,
 {
 	const unsigned char *p = ki->pub;
 
+	rp_ossl_nomem_clear(); /* a key that fails to decode for memory */
 	*out = d2i_PUBKEY(NULL, &p, (long)ki->pub_len);
 	if (!*out || p != ki->pub + ki->pub_len) {
 		EVP_PKEY_free(*out);
@@ -35,6 +38,7 @@ enum rp_err rp_key_sign_pubkey(EVP_PKEY **out, struct rp_status *st,
 	if (ki->alg != RP_ALG_X25519) {
 		return rp_key_pubkey(out, st, ki);
 	}
+	rp_ossl_nomem_clear();
 	*out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, ki->sign_pub,
 					   sizeof(ki->sign_pub));
 	if (!*out) {
@@ -82,8 +86,12 @@ enum rp_err rp_key_parse_rsa_pem(EVP_PKEY **out, uint8_t *out_alg,
 	if (!bio) {
 		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 	}
+	rp_ossl_nomem_clear();
 	pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
 	BIO_free(bio);
+	if (!pk && rp_ossl_is_nomem()) {
+		return rp_status_ossl(st, RP_ERR_NOMEM, "private key");
+	}
 	if (!pk || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
 		EVP_PKEY_free(pk);
 		ERR_clear_error();

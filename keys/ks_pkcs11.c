@@ -876,7 +876,7 @@ static enum rp_err x25519_own(uint8_t out[RP_ATLEAST(RP_X25519_LEN)],
 	size_t len = RP_X25519_LEN;
 	enum rp_err err = rp_key_pubkey(&pk, st, ki);
 
-	if (!err && (!EVP_PKEY_is_a(pk, "X25519") ||
+	if (!err && (EVP_PKEY_get_base_id(pk) != EVP_PKEY_X25519 ||
 		     EVP_PKEY_get_raw_public_key(pk, out, &len) != 1 ||
 		     len != RP_X25519_LEN)) {
 		err = rp_status_ossl(st, RP_ERR_FORMAT,

@@ -12,6 +12,7 @@
 #include "keystore.h"
 #include "ks_soft.h"
 #include "rp_b64.h"
+#include "rp_ossl.h"
 #include "rp_span.h"
 #include "rp_testhook.h"
 #include "shamir.h"
@@ -295,8 +296,10 @@ enum rp_err rp_key_backup_decode(struct rp_status *st, struct rp_key_info *rec,
 		return rp_status_fail(st, RP_ERR_FORMAT,
 				      "key backup: malformed record");
 	}
-	if (!EVP_Digest(rec->pub, rec->pub_len, id, &n, EVP_sha256(), NULL) ||
-	    CRYPTO_memcmp(id, rec->id, RP_KEY_ID_LEN)) {
+	if (!EVP_Digest(rec->pub, rec->pub_len, id, &n, EVP_sha256(), NULL)) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "key backup: key id");
+	}
+	if (CRYPTO_memcmp(id, rec->id, RP_KEY_ID_LEN)) {
 		return rp_status_fail(st, RP_ERR_FORMAT,
 				      "key backup: key id does not match its "
 				      "public key");
@@ -509,6 +512,7 @@ enum rp_err rp_store_template_verify(struct rp_store *s, struct rp_status *st,
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	rp_ossl_nomem_clear();
 	if (s->keyring.keys[k].alg == RP_ALG_X25519) {
 		if (EVP_DigestVerifyInit(md, NULL, NULL, NULL, pub) != 1) {
 			err = rp_status_ossl(st, RP_ERR_CRYPTO, "verify");
@@ -523,6 +527,11 @@ enum rp_err rp_store_template_verify(struct rp_store *s, struct rp_status *st,
 		goto out;
 	}
 	if (EVP_DigestVerify(md, t->sig, t->sig_len, msg.p, msg.len) != 1) {
+		if (rp_ossl_is_nomem()) {
+			err = rp_status_ossl(st, RP_ERR_NOMEM,
+					     "template signature check");
+			goto out;
+		}
 		ERR_clear_error();
 		err = rp_status_fail(st, RP_ERR_AUTH,
 				     "template '%s': signature does not verify",
