@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_customMem: exported by libzstd */
 #include <zstd.h>
+#include <zstd_errors.h>
 
 /*
  * zstd's workspaces hold plaintext (its window and literal buffers): they
@@ -60,6 +61,20 @@ static void zcodec_zero(struct rp_zcodec *z)
 	z->is_frame_done = false;
 }
 
+/*
+ * zstd_fail records zstd's error `r` as `err`, or as RP_ERR_NOMEM when zstd
+ * could not allocate (its workspaces grow on first use): that is neither a
+ * corrupt payload nor a bug
+ */
+static enum rp_err zstd_fail(struct rp_status *st, enum rp_err err, size_t r,
+			     const char *what)
+{
+	if (ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation) {
+		err = RP_ERR_NOMEM;
+	}
+	return rp_status_fail(st, err, "%s: %s", what, ZSTD_getErrorName(r));
+}
+
 static enum rp_err alloc_out(struct rp_zcodec *z, struct rp_status *st,
 			     size_t cap)
 {
@@ -100,9 +115,8 @@ enum rp_err rp_zcodec_init_compress(struct rp_zcodec *z, struct rp_status *st,
 		r = ZSTD_CCtx_setParameter(cs, ZSTD_c_checksumFlag, 1);
 	}
 	if (ZSTD_isError(r)) {
-		err = rp_status_fail(st, RP_ERR_INTERNAL,
-				     "cannot set up zstd compression: %s",
-				     ZSTD_getErrorName(r));
+		err = zstd_fail(st, RP_ERR_INTERNAL, r,
+				"cannot set up zstd compression");
 		goto out;
 	}
 	err = alloc_out(z, st, ZSTD_CStreamOutSize());
@@ -136,14 +150,16 @@ enum rp_err rp_zcodec_init_decompress(struct rp_zcodec *z, struct rp_status *st,
 	 */
 	{
 		int wlog = 23;
+		size_t r;
 
 		while (wlog < 27 && ((uint64_t)1 << wlog) < max_out) {
 			wlog++;
 		}
-		if (ZSTD_isError(ZSTD_DCtx_setParameter(
-			    z->dstream, ZSTD_d_windowLogMax, wlog))) {
-			err = rp_status_fail(st, RP_ERR_CRYPTO,
-					     "cannot bound the zstd window");
+		r = ZSTD_DCtx_setParameter(z->dstream, ZSTD_d_windowLogMax,
+					   wlog);
+		if (ZSTD_isError(r)) {
+			err = zstd_fail(st, RP_ERR_CRYPTO, r,
+					"cannot bound the zstd window");
 			goto out;
 		}
 	}
@@ -187,9 +203,8 @@ static enum rp_err compress(struct rp_zcodec *z, struct rp_status *st,
 
 		left = ZSTD_compressStream2(z->cstream, &ob, &ib, op);
 		if (ZSTD_isError(left)) {
-			return rp_status_fail(st, RP_ERR_INTERNAL,
-					      "zstd compression failed: %s",
-					      ZSTD_getErrorName(left));
+			return zstd_fail(st, RP_ERR_INTERNAL, left,
+					 "zstd compression failed");
 		}
 		err = emit(z, st, ob.pos, out_fn, arg);
 		if (err) {
@@ -217,10 +232,8 @@ static enum rp_err decompress(struct rp_zcodec *z, struct rp_status *st,
 		ob.pos = 0;
 		const size_t r = ZSTD_decompressStream(z->dstream, &ob, &ib);
 		if (ZSTD_isError(r)) {
-			return rp_status_fail(st, RP_ERR_FORMAT,
-					      "compressed payload is corrupt: "
-					      "%s",
-					      ZSTD_getErrorName(r));
+			return zstd_fail(st, RP_ERR_FORMAT, r,
+					 "compressed payload is corrupt");
 		}
 		if (ob.pos > z->max_out - z->total_out) {
 			OPENSSL_cleanse(z->out, ob.pos);
