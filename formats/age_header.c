@@ -655,6 +655,8 @@ rp_age_header_finish(struct rp_buf *out, struct rp_status *st,
 out:
 	if (err) {
 		out->len = start;
+		/* the MAC's own failure is recorded already: it stays */
+		rp_status_fail(st, err, "cannot write the header's MAC line");
 	}
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return err;
