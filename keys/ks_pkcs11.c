@@ -286,14 +286,20 @@ static const char *ck_name(CK_RV rv)
 	return rv & CKR_VENDOR_DEFINED ? "CKR_VENDOR_DEFINED" : "CKR_unknown";
 }
 
-/* ck_fail records RP_ERR_HSM for `fn` returning `rv` */
+/*
+ * ck_fail records RP_ERR_HSM for `fn` returning `rv`; RP_ERR_NOMEM for
+ * CKR_HOST_MEMORY (the module, in this process, ran out of memory: not the
+ * token failing)
+ */
 static enum rp_err ck_fail(struct rp_status *st, CK_RV rv, const char *fn)
 {
 	if (st && !st->err) {
 		st->ck_rv = rv;
 	}
-	return rp_status_fail(st, RP_ERR_HSM, "%s failed: %s (0x%lx)", fn,
-			      ck_name(rv), (unsigned long)rv);
+	return rp_status_fail(st,
+			      rv == CKR_HOST_MEMORY ? RP_ERR_NOMEM : RP_ERR_HSM,
+			      "%s failed: %s (0x%lx)", fn, ck_name(rv),
+			      (unsigned long)rv);
 }
 
 /* the session is gone or broken: reopen it (and log in again) and retry */
@@ -663,9 +669,10 @@ static enum rp_err anchor_ready(struct p11_ks *ks, struct rp_status *st)
 	}
 	CK_CALL(rv, ks, C_Login, ks->anchor, CKU_USER, ks->pin, ks->pin_len);
 	if (rv && rv != CKR_USER_ALREADY_LOGGED_IN) {
-		ck_fail(st, rv, "C_Login");
+		const enum rp_err err = ck_fail(st, rv, "C_Login");
+
 		rp_status_prefix(st, "token '%s'", ks->token);
-		return RP_ERR_HSM;
+		return err;
 	}
 	return RP_OK;
 }
@@ -1380,7 +1387,7 @@ static enum rp_err rsa_unwrap_op(struct p11_ks *ks, struct rp_status *st,
 	} else if (rv == CKR_OK) {
 		err = decode_raw(a->file_key, st, em, n, a->k);
 	} else if (is_session_error(rv) || is_handle_error(rv) ||
-		   !strcmp(fn, "C_DecryptInit")) {
+		   rv == CKR_HOST_MEMORY || !strcmp(fn, "C_DecryptInit")) {
 		err = ck_fail(st, rv, fn);
 	} else {
 		/* one outcome for every decryption failure: no oracle */
