@@ -866,18 +866,24 @@ enum rp_err rp_store_set_workers(struct rp_store *s, struct rp_status *st,
 				 size_t num_workers)
 {
 	char kdir[PATH_MAX];
+	struct rp_keystore *ks = NULL;
 	enum rp_err err = store_path(s, st, kdir, "keys");
 
+	num_workers = num_workers ? num_workers : 1;
+	if (!err) {
+		err = rp_keystore_soft_new(&ks, st, kdir, s->world_key,
+					   num_workers);
+	}
 	if (err) {
+		/* the store stays as it was: never without a soft keystore */
 		return err;
 	}
-	s->num_workers = num_workers ? num_workers : 1;
+	s->num_workers = num_workers;
 	rp_keystore_free(s->ks_soft);
-	s->ks_soft = NULL;
+	s->ks_soft = ks;
 	rp_keystore_free(s->ks_p11); /* reopened with as many sessions */
 	s->ks_p11 = NULL;
-	return rp_keystore_soft_new(&s->ks_soft, st, kdir, s->world_key,
-				    s->num_workers);
+	return RP_OK;
 }
 
 enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,

@@ -179,7 +179,8 @@ RP_MUST_CHECK enum rp_err rp_store_sign(struct rp_store *s,
  * rp_store_set_workers sizes the backends for `num_workers` concurrent
  * workers (worker indices 0 .. num_workers - 1), each with its own
  * backend state (PKCS#11 session, key cache). Call it before the workers
- * start; the default is 1.
+ * start; the default is 1. On failure (out of memory) the store keeps its
+ * previous backends and worker count.
  */
 RP_MUST_CHECK enum rp_err rp_store_set_workers(struct rp_store *s,
 					       struct rp_status *st,
