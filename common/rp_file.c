@@ -59,7 +59,9 @@ enum rp_err rp_file_read(struct rp_buf *out, struct rp_status *st,
 
 		err = rp_buf_reserve(out, 4096);
 		if (err) {
-			rp_status_fail(st, err, "'%s' is too large", path);
+			rp_status_fail(st, err, "cannot read '%s': %s", path,
+				       err == RP_ERR_NOMEM ? "out of memory"
+							   : "too large");
 			goto out;
 		}
 		n = read(fd, out->p + out->len, out->cap - out->len);
