@@ -7,10 +7,20 @@
 #include <openssl/err.h>
 
 static _Thread_local int is_nomem;
+/*
+ * has_failed: some allocation of libcrypto's failed in this process, ever.
+ * OpenSSL 3.0 does not recover from one in its lazy set-up: a name that
+ * failed to register in its name map stays missing, and a later fetch
+ * fails with no allocation failing (seen: a failed strndup in the
+ * EVP_CIPHER_fetch of the store's open, then every ssh-rsa unwrap
+ * "cannot unwrap"). After that, no failure of OpenSSL's proves bad input.
+ */
+static int has_failed;
 
 void rp_ossl_note_nomem(void)
 {
 	is_nomem = 1;
+	__atomic_store_n(&has_failed, 1, __ATOMIC_RELAXED);
 }
 
 void rp_ossl_nomem_clear(void)
@@ -31,7 +41,8 @@ static int is_nomem_code(unsigned long e)
 
 int rp_ossl_is_nomem(void)
 {
-	return is_nomem || is_nomem_code(ERR_peek_error()) ||
+	return is_nomem || __atomic_load_n(&has_failed, __ATOMIC_RELAXED) ||
+	       is_nomem_code(ERR_peek_error()) ||
 	       is_nomem_code(ERR_peek_last_error());
 }
 

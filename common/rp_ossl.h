@@ -37,6 +37,9 @@ void rp_ossl_nomem_clear(void);
  * memory: an allocation of libcrypto's failed in this thread since the
  * last rp_ossl_nomem_clear, or OpenSSL's error queue holds a malloc
  * failure or ENOMEM (first or last entry). The queue is left as it is.
+ * Once any allocation of libcrypto's has failed in the process, it says so
+ * for good: OpenSSL 3.0's lazily built tables (its name map) can be left
+ * incomplete, and later calls then fail with no allocation failing.
  */
 int rp_ossl_is_nomem(void);
 
