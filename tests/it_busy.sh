@@ -634,7 +634,7 @@ case_ "1b. source key revoked mid-run"
 fresh c1b "$T/lc"
 if [ "$HOOKS" = 1 ]; then
 	# the walker sleeps before the 81st document, the rest waits
-	start_held run:walk:6000:81 --batch 16 --batch-ms 200
+	start_held run:walk:15000:81 --batch 16 --batch-ms 200
 	wait_tmp "$RUN_PID" "$W" 1 || true
 	sleep 0.5
 else
@@ -664,7 +664,7 @@ assert_no_tmp "$D"
 case_ "1c. rekey mid-run"
 fresh c1c "$T/lc"
 if [ "$HOOKS" = 1 ]; then
-	start_held run:walk:6000:81 --batch 16 --batch-ms 200
+	start_held run:walk:15000:81 --batch 16 --batch-ms 200
 	wait_tmp "$RUN_PID" "$W" 1 || true
 	sleep 0.5
 else
