@@ -1,6 +1,7 @@
 #ifndef RP_CLI_CLI_H
 #define RP_CLI_CLI_H
 
+#include <stdio.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,6 +147,12 @@ int rp_cmd_template(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_world(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_audit(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_run(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_recover(struct rp_cli *cli, int argc, char **argv);
+
+struct rp_wal_recovery;
+/* a recovery (rp_run_recover) shown to a person, or in a JSON report */
+void rp_cli_recovery_print(const struct rp_wal_recovery *r);
+void rp_cli_recovery_json(FILE *f, const struct rp_wal_recovery *r);
 int rp_cmd_init(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_key(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_protect(struct rp_cli *cli, int argc, char **argv);

@@ -22,7 +22,7 @@ static const char help[] =
 	"                     [--batch-ms T] [--io uring|sync]\n"
 	"                     [--durability batch|each|none] [--shard I/N]\n"
 	"                     [--dry-run] [--report FILE] [--json]\n"
-	"                     [--journal FILE] [--quiet]\n"
+	"                     [--journal FILE] [--quiet] [--copy]\n"
 	"\n"
 	"Moves every document under an archived key (or under the keys --from\n"
 	"names) to the active key, each written atomically. Run it\n"
@@ -41,7 +41,15 @@ static const char help[] =
 	"next batch commits: no document is committed under a key that is\n"
 	"not active then.\n"
 	"\n"
-	"  --in-place         write each document back where it is\n"
+	"  --in-place         write each document back where it is: a\n"
+	"                     rewrap overwrites the header alone when the new\n"
+	"                     one fits in the old one's place (documents\n"
+	"                     protected with slack, to a key of the same\n"
+	"                     type and size), under a write-ahead journal in\n"
+	"                     the store; any other document is written anew\n"
+	"                     (a new file renamed over it)\n"
+	"  --copy             write every moved document anew, even where\n"
+	"                     its header could be rewritten in place\n"
 	"  --out DIR          leave the trees as they are and write a mirror:\n"
 	"                     DIR/REL (DIR/ROOTNAME/REL with several PATHs)\n"
 	"                     gets each moved document, and each document\n"
@@ -82,6 +90,10 @@ static const char help[] =
 	"signature, bindings, key state, header MAC, every payload chunk)\n"
 	"and reports per key; exit 0 only if all of them do.\n"
 	"\n"
+	"Each run (and verify) first recovers what a killed run left: a\n"
+	"header torn by a crash or a power cut gets its old header back from\n"
+	"the journal ('reprotect recover' does only that).\n"
+	"\n"
 	"SIGINT or SIGTERM: no new document starts, those in flight finish,\n"
 	"the journal and report are written (exit code 8). A second signal\n"
 	"stops at once; no document is ever left torn.\n"
@@ -112,9 +124,16 @@ enum {
 	OPT_JSON,
 	OPT_JOURNAL,
 	OPT_QUIET,
+	OPT_COPY,
 };
 
 static volatile sig_atomic_t stop_flag;
+
+static void print_line(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "reprotect: %s\n", line);
+}
 
 static void on_signal(int sig)
 {
@@ -314,6 +333,11 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 		(unsigned long long)v->tmp_removed);
 	fprintf(f, "  \"read_ahead\": %llu,\n",
 		(unsigned long long)v->read_ahead);
+	fprintf(f, "  \"in_place\": %llu,\n  \"copied\": %llu,\n"
+		   "  \"bytes_written\": %llu,\n",
+		(unsigned long long)v->in_place, (unsigned long long)v->copied,
+		(unsigned long long)v->bytes_written);
+	rp_cli_recovery_json(f, &res->recovery);
 	fprintf(f, "  \"outcomes\": {");
 	for (int k = 0; k < RP_OUT_NUM; k++) {
 		fprintf(f, "%s\n    \"%s\": {\"documents\": %llu, \"bytes\": %llu}",
@@ -414,6 +438,13 @@ static void print_summary(const struct rp_run_opts *o,
 		printf("removed %llu temporary files left by an earlier run\n",
 		       (unsigned long long)v->tmp_removed);
 	}
+	if (v->in_place || v->copied) {
+		printf("written: %llu in place, %llu copied, %.1f MB\n",
+		       (unsigned long long)v->in_place,
+		       (unsigned long long)v->copied,
+		       (double)v->bytes_written / 1e6);
+	}
+	rp_cli_recovery_print(&res->recovery);
 }
 
 /*
@@ -517,6 +548,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "journal", required_argument, NULL, OPT_JOURNAL },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "copy", no_argument, NULL, OPT_COPY },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rp_run_opts o;
@@ -629,6 +661,9 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		case OPT_QUIET:
 			is_quiet = 1;
 			break;
+		case OPT_COPY:
+			o.no_in_place = 1;
+			break;
 		default:
 			if (!rp_cli_common_opt(cli, c, optarg)) {
 				return rp_cli_usage("run", "bad option");
@@ -661,7 +696,11 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			return RP_EXIT_SYSTEM;
 		}
 	}
+	if (o.no_in_place && (o.out_dir || o.is_verify)) {
+		return rp_cli_usage(argv[0], "--copy goes with --in-place");
+	}
 	o.roots = (const char *const *)argv + optind;
+	o.log = print_line;
 	o.num_roots = (size_t)(argc - optind);
 	o.stop = &stop_flag;
 	if (o.out_dir && !o.is_dry_run && rp_run_check_out(&o, &st)) {

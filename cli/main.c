@@ -29,6 +29,8 @@ static const char usage[] =
 	"  run PATH... --in-place    move documents from archived keys to the\n"
 	"                            active key (the bulk engine)\n"
 	"  verify PATH...            check that every document opens\n"
+	"  recover                   settle what a killed run left (torn\n"
+	"                            headers back to their old one)\n"
 	"  protect IN...             protect files under the active key\n"
 	"  unprotect IN              check and open a protected document\n"
 	"  inspect FILE              show a document's key, license and "
@@ -49,7 +51,7 @@ static const struct command commands[] = {
 	{ "inspect", rp_cmd_inspect },	 { "rekey", rp_cmd_rekey },
 	{ "template", rp_cmd_template }, { "world", rp_cmd_world },
 	{ "audit", rp_cmd_audit },	   { "run", rp_cmd_run },
-	{ "verify", rp_cmd_run },
+	{ "verify", rp_cmd_run },	   { "recover", rp_cmd_recover },
 };
 
 /*

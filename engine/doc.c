@@ -19,6 +19,7 @@
 #include "afile.h"
 #include "lifecycle.h"
 #include "age_header.h"
+#include "doc_header.h"
 #include "age_recip.h"
 #include "age_stream.h"
 #include "merkle.h"
@@ -215,6 +216,20 @@ static enum rp_err digest(uint8_t out[32], struct rp_status *st,
  * is_system_err: a failure of the machine (memory, I/O, the library, the
  * token), which says nothing about the document or the key
  */
+/* has_pad: 1 if the last stanza is a pad (FORMAT.md 4a), which holds
+ * nothing: at least one argument and an empty body */
+static size_t has_pad(const struct rp_age_header *h)
+{
+	const struct rp_age_stanza *p;
+
+	if (!h->num_stanzas) {
+		return 0;
+	}
+	p = &h->stanzas[h->num_stanzas - 1];
+	return rp_age_stanza_is(p, RP_DOC_PAD_TYPE) && p->num_args >= 2 &&
+	       !p->body.len;
+}
+
 static int is_system_err(enum rp_err err)
 {
 	return err == RP_ERR_NOMEM || err == RP_ERR_IO ||
@@ -282,11 +297,13 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		} else if (!rp_license_decode(&info->lic, &info->license_st,
 					      ls->body.p, ls->body.len,
 					      &tbs_len)) {
-			if (num_recip != 1 || d->hdr.num_stanzas != 2) {
+			if (num_recip != 1 ||
+			    d->hdr.num_stanzas != 2 + has_pad(&d->hdr)) {
 				rp_status_fail(&info->license_st, RP_ERR_FORMAT,
 					       "a licensed document has "
-					       "exactly one recipient stanza "
-					       "and one rp-license stanza");
+					       "exactly one recipient stanza, "
+					       "one rp-license stanza and at "
+					       "most one rp-pad stanza, last");
 			}
 		}
 	}
@@ -727,7 +744,6 @@ static enum rp_err build_header(struct rp_store *s, struct rp_status *st,
 	EVP_PKEY *pub = NULL;
 	size_t off = 0, len = 0;
 	struct rp_span raw;
-	const char *largs[] = { RP_LICENSE_STANZA_TYPE, RP_LICENSE_STANZA_ARG };
 	enum rp_err err;
 
 	if (!rs) {
@@ -785,14 +801,9 @@ static enum rp_err build_header(struct rp_store *s, struct rp_status *st,
 	raw = rp_span_of(hdr->p + off, len);
 	err = build_license(s, st, (size_t)kidx, o, size, nonce, &raw, &lic);
 	if (!err) {
-		err = rp_age_header_add_stanza(hdr, largs, 2, lic.p, lic.len,
-					       NULL, NULL);
-		if (err) {
-			rp_status_fail(st, err, "cannot write the license");
-		}
-	}
-	if (!err) {
-		err = rp_age_header_finish(hdr, st, file_key);
+		/* a batch of one: no audit path; slack for the longest */
+		err = rp_doc_header_finish(hdr, st, lic.p, lic.len, 0,
+					   file_key, 0);
 	}
 out:
 	EVP_PKEY_free(pub);

@@ -35,11 +35,13 @@
 #include "afile.h"
 #include "age_recip.h"
 #include "age_stream.h"
+#include "doc_header.h"
 #include "doc_internal.h"
 #include "merkle.h"
 #include "ring.h"
 #include "rp_buf.h"
 #include "rp_testhook.h"
+#include "wal.h"
 #include "walk.h"
 
 #define COPY_BUF	       (256 * 1024)
@@ -94,6 +96,15 @@ struct job {
 	int is_copy;		 /* --out: copied as it is (already current) */
 	int is_locked;		 /* d.fd holds the document's lock */
 	int tmp_lock;		 /* holds the new file's lock until renamed */
+	/*
+	 * in place: the new header overwrites the old one through wfd (the
+	 * document opened for writing); new_hdr is exactly as long. ip_can:
+	 * classify expects it (a rewrap to a key of the same kind of a
+	 * document with slack); ip_done: its header was written
+	 */
+	int ip_can, ip_done;
+	int wfd;
+	struct rp_buf new_hdr;
 	enum rp_outcome out;
 	char reason[320];
 	long key_idx; /* the document's key, -1: unknown */
@@ -166,7 +177,72 @@ struct run {
 	struct rp_ring rd_ring;
 	int has_rd_ring, has_rd_fixed;
 	uint8_t *rd_pool; /* RP_DOC_HDR_PREFIX per job, registered */
+	/*
+	 * in place: the (device, inode) of each document with several names
+	 * the run has taken (open addressing, under mu): its other names
+	 * see the new header once it is written
+	 */
+	struct inode_key *linked;
+	size_t linked_cap, linked_len;
 };
+
+struct inode_key {
+	dev_t dev;
+	ino_t ino;
+	int is_used;
+};
+
+/*
+ * claim_inode: 1 if this run took the inode already (under another name),
+ * else records it and returns 0; -1 without memory
+ */
+static int claim_inode(struct run *r, dev_t dev, ino_t ino)
+{
+	size_t i;
+	int ret = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (2 * (r->linked_len + 1) > r->linked_cap) {
+		const size_t cap = r->linked_cap ? 2 * r->linked_cap : 64;
+		struct inode_key *t = calloc(cap, sizeof(*t));
+
+		if (!t) {
+			ret = -1;
+			goto out;
+		}
+		for (size_t k = 0; k < r->linked_cap; k++) {
+			const struct inode_key *e = &r->linked[k];
+
+			if (!e->is_used) {
+				continue;
+			}
+			i = (size_t)(e->ino ^ e->dev * 0x9e3779b97f4a7c15ULL) &
+			    (cap - 1);
+			while (t[i].is_used) {
+				i = (i + 1) & (cap - 1);
+			}
+			t[i] = *e;
+		}
+		free(r->linked);
+		r->linked = t;
+		r->linked_cap = cap;
+	}
+	i = (size_t)(ino ^ dev * 0x9e3779b97f4a7c15ULL) & (r->linked_cap - 1);
+	while (r->linked[i].is_used) {
+		if (r->linked[i].dev == dev && r->linked[i].ino == ino) {
+			ret = 1;
+			goto out;
+		}
+		i = (i + 1) & (r->linked_cap - 1);
+	}
+	r->linked[i].dev = dev;
+	r->linked[i].ino = ino;
+	r->linked[i].is_used = 1;
+	r->linked_len++;
+out:
+	pthread_mutex_unlock(&r->mu);
+	return ret;
+}
 
 /* folders */
 
@@ -293,6 +369,8 @@ static struct job *job_get(struct run *r)
 	j->is_copy = 0;
 	j->is_locked = 0;
 	j->tmp_lock = -1;
+	j->ip_can = j->ip_done = 0;
+	j->wfd = -1;
 	j->af.fd = -1;
 	j->af.tmp[0] = '\0';
 	j->af.is_committed = 0;
@@ -315,6 +393,11 @@ static void job_put(struct run *r, struct job *j)
 		close(j->tmp_lock);
 		j->tmp_lock = -1;
 	}
+	if (j->wfd >= 0) {
+		close(j->wfd);
+		j->wfd = -1;
+	}
+	rp_buf_reset(&j->new_hdr);
 	rp_afile_fini(&j->af); /* before its folder may close */
 	folder_put(j->dir);
 	folder_put(j->odir);
@@ -555,24 +638,51 @@ static int is_selected(const struct run *r, size_t k)
  * unless the run can give it to the new file; refuse what it cannot (the
  * writer refuses the rest: a group, a mode or an attribute it may not set)
  */
-static int can_keep(struct run *r, struct job *j)
+static int keep_problem(const struct job *j, char *why, size_t why_len)
 {
 	const struct stat *sb = &j->d.sb;
 
 	if (sb->st_nlink > 1) {
-		finish(r, j, RP_OUT_SKIP_CANNOT_KEEP,
-		       "it has %lu hard links: a rewrite would split them",
-		       (unsigned long)sb->st_nlink);
-		return 0;
+		snprintf(why, why_len,
+			 "it has %lu hard links: a rewrite would split them",
+			 (unsigned long)sb->st_nlink);
+		return 1;
 	}
 	if (geteuid() != 0 && sb->st_uid != geteuid()) {
-		finish(r, j, RP_OUT_SKIP_CANNOT_KEEP,
-		       "cannot keep its owner (uid %u): only root may give "
-		       "a file to another user",
-		       (unsigned)sb->st_uid);
+		snprintf(why, why_len,
+			 "cannot keep its owner (uid %u): only root may give "
+			 "a file to another user",
+			 (unsigned)sb->st_uid);
+		return 1;
+	}
+	return 0;
+}
+
+static int can_keep(struct run *r, struct job *j)
+{
+	char why[sizeof(j->reason)];
+
+	if (keep_problem(j, why, sizeof(why))) {
+		finish(r, j, RP_OUT_SKIP_CANNOT_KEEP, "%s", why);
 		return 0;
 	}
 	return 1;
+}
+
+/*
+ * can_in_place: the new header will fit where the old one is: a rewrap in
+ * place (no --out), a document with slack (a pad stanza), to a key of the
+ * same kind as its own (the same stanza and signature sizes). The writer
+ * still checks (rp_doc_header_fits) and copies what does not fit.
+ */
+static int can_in_place(const struct run *r, const struct job *j, size_t k)
+{
+	const struct rp_age_header *h = &j->d.hdr;
+
+	return r->o->mode == RP_RUN_REWRAP && !j->out_path[0] &&
+	       !r->o->is_verify && !r->o->no_in_place && h->num_stanzas == 3 &&
+	       rp_age_stanza_is(&h->stanzas[2], RP_DOC_PAD_TYPE) &&
+	       r->kr->keys[k].alg == r->kr->keys[r->active].alg;
 }
 
 /*
@@ -585,6 +695,20 @@ static int lock_doc(struct run *r, struct job *j)
 {
 	struct stat now;
 
+	if (j->ip_can && j->d.sb.st_nlink > 1) {
+		const int c = claim_inode(r, j->d.sb.st_dev, j->d.sb.st_ino);
+
+		if (c < 0) {
+			finish(r, j, RP_OUT_FAIL_IO, "out of memory");
+			return 0;
+		}
+		if (c > 0) {
+			finish(r, j, RP_OUT_CURRENT,
+			       "another name of a document this run moves in "
+			       "place (a hard link)");
+			return 0;
+		}
+	}
 	if (flock(j->d.fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK || errno == EINTR) {
 			finish(r, j, RP_OUT_SKIP_BUSY,
@@ -717,7 +841,8 @@ static int classify(struct run *r, struct out_cache *oc, struct job *j)
 		       rp_key_state_name(key_state(r, (size_t)k)));
 		return 0;
 	}
-	if (!j->out_path[0] && !can_keep(r, j)) {
+	j->ip_can = can_in_place(r, j, (size_t)k);
+	if (!j->out_path[0] && !j->ip_can && !can_keep(r, j)) {
 		return 0;
 	}
 	if (r->o->is_dry_run) {
@@ -1119,6 +1244,8 @@ struct writer {
 	uint8_t *states;      /* the key states read before a commit */
 	int lock_fd;	      /* this writer's descriptor of the store lock */
 	struct out_cache oc;
+	struct rp_wal *wal;	  /* in place: this writer's journal, once used */
+	struct rp_wal_doc *wdocs; /* in place: the batch's journal records */
 };
 
 /* ring_failed: the ring broke; what it held is unknown, the run stops */
@@ -1446,11 +1573,65 @@ static enum rp_err new_file(struct writer *w, struct job *j,
 	return err;
 }
 
+/*
+ * build_hdr: the new header in j->new_hdr, `target` bytes long (0: with
+ * the default slack). RP_ERR_STATE, with no message, when it cannot be
+ * made that long.
+ */
+static enum rp_err build_hdr(struct job *j, struct rp_status *st,
+			     const struct rp_buf *lic, size_t target)
+{
+	enum rp_err err;
+
+	rp_buf_reset(&j->new_hdr);
+	err = rp_age_header_begin(&j->new_hdr);
+	if (!err) {
+		err = rp_recip_stanza_add(&j->new_hdr, &j->rs, NULL, NULL);
+	}
+	if (!err && target &&
+	    !rp_doc_header_fits(j->new_hdr.len, lic->len, target)) {
+		return RP_ERR_STATE;
+	}
+	if (!err) {
+		err = rp_doc_header_finish(&j->new_hdr, st, lic->p, lic->len,
+					   j->lic.sig.num_path, j->file_key,
+					   target);
+	}
+	if (err) {
+		rp_status_fail(st, err, "cannot build the new header");
+	}
+	return err;
+}
+
+/*
+ * open_in_place opens the document for writing through its folder and
+ * makes sure it is the very file the run read; 0 if it cannot be (not
+ * writable, busy as a program, replaced): the copying path takes it, and
+ * meets a replaced file as changed
+ */
+static int open_in_place(struct job *j)
+{
+	struct stat sb;
+
+	j->wfd = openat(j->dir->fd, j->name,
+			O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (j->wfd < 0) {
+		return 0;
+	}
+	if (fstat(j->wfd, &sb) < 0 || sb.st_dev != j->d.sb.st_dev ||
+	    sb.st_ino != j->d.sb.st_ino || !S_ISREG(sb.st_mode)) {
+		close(j->wfd);
+		j->wfd = -1;
+		return 0;
+	}
+	return 1;
+}
+
 static enum rp_err write_one(struct writer *w, struct job *j,
 			     struct rp_status *st)
 {
-	struct rp_buf hdr = { 0 }, lic = { 0 };
-	const char *largs[] = { RP_LICENSE_STANZA_TYPE, RP_LICENSE_STANZA_ARG };
+	struct rp_buf lic = { 0 };
+	char why[sizeof(j->reason)];
 	enum rp_err err = RP_OK;
 
 	if (j->is_copy) {
@@ -1461,26 +1642,35 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 		goto meta;
 	}
 	err = rp_license_encode(&lic, st, &j->lic);
-	if (!err) {
-		err = rp_age_header_begin(&hdr);
+	if (!err && j->ip_can) {
+		/* in place: as long as the old header; the commit writes it */
+		err = build_hdr(j, st, &lic, j->d.hdr.header_len);
+		if (!err && open_in_place(j)) {
+			goto out;
+		}
+		if (err && err != RP_ERR_STATE) {
+			goto out;
+		}
+		err = RP_OK;
+		j->ip_can = 0;
+		/* copied instead: what a copy would lose is refused */
+		if (keep_problem(j, why, sizeof(why))) {
+			err = cannot_keep(j, st,
+					  "%s (and it cannot be rewritten in "
+					  "place)",
+					  why);
+			goto out;
+		}
 	}
 	if (!err) {
-		err = rp_recip_stanza_add(&hdr, &j->rs, NULL, NULL);
-	}
-	if (!err) {
-		err = rp_age_header_add_stanza(&hdr, largs, 2, lic.p, lic.len,
-					       NULL, NULL);
-	}
-	if (!err) {
-		err = rp_age_header_finish(&hdr, st, j->file_key);
+		err = build_hdr(j, st, &lic, 0);
 	}
 	if (err) {
-		rp_status_fail(st, err, "cannot build the new header");
 		goto out;
 	}
 	err = new_file(w, j, st);
 	if (!err) {
-		err = rp_afile_write(&j->af, st, hdr.p, hdr.len);
+		err = rp_afile_write(&j->af, st, j->new_hdr.p, j->new_hdr.len);
 	}
 	if (!err) {
 		err = rp_afile_write(&j->af, st, j->nonce, sizeof(j->nonce));
@@ -1497,7 +1687,6 @@ meta:
 		err = rp_status_errno(st, errno, "cannot fsync", NULL);
 	}
 out:
-	rp_buf_fini(&hdr);
 	rp_buf_fini(&lic);
 	return err;
 }
@@ -1777,6 +1966,9 @@ static void rename_all(struct writer *w, int use_ring, int *res)
 			link_out(j);
 			continue;
 		}
+		if (j->wfd >= 0) {
+			continue; /* in place: written already */
+		}
 		if (fault_rename(r, j)) {
 			continue;
 		}
@@ -1867,6 +2059,188 @@ static void sync_dirs(struct writer *w, int use_ring, int *res)
 	}
 }
 
+/* ip_fail: an in-place document not written; a disk fault stops the run */
+static void ip_fail(struct run *r, struct job *j, const char *what, int e)
+{
+	job_fail(j, RP_OUT_FAIL_IO, "%s: %s", what, strerror(e));
+	if (is_fatal_errno(e)) {
+		halt(r, j->reason);
+	}
+}
+
+/* pwrite_all: all of `len` bytes at `off`, or -errno */
+static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
+{
+	while (len) {
+		const ssize_t k = pwrite(fd, p, len, off);
+
+		if (k < 0 && errno == EINTR) {
+			continue;
+		}
+		if (k <= 0) {
+			return k < 0 ? -errno : -EIO;
+		}
+		p += k;
+		len -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
+/*
+ * header_write: the new header over the old one, and the document's times
+ * as they were. A write that fails may have written part: the old header
+ * goes back at once, and if even that fails the journal keeps the record
+ * for recovery (returns 0: the batch must not commit).
+ */
+static int header_write(struct run *r, struct job *j)
+{
+	const struct timespec times[2] = { j->d.sb.st_atim, j->d.sb.st_mtim };
+	const long torn = rp_test_fault("io:torn-header");
+	int e;
+
+	if (torn > 0) {
+		/* a test build: half the header, then the process dies */
+		(void)pwrite_all(j->wfd, j->new_hdr.p, j->new_hdr.len / 2, 0);
+		rp_test_crash_point("run:torn");
+	}
+	e = rp_test_fault("io:pwrite") > 0
+		    ? -EIO
+		    : pwrite_all(j->wfd, j->new_hdr.p, j->new_hdr.len, 0);
+	if (e) {
+		ip_fail(r, j, "cannot write the header", -e);
+		if (pwrite_all(j->wfd, j->d.buf, j->new_hdr.len, 0)) {
+			halt(r, "cannot write a document's old header back "
+				"after a failed write: 'reprotect recover' "
+				"restores it");
+			return 0;
+		}
+		return 1;
+	}
+	j->ip_done = 1;
+	(void)futimens(j->wfd, times);
+	return 1;
+}
+
+/*
+ * write_in_place: the batch's in-place documents (their checks passed,
+ * under the store's lock): their records journaled and made durable, then
+ * each new header written over the old one, synced (--durability batch,
+ * each), and the journal committed. Killed at any point, the journal
+ * gives recovery what it needs to make every header whole.
+ */
+static void write_in_place(struct writer *w, int use_ring, int *res)
+{
+	struct rp_status st = { 0 };
+	struct run *r = w->r;
+	const int is_sync = r->o->durability != RP_DURABLE_NONE;
+	size_t n = 0, k = 0;
+	int is_ok = 1;
+
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+
+		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
+			continue;
+		}
+		w->wdocs[n].path = j->path;
+		w->wdocs[n].sb = &j->d.sb;
+		w->wdocs[n].old_hdr = j->d.buf;
+		w->wdocs[n].new_hdr = j->new_hdr.p;
+		w->wdocs[n].hdr_len = j->new_hdr.len;
+		w->wdocs[n].nonce = j->d.nonce;
+		n++;
+	}
+	if (!n) {
+		return;
+	}
+	if (!w->wal && rp_wal_open(&w->wal, &st, rp_store_dir(r->s), is_sync)) {
+		halt(r, rp_status_msg(&st));
+	}
+	if (w->wal && rp_wal_append(w->wal, &st, w->wdocs, n)) {
+		halt(r, rp_status_msg(&st));
+	}
+	if (is_halted(r)) {
+		for (size_t i = 0; i < w->n; i++) {
+			if (w->batch[i]->wfd >= 0) {
+				may_commit(r, w->batch[i], 0);
+			}
+		}
+		if (w->wal && rp_wal_commit(w->wal, &st)) {
+			/* nothing was written: recovery finds them as they
+			 * were */
+		}
+		return;
+	}
+	rp_test_crash_point("run:ip-journaled");
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+
+		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
+			continue;
+		}
+		is_ok &= header_write(r, j);
+		rp_test_crash_point("run:ip-wrote-one");
+	}
+	rp_test_crash_point("run:ip-written");
+	if (rp_test_fault("io:powercut") > 0) {
+		/* a test build: a power cut kept only part of a header */
+		for (size_t i = 0; i < w->n; i++) {
+			struct job *j = w->batch[i];
+
+			if (j->ip_done) {
+				(void)pwrite_all(j->wfd, j->d.buf, 512, 0);
+				break;
+			}
+		}
+		rp_test_crash_point("run:powercut");
+	}
+	if (is_sync) {
+		struct rp_status rst = { 0 };
+
+		for (size_t i = 0; i < w->n; i++) {
+			struct job *j = w->batch[i];
+
+			res[i] = 0;
+			if (!j->ip_done) {
+				continue;
+			}
+			if (use_ring) {
+				io_uring_prep_fsync(ring_sqe(&w->ring, i),
+						    j->wfd, 0);
+				k++;
+			} else {
+				res[i] = fsync(j->wfd) < 0 ? -errno : 0;
+			}
+		}
+		if (k && rp_ring_wait(&w->ring, &rst, k, res)) {
+			ring_failed(r, &rst);
+			is_ok = 0;
+		}
+		for (size_t i = 0; i < w->n; i++) {
+			struct job *j = w->batch[i];
+
+			if (!j->ip_done) {
+				continue;
+			}
+			if (rp_test_fault("io:fsync") > 0) {
+				res[i] = -EIO;
+			}
+			if (res[i] < 0) {
+				/* written, not known to be on the disk: the
+				 * journal stays for recovery */
+				ip_fail(r, j, "cannot fsync", -res[i]);
+				j->ip_done = 0;
+				is_ok = 0;
+			}
+		}
+	}
+	rp_test_crash_point("run:ip-synced");
+	if (is_ok && rp_wal_commit(w->wal, &st)) {
+		halt(r, rp_status_msg(&st));
+	}
+}
+
 static void commit_batch(struct writer *w)
 {
 	const size_t n = w->n;
@@ -1886,6 +2260,7 @@ static void commit_batch(struct writer *w)
 	for (size_t i = 0; i < n; i++) {
 		may_commit(r, w->batch[i], is_keys_ok);
 	}
+	write_in_place(w, use_ring, res);
 	rename_all(w, use_ring, res);
 	rp_store_unlock_shared(w->lock_fd);
 	for (size_t i = 0; i < n; i++) {
@@ -1900,8 +2275,25 @@ static void commit_batch(struct writer *w)
 	}
 	rp_test_crash_point("run:dirs-synced");
 	for (size_t i = 0; i < n; i++) {
+		struct job *j = w->batch[i];
+
+		if (j->out == RP_OUT_MOVED && !j->is_copy) {
+			const uint64_t put = j->ip_done
+						     ? j->new_hdr.len
+						     : (uint64_t)j->d.sb.st_size -
+							       j->d.hdr.header_len +
+							       j->new_hdr.len;
+
+			pthread_mutex_lock(&r->mu);
+			r->stats.in_place += j->ip_done;
+			r->stats.copied += !j->ip_done;
+			r->stats.bytes_written += put;
+			pthread_mutex_unlock(&r->mu);
+			snprintf(j->reason, sizeof(j->reason), "%s",
+				 j->ip_done ? "in place" : "copied");
+		}
 		/* the reason is already in j->reason */
-		finish(r, w->batch[i], w->batch[i]->out, NULL);
+		finish(r, j, j->out, NULL);
 	}
 	w->n = 0;
 }
@@ -2346,11 +2738,13 @@ static void run_fini(struct run *r)
 {
 	for (size_t i = 0; r->jobs && i < r->num_jobs; i++) {
 		rp_buf_fini(&r->jobs[i].tbs);
+		rp_buf_fini(&r->jobs[i].new_hdr);
 	}
 	if (r->jobs) {
 		OPENSSL_cleanse(r->jobs, r->num_jobs * sizeof(*r->jobs));
 	}
 	free(r->jobs);
+	free(r->linked);
 	queue_fini(&r->q_work);
 	queue_fini(&r->q_sign);
 	queue_fini(&r->q_write);
@@ -2372,8 +2766,9 @@ static enum rp_err writer_init(struct writer *w, struct run *r,
 	w->dirs = calloc(r->batch, sizeof(struct folder *));
 	w->dir_names = calloc(r->batch, sizeof(*w->dir_names));
 	w->states = calloc(r->kr->num_keys + 1, 1);
+	w->wdocs = calloc(r->batch, sizeof(struct rp_wal_doc));
 	if (!w->open_s || !w->seal_s || !w->buf || !w->batch || !w->dirs ||
-	    !w->dir_names || !w->states) {
+	    !w->dir_names || !w->states || !w->wdocs) {
 		/* the caller's writer_fini frees what was allocated */
 		rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		return RP_ERR_NOMEM;
@@ -2415,6 +2810,8 @@ static void writer_fini(struct writer *w)
 	free(w->dirs);
 	free(w->dir_names);
 	free(w->states);
+	free(w->wdocs);
+	rp_wal_close(w->wal); /* gone when empty; else left for recovery */
 }
 
 /* pool_size: the jobs the stages can hold at most with these sizes */
@@ -2638,6 +3035,14 @@ static enum rp_err open_out(struct run *r, struct rp_status *st)
 	return RP_OK;
 }
 
+enum rp_err rp_run_recover(const char *store_dir, struct rp_status *st,
+			   struct rp_wal_recovery *out,
+			   void (*log)(void *arg, const char *line),
+			   void *log_arg)
+{
+	return rp_wal_recover(store_dir, st, out, log, log_arg);
+}
+
 enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		   const struct rp_run_opts *o, struct rp_run_result *res)
 {
@@ -2656,6 +3061,14 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
 	memset(w, 0, sizeof(w));
+	if (!o->is_dry_run) {
+		/* a killed run's torn headers are made whole before anything */
+		err = rp_run_recover(rp_store_dir(s), st, &res->recovery,
+				     o->log, o->log_arg);
+		if (err) {
+			return err;
+		}
+	}
 	r.s = s;
 	r.o = o;
 	r.kr = rp_store_keyring(s);

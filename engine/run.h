@@ -10,6 +10,7 @@
 #include "rp_compiler.h"
 #include "rp_err.h"
 #include "store.h"
+#include "wal.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +75,9 @@ struct rp_run_stats_view {
 	uint64_t batch_min, batch_max;
 	uint64_t tmp_removed; /* leftovers of a killed run */
 	uint64_t read_ahead;  /* opened, stat'ed and read through the ring */
+	uint64_t in_place;    /* moved: the header rewritten in place */
+	uint64_t copied;      /* moved: the document written anew */
+	uint64_t bytes_written; /* by the moves: headers in place, copies */
 	uint64_t num_total;   /* files in the trees, once counted */
 	int is_total_known;   /* the counting walk has finished */
 	double seconds;
@@ -99,10 +103,14 @@ struct rp_run_opts {
 	 */
 	const char *out_dir;
 	int is_verify; /* check that every document opens; change nothing */
+	int no_in_place; /* copy every moved document (a new file each) */
 	FILE *journal; /* borrowed; NULL: none. One line per document */
 	/* progress: called about twice a second from a separate thread */
 	void (*progress)(void *arg, const struct rp_run_stats_view *v);
 	void *progress_arg;
+	/* lines a person should read (recovery of a killed run); may be NULL */
+	void (*log)(void *arg, const char *line);
+	void *log_arg;
 	volatile sig_atomic_t *stop; /* set: no new document starts */
 };
 
@@ -122,6 +130,8 @@ struct rp_run_result {
 	char stop_reason[320];
 	char active_key[2 * RP_KEY_ID_LEN + 1];
 	const char *io_used; /* "uring" or "sync" */
+	/* what the journals of killed runs held (rp_wal_recover) */
+	struct rp_wal_recovery recovery;
 };
 
 /*
@@ -135,6 +145,18 @@ RP_MUST_CHECK enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 				 struct rp_run_result *result);
 
 void rp_run_result_fini(struct rp_run_result *r);
+
+/*
+ * rp_run_recover settles what killed runs left in the store's journals
+ * (rp_wal_recover): every torn header gets its old header back. rp_run
+ * calls it first (but for a dry run); 'reprotect recover' alone.
+ */
+RP_MUST_CHECK enum rp_err rp_run_recover(const char *store_dir,
+					 struct rp_status *st,
+					 struct rp_wal_recovery *out,
+					 void (*log)(void *arg,
+						     const char *line),
+					 void *log_arg);
 
 /*
  * rp_run_check_out refuses (RP_ERR_USAGE) a mirror (opts->out_dir) that
