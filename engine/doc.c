@@ -800,7 +800,18 @@ static enum rp_err build_header(struct rp_store *s, struct rp_status *st,
 	}
 	raw = rp_span_of(hdr->p + off, len);
 	err = build_license(s, st, (size_t)kidx, o, size, nonce, &raw, &lic);
-	if (!err) {
+	if (!err && rp_test_fault("doc:no-pad") > 0) {
+		/* a test build: a header as reprotect wrote them before
+		 * slack (no rp-pad stanza), to test what becomes of it */
+		const char *largs[] = { RP_LICENSE_STANZA_TYPE,
+					RP_LICENSE_STANZA_ARG };
+
+		err = rp_age_header_add_stanza(hdr, largs, 2, lic.p, lic.len,
+					       NULL, NULL);
+		if (!err) {
+			err = rp_age_header_finish(hdr, st, file_key);
+		}
+	} else if (!err) {
 		/* a batch of one: no audit path; slack for the longest */
 		err = rp_doc_header_finish(hdr, st, lic.p, lic.len, 0,
 					   file_key, 0);

@@ -2236,7 +2236,12 @@ static void write_in_place(struct writer *w, int use_ring, int *res)
 		}
 	}
 	rp_test_crash_point("run:ip-synced");
-	if (is_ok && rp_wal_commit(w->wal, &st)) {
+	if (!is_ok) {
+		/* its records stay for recovery (a later commit would drop
+		 * them): the next batch gets a new journal */
+		rp_wal_close(w->wal);
+		w->wal = NULL;
+	} else if (rp_wal_commit(w->wal, &st)) {
 		halt(r, rp_status_msg(&st));
 	}
 }

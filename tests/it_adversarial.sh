@@ -492,21 +492,22 @@ if [ "$AS_ROOT" = 0 ]; then
 	assert_same "$F/noread.age" "$T/a.age"
 fi
 case_ "fs: hard links"
-# a rewrite by rename would split them: skipped-cannot-keep, left as they
-# were (one inode, both names under A), and each still opens
-assert_eq "$(count_in "$T/run-f.json" skipped-cannot-keep)" 2 \
+# rewritten in place: one inode, both names see the new header (one name
+# moved, the other current), and each opens
+assert_eq "$(count_in "$T/run-f.json" skipped-cannot-keep)" 0 \
 	"hard-linked names skipped"
 assert_eq "$(stat -c %i "$F/hard1.age")" "$(stat -c %i "$F/hard2.age")" \
 	"still one inode"
 assert_eq "$(stat -c %h "$F/hard1.age")" 2 "still two links"
-check "hard1 unchanged" cmp -s "$F/hard1.age" "$T/a2.age"
+expect_rc 0 "$RP" inspect --json "$F/hard2.age"
+assert_json "$OUT" '["key"]["id"]' "$KB"
 for _f in hard1 hard2; do
 	expect_rc 0 "$RP" unprotect "$F/$_f.age" -o "$T/out/$_f"
 	assert_same "$T/out/$_f" "$T/p"
 	rm -f "$T/out/$_f"
 done
 assert_no_tmp
-case_ "fs: a second run finds nothing to move (the hard links stay skipped)"
+case_ "fs: a second run finds nothing to move"
 expect_rc 1 timeout 60 "$RP" run "$F" --in-place --quiet \
 	--report "$T/run-f2.json" --journal "$T/j-f2"
 assert_eq "$(count_in "$T/run-f2.json" moved)" 0 "moved again"

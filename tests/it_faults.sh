@@ -1,5 +1,6 @@
 #!/bin/sh
-# it_faults.sh REPROTECT: the engine under injected faults. For each fault
+# it_faults.sh REPROTECT: the engine's copying path (--copy) under
+# injected faults (tests/it_inplace.sh does the in-place path). For each fault
 # the run either goes on (the hit document failed, with its reason) or
 # stops cleanly (exit 8, the reason given), every document is left whole
 # (untouched, or moved), nothing temporary stays behind, and running the
@@ -132,7 +133,7 @@ fault() {
 	rm -rf "$T/c"
 	cp -a "$B0" "$T/c"
 	expect_rc "$4" env REPROTECT_TEST_FAULT="$2" "$RP" run "$T/c/tree" \
-		--store "$T/c/store" --in-place --quiet --json --jobs 2 \
+		--store "$T/c/store" --in-place --copy --quiet --json --jobs 2 \
 		--mode "$3"
 	cp "$OUT" "$T/r.json"
 	json_ok "$T/r.json"
@@ -195,7 +196,7 @@ case_ "a document deleted during the run"
 rm -rf "$T/c"
 cp -a "$B0" "$T/c"
 REPROTECT_TEST_PAUSE=run:before-commit:3000 "$RP" run "$T/c/tree" \
-	--store "$T/c/store" --in-place --quiet --json --batch 64 \
+	--store "$T/c/store" --in-place --copy --quiet --json --batch 64 \
 	>"$T/r.json" 2>"$T/.del-err" &
 _pid=$!
 _n=0
@@ -304,7 +305,7 @@ for _p in run:read run:signed run:written run:synced run:renamed-one \
 		rm -rf "$T/c"
 		cp -a "$B0" "$T/c"
 		expect_rc 137 env REPROTECT_TEST_CRASH="$_p" "$RP" run \
-			"$T/c/tree" --store "$T/c/store" --in-place --quiet \
+			"$T/c/tree" --store "$T/c/store" --in-place --copy --quiet \
 			--batch 8 --io "$_io"
 		# every path holds a whole document, old or new
 		if [ "$(find "$T/c/tree" -name '*.age' -printf x | wc -c)" -eq "$N" ]; then

@@ -14,9 +14,11 @@
 #    followed (failed-io, "symbolic link");
 #  - what a document is besides its bytes: POSIX ACLs, user.* extended
 #    attributes, set-uid/set-gid/sticky bits, owner, group, atime and mtime
-#    are kept, in place and in a mirror; hard links and (for a runner that
-#    is not root) documents of another owner are skipped-cannot-keep and
-#    left exactly as they were.
+#    are kept, in place and in a mirror; a hard-linked document keeps its
+#    inode and links (its header rewritten in place); with --copy, hard
+#    links and (for a runner that is not root) documents of another owner
+#    it cannot write are skipped-cannot-keep and left exactly as they
+#    were.
 # The parts that need root (bind mounts, other owners, a second user) are
 # skipped when not run as root; the paused swap needs the test hooks.
 # Usage: sh tests/it_fsguard.sh PATH/TO/reprotect
@@ -163,8 +165,10 @@ elif cmd == "dups":
 elif cmd == "hold":
     # hold LIST READY GO: opens every document of LIST (O_RDWR), keeps its
     # bytes, creates READY, waits for GO; then (a) reads each again
-    # through its descriptor, (b) saves it late: its bytes as read before,
-    # written back through the same descriptor
+    # through its descriptor: the bytes read before (a copied document:
+    # the old inode is as it was) or, rewritten in place, the document at
+    # its path (the same inode, the same length), (b) saves it late: its
+    # bytes as read before, written back through the same descriptor
     lst, ready, go = args
     paths = [l.rstrip("\n") for l in open(lst)]
     fds, saved = [], []
@@ -182,7 +186,15 @@ elif cmd == "hold":
     other = []
     for p, fd, data in zip(paths, fds, saved):
         os.lseek(fd, 0, os.SEEK_SET)
-        if read_all(fd) != data:
+        now = read_all(fd)
+        if now == data:
+            continue
+        try:
+            same = (os.fstat(fd).st_ino == os.stat(p).st_ino and
+                    len(now) == len(data) and now == open(p, "rb").read())
+        except OSError:
+            same = False
+        if not same:
             other.append(p)
     for fd, data in zip(fds, saved):
         os.ftruncate(fd, 0)
@@ -561,12 +573,26 @@ done
 
 # ---------------------------------------------------------- hard links
 
-case_ "hard links: skipped-cannot-keep, not split"
+case_ "hard links in place: one inode, both names under B"
 C5=$T/c5
 cp -a "$T/base/hard" "$C5"
 ln "$C5/h.age" "$C5/h2.age"
 _ino=$(stat -c %i "$C5/h.age")
-expect_rc 1 "$RP" run "$C5" --in-place --store "$S" --quiet --json
+expect_rc 0 "$RP" run "$C5" --in-place --store "$S" --quiet --json
+keep_report r5i
+no_sanitizer
+assert_eq "$(count_in "$T/r5i.json" moved)" 2 "moved (h or h2, and n)"
+assert_eq "$(count_in "$T/r5i.json" current)" 1 "current (the other name)"
+assert_eq "$(stat -c '%i %h' "$C5/h.age")" "$_ino 2" "h.age inode, links"
+check "h.age under B" under_b "$C5/h.age"
+check "h2.age is h.age" cmp -s "$C5/h.age" "$C5/h2.age"
+
+case_ "hard links, --copy: skipped-cannot-keep, not split"
+rm -rf "$C5"
+cp -a "$T/base/hard" "$C5"
+ln "$C5/h.age" "$C5/h2.age"
+_ino=$(stat -c %i "$C5/h.age")
+expect_rc 1 "$RP" run "$C5" --in-place --copy --store "$S" --quiet --json
 keep_report r5
 no_sanitizer
 doc_in "$T/r5.json" "$C5/h.age" skipped-cannot-keep "hard links"
@@ -659,8 +685,10 @@ if [ "$META" = 1 ]; then
 		touch -a -d '2021-03-03 03:03:03' "$NB/$_t/own/o0.age"
 	done
 	meta_of "$NB/tree/own/o0.age" >"$T/nb.o0.meta"
-	FOREIGN="f0 f1 g0"
-	OWN="own/o0 own/o1 own/o2 own/o3 shared/s0"
+	# g0 is nobody's own (in another group): its header is rewritten in
+	# place, owner and group kept; a copy could not keep the group
+	FOREIGN="f0 f1"
+	OWN="own/o0 own/o1 own/o2 own/o3 shared/s0 shared/g0"
 	fsg snap "$NB/tree" >"$T/nb.snap0"
 fi
 # nobody must reach the binary (a build under /root would not do)
@@ -692,10 +720,14 @@ if [ "$META" = 1 ]; then
 	done
 	for _f in $OWN; do
 		check "$_f.age not moved" under_b "$NB/tree/$_f.age"
+	done
+	for _f in own/o0 own/o1 own/o2 own/o3 shared/s0; do
 		assert_eq "$(stat -c '%u:%g' "$NB/tree/$_f.age")" "$NB_UID:$NB_GID" \
 			"$_f.age owner"
 	done
-	assert_eq "$(count_in "$T/r6.json" moved)" 5 "moved"
+	assert_eq "$(stat -c '%u:%g' "$NB/tree/shared/g0.age")" "$NB_UID:$XG" \
+		"shared/g0.age owner and group"
+	assert_eq "$(count_in "$T/r6.json" moved)" 6 "moved"
 
 	case_ "not root, --out: documents of another owner not mirrored"
 	expect_rc 1 as_nobody "$RP" run "$NB/tree2" --out "$NB/mirror" \
@@ -705,12 +737,13 @@ if [ "$META" = 1 ]; then
 	case_ "not root, --out: its own document keeps ACL, attribute, times"
 	meta_same "mirror own/o0.age" "$T/nb.o0.meta" "$NB/mirror/own/o0.age"
 	case_ "not root, --out: documents of another owner not mirrored"
-	for _f in $FOREIGN; do
+	# a new file in the mirror cannot be given g0's group either
+	for _f in $FOREIGN g0; do
 		doc_in "$T/r7.json" "$NB/tree2/shared/$_f.age" skipped-cannot-keep \
 			"owner"
 		assert_absent "$NB/mirror/shared/$_f.age"
 	done
-	for _f in $OWN; do
+	for _f in own/o0 own/o1 own/o2 own/o3 shared/s0; do
 		check "mirror $_f.age not under B" under_b "$NB/mirror/$_f.age"
 	done
 fi

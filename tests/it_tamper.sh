@@ -136,6 +136,7 @@ assert_same "$T/x.same" "$T/x.age"
 	sed -n 1p "$T/rsa.age"
 	stanza_of "$T/rsa.age" ssh-rsa
 	stanza_of "$T/rsa.age" rp-license
+	stanza_of "$T/rsa.age" rp-pad
 	mac_of "$T/rsa.age"
 	payload_of "$T/rsa.age"
 } >"$T/rsa.same"
@@ -473,6 +474,29 @@ for D in rsa x zst; do
 		} >"$W/$D-extra.age"
 		tampered "$D" extra 3 "exactly one" "stanza"
 		inspect_says "$D" extra 3 license format
+	fi
+
+	# the pad (rp-pad, FORMAT.md 4a) anywhere but last, or twice
+	if full; then
+		{
+			sed -n 1p "$A"
+			stanza_of "$A" "$RT"
+			stanza_of "$A" rp-pad
+			stanza_of "$A" rp-license
+			mac_of "$A"
+			payload_of "$A"
+		} >"$W/$D-pad-first.age"
+		tampered "$D" pad-first 3 "rp-pad"
+		{
+			sed -n 1p "$A"
+			stanza_of "$A" "$RT"
+			stanza_of "$A" rp-license
+			stanza_of "$A" rp-pad
+			stanza_of "$A" rp-pad
+			mac_of "$A"
+			payload_of "$A"
+		} >"$W/$D-pad-twice.age"
+		tampered "$D" pad-twice 3 "rp-pad"
 	fi
 
 	# the license stripped: unlicensed, and even with --allow-unlicensed
