@@ -131,6 +131,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "reprotect: warning: %s\n",
 					rp_status_msg(&st));
 			}
+			/* what the command's deep calls left on the stack */
+			rp_stack_wipe();
 			/* tests look at the process's memory here (it_secrets) */
 			rp_test_pause_point("cli:exit");
 			return rc;

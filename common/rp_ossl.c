@@ -1,5 +1,6 @@
 #include "rp_ossl.h"
 
+#include <stdint.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -100,4 +101,12 @@ enum rp_err rp_ossl_init(struct rp_status *st)
 				      "out of memory: cannot set up OpenSSL");
 	}
 	return RP_OK;
+}
+
+__attribute__((noinline)) void rp_stack_wipe(void)
+{
+	volatile uint8_t buf[128 * 1024];
+
+	OPENSSL_cleanse((void *)buf, sizeof(buf));
+	__asm__ __volatile__("" : : "r"(buf) : "memory");
 }

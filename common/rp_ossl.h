@@ -49,6 +49,15 @@ int rp_ossl_is_nomem(void);
  */
 void rp_ossl_note_nomem(void);
 
+/*
+ * rp_stack_wipe zeroes the 128 KiB of stack below the caller's frame: what
+ * library calls made deeper than the caller left there (libcrypto does not
+ * always clean its stack of key material: it_secrets found the soft
+ * keystore's key on the main thread's stack of a run). Call it from a
+ * shallow frame once the deep work is done.
+ */
+void rp_stack_wipe(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,7 @@
 #include "merkle.h"
 #include "ring.h"
 #include "rp_buf.h"
+#include "rp_ossl.h"
 #include "rp_testhook.h"
 #include "wal.h"
 #include "walk.h"
@@ -3169,6 +3170,8 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	if (num_started < r.num_workers || !has_signer || !has_writers) {
 		err = rp_status_fail(st, RP_ERR_IO, "cannot start threads");
 	} else {
+		/* the store's setup left key material deep on this stack */
+		rp_stack_wipe();
 		err = walk(&r, st);
 	}
 	queue_close(&r.q_work);

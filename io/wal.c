@@ -57,7 +57,21 @@ static enum rp_err open_dir(int *out, struct rp_status *st,
 	if (rp_path_join(path, sizeof(path), store_dir, WAL_DIR)) {
 		return rp_status_fail(st, RP_ERR_USAGE, "store path too long");
 	}
-	if (create && mkdir(path, 0700) < 0 && errno != EEXIST) {
+	if (create && mkdir(path, 0700) == 0) {
+		/* a new folder's name reaches the disk before any journal */
+		const int sfd = open(store_dir,
+				     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (sfd < 0 || fsync(sfd) < 0) {
+			const int e = errno;
+
+			if (sfd >= 0) {
+				close(sfd);
+			}
+			return rp_status_errno(st, e, "cannot fsync", store_dir);
+		}
+		close(sfd);
+	} else if (create && errno != EEXIST) {
 		return rp_status_errno(st, errno, "cannot create", path);
 	}
 	*out = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

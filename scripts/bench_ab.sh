@@ -2,10 +2,17 @@
 # bench_ab.sh OLD NEW: two reprotect binaries on the same corpus, run in
 # turn (OLD, NEW, OLD, NEW, ...) so that both meet the same machine noise;
 # the RSA-2048 private-operation rate measured right before and after.
-# Prints, per binary, the median docs/s and the median CPU time per
-# document (user and system, from /usr/bin/time), which noise hardly moves.
+# Prints, per binary, the median docs/s, the median CPU time per
+# document (user and system, from /usr/bin/time), which noise hardly moves,
+# and the KiB the run wrote per document (its file system outputs,
+# getrusage's ru_oublock, 512-byte units).
 #
 #   AB_DOCS=3000 AB_RUNS=5 AB_ARGS="--io uring" scripts/bench_ab.sh OLD NEW
+#
+# AB_ARGS_A and AB_ARGS_B (default AB_ARGS) give each side its own run
+# options, to compare two ways of one binary:
+#
+#   AB_ARGS_A=--copy scripts/bench_ab.sh build/reprotect build/reprotect
 set -eu
 
 [ $# -eq 2 ] || { echo "usage: $0 OLD NEW" >&2; exit 2; }
@@ -15,6 +22,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 N=${AB_DOCS:-3000}
 RUNS=${AB_RUNS:-5}
 ARGS=${AB_ARGS:-}
+ARGS_A=${AB_ARGS_A:-$ARGS}
+ARGS_B=${AB_ARGS_B:-$ARGS}
 CORES=$(nproc)
 W=$(mktemp -d /tmp/reprotect-ab.XXXXXX)
 trap 'rm -rf "$W"' EXIT
@@ -33,18 +42,19 @@ find docs -type f -name '*.bin' -delete
 cp -a docs pristine
 cp -a store store.pristine
 
-echo "machine: $CORES cores, $(uname -r); $N documents of 4-64 KiB; $RUNS runs each; args: run --in-place --quiet $ARGS"
+echo "machine: $CORES cores, $(uname -r); $N documents of 4-64 KiB; $RUNS runs each; args: run --in-place --quiet, A: '$ARGS_A', B: '$ARGS_B'"
 echo "openssl speed -multi $CORES rsa2048 before: $(speed) sign/s"
 for i in $(seq "$RUNS"); do
 	for which in A B; do
-		eval "bin=\$$which"
+		eval "bin=\$$which args=\$ARGS_$which"
 		rm -rf docs store
 		cp -a pristine docs
 		cp -a store.pristine store
 		sync
-		/usr/bin/time -f "%e %U %S" -o t "$bin" run docs --in-place --quiet $ARGS >/dev/null
-		read -r e u s <t
-		echo "$e $u $s" >>"runs.$which"
+		# shellcheck disable=SC2086
+		/usr/bin/time -f "%e %U %S %O" -o t "$bin" run docs --in-place --quiet $args >/dev/null
+		read -r e u s o <t
+		echo "$e $u $s $o" >>"runs.$which"
 	done
 done
 echo "openssl speed -multi $CORES rsa2048 after: $(speed) sign/s"
@@ -53,6 +63,7 @@ for which in A B; do
 	rate=$(awk -v n="$N" '{ print n / $1 }' "runs.$which" | median)
 	user=$(awk -v n="$N" '{ print $2 / n * 1e6 }' "runs.$which" | median)
 	sys=$(awk -v n="$N" '{ print $3 / n * 1e6 }' "runs.$which" | median)
-	printf '%s %s: %.0f docs/s, %.0f us user + %.0f us system per document\n' \
-		"$which" "$bin" "$rate" "$user" "$sys"
+	kib=$(awk -v n="$N" '{ print $4 * 512 / 1024 / n }' "runs.$which" | median)
+	printf '%s %s: %.0f docs/s, %.0f us user + %.0f us system per document, %.1f KiB written per document\n' \
+		"$which" "$bin" "$rate" "$user" "$sys" "$kib"
 done

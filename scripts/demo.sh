@@ -62,6 +62,8 @@ print("   %s run, io %s, durability %s: %d documents in %.1f s (%.0f docs/s, %.1
     r["mode"], r["io"], r["durability"], r["outcomes"]["moved"]["documents"],
     r["seconds"], r["moved_per_second"], r["moved_mb_per_second"]))
 print("   batches: %d (mean %.1f licenses per signature)" % (r["batches"]["count"], r["batches"]["mean"]))
+print("   written: %d headers in place, %d documents copied, %.1f MB in all" % (
+    r["in_place"], r["copied"], r["bytes_written"] / 1e6))
 for k, v in r["outcomes"].items():
     if v["documents"] and k != "moved":
         print("   %s: %d" % (k, v["documents"]))

@@ -12,6 +12,8 @@
 #     With test hooks the run is held by REPROTECT_TEST_PAUSE (nth form:
 #     run:before-commit, run:walk); without them by SIGSTOP while the
 #     command starts (the command may wait for a commit: the store lock).
+#     These runs copy (--copy: their temporary files show how far they
+#     are); tests/it_inplace.sh revokes the target during an in-place run.
 #  2. SIGSTOP/SIGCONT every 50 ms for a whole run (--io uring and sync):
 #     exit 0, no failed-*, every `moved` journal line is a document really
 #     under the new key, verify passes.
@@ -540,13 +542,13 @@ start_held() {
 	rm -f "$D/r.json" "$D/j"
 	if [ "$HOOKS" = 1 ]; then
 		REPROTECT_TEST_PAUSE=$_pause "$RP" run "$W" --store "$S" \
-			--in-place --quiet --jobs 2 --report "$D/r.json" \
+			--in-place --copy --quiet --jobs 2 --report "$D/r.json" \
 			--journal "$D/j" "$@" >"$D/run.out" 2>"$D/run.err" \
 			</dev/null &
 		RUN_PID=$!
 		HELD=0
 	else
-		"$RP" run "$W" --store "$S" --in-place --quiet \
+		"$RP" run "$W" --store "$S" --in-place --copy --quiet \
 			--report "$D/r.json" --journal "$D/j" \
 			>"$D/run.out" 2>"$D/run.err" </dev/null &
 		RUN_PID=$!

@@ -31,7 +31,7 @@ rm docs/1 docs/2 docs/3 docs/4 docs/5 docs/6
 
 start=$(date +%s)
 cp -a docs docs.orig
-REPROTECT_TEST_PAUSE=run:before-commit:4000 "$RP" run docs --in-place --quiet \
+REPROTECT_TEST_PAUSE=run:before-commit:4000 "$RP" run docs --in-place --copy --quiet \
 	--json --batch 64 >r.json &
 pid=$!
 # wait until the writer holds the whole batch: six temporaries written

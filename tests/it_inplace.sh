@@ -331,6 +331,30 @@ assert_json "$T/r.json" '["outcomes"]["failed-changed"]["documents"]' 1
 printf 'x' >>"$T/was9"
 assert_same "$T/was9" "$T/c/tree/d1/9.age"
 
+case_ "the target key revoked while a batch waits to commit: nothing under it"
+rm -rf "$T/c"
+cp -a "$T/base" "$T/c"
+KT=$("$RP" key list --json --store "$T/c/store" | py -c 'import json,sys; print([k["id"] for k in json.load(sys.stdin) if k["state"]=="active"][0])')
+# one batch of all 12: its commit waits, no other writer has any
+REPROTECT_TEST_PAUSE=run:before-commit:6000:1 "$RP" run "$T/c/tree" \
+	--store "$T/c/store" --in-place --quiet --json --batch 64 \
+	--batch-ms 1000 --jobs 1 \
+	>"$T/r.json" 2>"$T/r.err" &
+_pid=$!
+sleep 2
+expect_rc 0 "$RP" key revoke "$KT" --force --yes --store "$T/c/store"
+_rc=0
+wait "$_pid" || _rc=$?
+if [ "$_rc" = 8 ]; then pass; else fail "exit $_rc, want 8"; fi
+assert_json "$T/r.json" '["outcomes"].get("moved", {}).get("documents", 0)' 0
+check "age opens every document (all under the old key)" opens_all "$T/c/tree"
+if age -d -i "$T/r4.pem" "$T/c/tree/d0/2.age" >/dev/null 2>&1; then
+	fail "a document went under the revoked key"
+else
+	pass
+fi
+check "no journal" no_journal "$T/c"
+
 case_ "SIGINT: the batch in flight finishes, nothing fails"
 rm -rf "$T/c"
 cp -a "$T/base" "$T/c"
