@@ -4,8 +4,14 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 static _Thread_local int is_nomem;
 /*
@@ -109,4 +115,112 @@ __attribute__((noinline)) void rp_stack_wipe(void)
 
 	OPENSSL_cleanse((void *)buf, sizeof(buf));
 	__asm__ __volatile__("" : : "r"(buf) : "memory");
+}
+
+/*
+ * The fetched algorithms, once per process: a fetch takes the library's
+ * name-map lock and allocates, and it was done twice per document. A fetch
+ * that fails (no memory) is tried again by the next call; two threads
+ * racing keep one of theirs.
+ */
+static EVP_KDF *hkdf_alg;
+static EVP_MAC *hmac_alg;
+
+static EVP_KDF *get_hkdf(void)
+{
+	EVP_KDF *k = __atomic_load_n(&hkdf_alg, __ATOMIC_ACQUIRE);
+	EVP_KDF *none = NULL;
+
+	if (k) {
+		return k;
+	}
+	k = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	if (k && !__atomic_compare_exchange_n(&hkdf_alg, &none, k, 0,
+					      __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE)) {
+		EVP_KDF_free(k);
+		k = none;
+	}
+	return k;
+}
+
+static EVP_MAC *get_hmac(void)
+{
+	EVP_MAC *m = __atomic_load_n(&hmac_alg, __ATOMIC_ACQUIRE);
+	EVP_MAC *none = NULL;
+
+	if (m) {
+		return m;
+	}
+	m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (m && !__atomic_compare_exchange_n(&hmac_alg, &none, m, 0,
+					      __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE)) {
+		EVP_MAC_free(m);
+		m = none;
+	}
+	return m;
+}
+
+enum rp_err rp_hkdf_sha256(uint8_t *out, size_t out_len, struct rp_status *st,
+			   const uint8_t *ikm, size_t ikm_len,
+			   const uint8_t *salt, size_t salt_len,
+			   const char *info)
+{
+	EVP_KDF *kdf = get_hkdf();
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[5], *p = params;
+	enum rp_err err = RP_OK;
+
+	if (!ctx) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "cannot set up hkdf");
+	}
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						(char *)"SHA256", 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+						 (void *)ikm, ikm_len);
+	if (salt_len) {
+		*p++ = OSSL_PARAM_construct_octet_string(
+			OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
+	}
+	*p++ = OSSL_PARAM_construct_octet_string(
+		OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
+	*p = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(ctx, out, out_len, params) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "hkdf failed");
+	}
+	EVP_KDF_CTX_free(ctx);
+	return err;
+}
+
+enum rp_err rp_hmac_sha256(uint8_t out[32], struct rp_status *st,
+			   const uint8_t *key, size_t key_len,
+			   const uint8_t *const *data, const size_t *len,
+			   size_t num)
+{
+	EVP_MAC *mac = get_hmac();
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM params[2];
+	size_t n = 0;
+	enum rp_err err = RP_OK;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (!ctx || EVP_MAC_init(ctx, key, key_len, params) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "cannot set up hmac");
+		goto out;
+	}
+	for (size_t i = 0; i < num; i++) {
+		if (EVP_MAC_update(ctx, data[i], len[i]) != 1) {
+			err = rp_status_ossl(st, RP_ERR_CRYPTO, "hmac failed");
+			goto out;
+		}
+	}
+	if (EVP_MAC_final(ctx, out, &n, 32) != 1 || n != 32) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "hmac failed");
+	}
+out:
+	EVP_MAC_CTX_free(ctx);
+	return err;
 }

@@ -1,6 +1,9 @@
 #ifndef RP_COMMON_RP_OSSL_H
 #define RP_COMMON_RP_OSSL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "rp_compiler.h"
 #include "rp_err.h"
 
@@ -48,6 +51,29 @@ int rp_ossl_is_nomem(void);
  * wrappers call it, and so may a test's own allocator.
  */
 void rp_ossl_note_nomem(void);
+
+/*
+ * rp_hkdf_sha256: HKDF-SHA-256 (RFC 5869) of `ikm` with `salt` (may be
+ * empty: HKDF then uses zeros, which is age's empty salt) and `info`,
+ * out_len bytes. The one HKDF of the project; the algorithm is fetched
+ * once per process, not per call.
+ */
+RP_MUST_CHECK enum rp_err rp_hkdf_sha256(uint8_t *out, size_t out_len,
+					 struct rp_status *st,
+					 const uint8_t *ikm, size_t ikm_len,
+					 const uint8_t *salt, size_t salt_len,
+					 const char *info);
+
+/*
+ * rp_hmac_sha256: HMAC-SHA-256 under `key` of the concatenation of
+ * `num` parts (data[i], len[i]), 32 bytes; the one HMAC of the project,
+ * fetched once per process.
+ */
+RP_MUST_CHECK enum rp_err rp_hmac_sha256(uint8_t out[32],
+					 struct rp_status *st,
+					 const uint8_t *key, size_t key_len,
+					 const uint8_t *const *data,
+					 const size_t *len, size_t num);
 
 /*
  * rp_stack_wipe zeroes the 128 KiB of stack below the caller's frame: what

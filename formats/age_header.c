@@ -1,5 +1,7 @@
 #include "age_header.h"
 
+#include "rp_ossl.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,59 +452,20 @@ int rp_age_stanza_is(const struct rp_age_stanza *s, const char *type)
 	       !memcmp(s->args[0].p, type, n);
 }
 
-static enum rp_err hkdf_sha256(uint8_t *out, size_t out_len,
-			       struct rp_status *st, const uint8_t *ikm,
-			       size_t ikm_len, const char *info)
-{
-	EVP_KDF *kdf = NULL;
-	EVP_KDF_CTX *kctx = NULL;
-	OSSL_PARAM params[4];
-	enum rp_err err = RP_OK;
-
-	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	if (!kctx) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "cannot set up hkdf");
-		goto out;
-	}
-	/* no salt: HKDF then uses a zero salt, which age's empty salt is */
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-						      (void *)ikm, ikm_len);
-	params[2] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
-	params[3] = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, out, out_len, params) <= 0) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "hkdf failed");
-	}
-out:
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	return err;
-}
-
 enum rp_err
 rp_age_header_mac(uint8_t out[RP_ATLEAST(RP_AGE_MAC_LEN)], struct rp_status *st,
 		  const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 		  const uint8_t *hdr_bytes, size_t mac_input_len)
 {
 	uint8_t mac_key[32];
-	size_t mac_len = 0;
 	enum rp_err err;
 
-	err = hkdf_sha256(mac_key, sizeof(mac_key), st, file_key,
-			  RP_AGE_FILE_KEY_LEN, "header");
-	if (err) {
-		goto out;
+	err = rp_hkdf_sha256(mac_key, sizeof(mac_key), st, file_key,
+			     RP_AGE_FILE_KEY_LEN, NULL, 0, "header");
+	if (!err) {
+		err = rp_hmac_sha256(out, st, mac_key, sizeof(mac_key),
+				     &hdr_bytes, &mac_input_len, 1);
 	}
-	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, mac_key,
-		       sizeof(mac_key), hdr_bytes, mac_input_len, out,
-		       RP_AGE_MAC_LEN, &mac_len) ||
-	    mac_len != RP_AGE_MAC_LEN) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "hmac-sha-256 failed");
-	}
-out:
 	OPENSSL_cleanse(mac_key, sizeof(mac_key));
 	return err;
 }

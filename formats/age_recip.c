@@ -56,40 +56,6 @@ enum rp_err rp_recip_stanza_add(struct rp_buf *out,
 					out_off, out_len);
 }
 
-static enum rp_err hkdf_sha256(uint8_t out[RP_ATLEAST(32)],
-			       struct rp_status *st, const uint8_t *ikm,
-			       size_t ikm_len, const uint8_t *salt,
-			       size_t salt_len, const char *info)
-{
-	EVP_KDF *kdf = NULL;
-	EVP_KDF_CTX *kctx = NULL;
-	OSSL_PARAM params[5];
-	enum rp_err err = RP_OK;
-
-	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	if (!kctx) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "cannot set up hkdf");
-		goto out;
-	}
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-						      (void *)ikm, ikm_len);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-						      (void *)salt, salt_len);
-	params[3] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
-	params[4] = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, out, 32, params) <= 0) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "hkdf failed");
-	}
-out:
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	return err;
-}
-
 /* x25519_wrap_key derives the stanza key: HKDF(ss, share || recipient) */
 static enum rp_err
 x25519_wrap_key(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
@@ -101,8 +67,8 @@ x25519_wrap_key(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
 
 	memcpy(salt, share, RP_X25519_LEN);
 	memcpy(salt + RP_X25519_LEN, recip, RP_X25519_LEN);
-	return hkdf_sha256(out, st, ss, RP_X25519_LEN, salt, sizeof(salt),
-			   X25519_INFO);
+	return rp_hkdf_sha256(out, 32, st, ss, RP_X25519_LEN, salt,
+			      sizeof(salt), X25519_INFO);
 }
 
 static bool is_all_zero(const uint8_t *p, size_t len)

@@ -9,6 +9,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include "rp_ossl.h"
 #include "rp_span.h"
 
 #define STREAM_IV_LEN 12
@@ -18,48 +19,6 @@
  * chunks (far beyond any real payload) so the uint64_t never wraps.
  */
 #define STREAM_MAX_COUNTER UINT64_MAX
-
-static enum rp_err derive_payload_key(uint8_t out[RP_ATLEAST(32)],
-				      struct rp_status *st,
-				      const uint8_t *file_key,
-				      const uint8_t *nonce)
-{
-	char digest[] = "SHA256";
-	char info[] = "payload";
-	EVP_KDF *kdf = NULL;
-	EVP_KDF_CTX *kctx = NULL;
-	OSSL_PARAM params[5];
-	enum rp_err err = RP_OK;
-
-	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	if (!kdf) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "cannot fetch hkdf");
-		goto out;
-	}
-	kctx = EVP_KDF_CTX_new(kdf);
-	if (!kctx) {
-		err = rp_status_ossl(st, RP_ERR_NOMEM, "cannot create hkdf");
-		goto out;
-	}
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						     digest, 0);
-	params[1] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_KEY, (void *)file_key, RP_AGE_FILE_KEY_LEN);
-	params[2] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_SALT, (void *)nonce, RP_AGE_NONCE_LEN);
-	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info,
-						      strlen(info));
-	params[4] = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, out, 32, params) != 1) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO,
-				     "cannot derive the payload key");
-		goto out;
-	}
-out:
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	return err;
-}
 
 enum rp_err
 rp_stream_init(struct rp_stream *s, struct rp_status *st,
@@ -74,6 +33,7 @@ rp_stream_init(struct rp_stream *s, struct rp_status *st,
 	s->dir = dir;
 	s->is_done = false;
 	s->is_failed = false;
+	s->is_clean = false;
 	s->in_len = 0;
 	s->total_in = 0;
 	s->total_out = 0;
@@ -85,7 +45,9 @@ rp_stream_init(struct rp_stream *s, struct rp_status *st,
 				     (int)dir);
 		goto out;
 	}
-	err = derive_payload_key(s->key, st, file_key, nonce);
+	err = rp_hkdf_sha256(s->key, sizeof(s->key), st, file_key,
+			     RP_AGE_FILE_KEY_LEN, nonce, RP_AGE_NONCE_LEN,
+			     "payload");
 	if (err) {
 		goto out;
 	}
@@ -437,8 +399,10 @@ enum rp_err rp_stream_check_final(struct rp_stream *s, struct rp_status *st,
 	s->in_len = last_len;
 	s->counter = n - 1;
 	err = try_open(s, st, true, &out_len);
-	OPENSSL_cleanse(s->out, sizeof(s->out));
-	OPENSSL_cleanse(s->in, sizeof(s->in));
+	/* only what this call used: the final chunk in, its plaintext out */
+	OPENSSL_cleanse(s->out, last_len);
+	OPENSSL_cleanse(s->in, last_len);
+	s->is_clean = true;
 	s->in_len = 0;
 	s->is_failed = true; /* this stream has done its one job */
 	if (err == RP_ERR_AUTH) {
@@ -455,8 +419,10 @@ void rp_stream_fini(struct rp_stream *s)
 	EVP_CIPHER_CTX_free(s->ctx);
 	s->ctx = NULL;
 	OPENSSL_cleanse(s->key, sizeof(s->key));
-	OPENSSL_cleanse(s->in, sizeof(s->in));
-	OPENSSL_cleanse(s->out, sizeof(s->out));
+	if (!s->is_clean) {
+		OPENSSL_cleanse(s->in, sizeof(s->in));
+		OPENSSL_cleanse(s->out, sizeof(s->out));
+	}
 	s->in_len = 0;
 }
 

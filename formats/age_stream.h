@@ -44,6 +44,7 @@ struct rp_stream {
 	enum rp_stream_dir dir;
 	bool is_done;	/* the final chunk was sealed or opened */
 	bool is_failed; /* a call failed: only rp_stream_fini is left */
+	bool is_clean;	/* in and out hold nothing (check_final wiped its part) */
 	size_t in_len;
 	uint8_t in[RP_STREAM_SEALED];
 	uint8_t out[RP_STREAM_SEALED];

@@ -1,5 +1,7 @@
 #include "audit.h"
 
+#include "rp_ossl.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,24 +54,10 @@ static enum rp_err mac(uint8_t out[32], struct rp_status *st,
 		       const uint8_t key[32], const uint8_t prev[32],
 		       const char *text, size_t len)
 {
-	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-	OSSL_PARAM params[2];
-	size_t n = 0;
-	enum rp_err err = RP_OK;
+	const uint8_t *data[] = { prev, (const uint8_t *)text };
+	const size_t lens[] = { 32, len };
 
-	params[0] =
-		OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (!ctx || EVP_MAC_init(ctx, key, 32, params) != 1 ||
-	    EVP_MAC_update(ctx, prev, 32) != 1 ||
-	    EVP_MAC_update(ctx, (const uint8_t *)text, len) != 1 ||
-	    EVP_MAC_final(ctx, out, &n, 32) != 1) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "audit mac");
-	}
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(m);
-	return err;
+	return rp_hmac_sha256(out, st, key, 32, data, lens, 2);
 }
 
 static enum rp_err log_path(const struct rp_store *s, struct rp_status *st,

@@ -25,6 +25,8 @@
 
 #include "age_recip.h"
 #include "ks_soft.h"
+
+#include "rp_ossl.h"
 #include "rp_buf.h"
 #include "rp_file.h"
 
@@ -59,24 +61,7 @@ enum rp_err rp_soft_derive(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
 			   const uint8_t world_key[RP_ATLEAST(32)],
 			   const char *info)
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	OSSL_PARAM params[4];
-	enum rp_err err = RP_OK;
-
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-						      (void *)world_key, 32);
-	params[2] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
-	params[3] = OSSL_PARAM_construct_end();
-	if (!ctx || EVP_KDF_derive(ctx, out, 32, params) != 1) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO, "hkdf");
-	}
-	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
-	return err;
+	return rp_hkdf_sha256(out, 32, st, world_key, 32, NULL, 0, info);
 }
 
 static enum rp_err ed25519_from_x25519(EVP_PKEY **out, struct rp_status *st,
