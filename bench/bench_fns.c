@@ -502,7 +502,7 @@ enum rp_err rp_bench_hdr_new(struct rp_bench_hdr **out, struct rp_status *st)
 		err = random_bytes(st, nonce, sizeof(nonce));
 	}
 	if (!err) {
-		err = rp_sshrsa_wrap(&h->rs, st, h->keys.rsa_pub, h->file_key);
+		err = rp_sshrsa_wrap(&h->rs, st, h->keys.rsa_pub, NULL, h->file_key);
 	}
 	if (!err) {
 		err = hdr_make_license(h, st, nonce);
@@ -806,7 +806,7 @@ enum rp_err rp_bench_recip_new(struct rp_bench_recip **out,
 		err = rp_age_header_begin(&r->in);
 	}
 	if (!err) {
-		err = rp_sshrsa_wrap(&r->rs, st, r->keys.rsa_pub, r->file_key);
+		err = rp_sshrsa_wrap(&r->rs, st, r->keys.rsa_pub, NULL, r->file_key);
 	}
 	if (!err) {
 		err = rp_recip_stanza_add(&r->in, &r->rs, NULL, NULL);
@@ -888,7 +888,7 @@ enum rp_err rp_bench_recip_check(struct rp_bench_recip *r, struct rp_status *st)
 
 enum rp_err rp_bench_rsa_wrap(struct rp_bench_recip *r, struct rp_status *st)
 {
-	return rp_sshrsa_wrap(&r->rs, st, r->keys.rsa_pub, r->file_key);
+	return rp_sshrsa_wrap(&r->rs, st, r->keys.rsa_pub, NULL, r->file_key);
 }
 
 enum rp_err rp_bench_rsa_unwrap(struct rp_bench_recip *r, struct rp_status *st)

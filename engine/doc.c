@@ -248,7 +248,7 @@ static int is_usable(const struct rp_key_info *k)
  */
 void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		  struct rp_doc_info *info, uint8_t *out_file_key,
-		  int *has_file_key)
+		  int *has_file_key, struct rp_sig_cache *sigs)
 {
 	const struct rp_keyring *kr = s ? rp_store_keyring(s) : NULL;
 	const struct rp_age_stanza *ls = NULL;
@@ -420,8 +420,9 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		} else if (!rp_store_pubkeys(s, &info->sig_st,
 					     (size_t)info->signer_idx, NULL,
 					     &spub, NULL)) {
-			(void)!rp_license_sig_verify(&info->lic, &info->sig_st,
-						     ls->body.p, tbs_len, spub);
+			(void)!rp_license_sig_verify_cached(
+				&info->lic, &info->sig_st, ls->body.p, tbs_len,
+				spub, sigs);
 		}
 	}
 
@@ -459,7 +460,8 @@ enum rp_err rp_doc_inspect(struct rp_store *s, struct rp_status *st,
 	memset(out, 0, sizeof(*out));
 	err = rp_doc_hdr_read(&d, st, path, 0);
 	if (!err) {
-		rp_doc_check(s, 0, &d, out, s ? file_key : NULL, &has_file_key);
+		rp_doc_check(s, 0, &d, out, s ? file_key : NULL, &has_file_key,
+			     NULL);
 	}
 	OPENSSL_cleanse(file_key, sizeof(file_key));
 	rp_doc_hdr_fini(&d);
@@ -579,7 +581,7 @@ enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
 	if (err) {
 		goto out;
 	}
-	rp_doc_check(s, 0, &d, info, file_key, &has_file_key);
+	rp_doc_check(s, 0, &d, info, file_key, &has_file_key, NULL);
 	bad = first_failure(info, o->allow_unlicensed);
 	if (bad) {
 		err = rp_status_fail(st, bad->err, "%s", rp_status_msg(bad));
@@ -786,7 +788,7 @@ static enum rp_err build_header(struct rp_store *s, struct rp_status *st,
 		}
 		err = rp_x25519_wrap(rs, st, r, file_key);
 	} else {
-		err = rp_sshrsa_wrap(rs, st, pub, file_key);
+		err = rp_sshrsa_wrap(rs, st, pub, NULL, file_key);
 	}
 	if (!err) {
 		err = rp_age_header_begin(hdr);

@@ -52,10 +52,11 @@ void rp_doc_hdr_fini(struct rp_doc_hdr *d);
 /*
  * rp_doc_check runs every check of a document into `info` (see
  * struct rp_doc_info), unwrapping with worker `worker` when
- * out_file_key is not NULL.
+ * out_file_key is not NULL. `sigs` (may be NULL): the worker's cache of
+ * the last batch signature that verified.
  */
 void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		  struct rp_doc_info *info, uint8_t *out_file_key,
-		  int *has_file_key);
+		  int *has_file_key, struct rp_sig_cache *sigs);
 
 #endif

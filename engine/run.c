@@ -185,6 +185,8 @@ struct run {
 	 */
 	struct inode_key *linked;
 	size_t linked_cap, linked_len;
+	/* per worker: the last batch signature that verified */
+	struct rp_sig_cache *sigs;
 };
 
 struct inode_key {
@@ -919,13 +921,15 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 	struct rp_license *lic = &j->lic;
 	int has_fk = 0;
 	EVP_PKEY *pub = NULL;
+	const char *tag = NULL;
 	struct rp_buf raw = { 0 };
 	size_t off = 0, len = 0;
 	unsigned int dl = 0;
 	enum rp_err err;
 
 	memset(info, 0, sizeof(*info));
-	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk);
+	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk,
+		     &r->sigs[worker]);
 	bad = first_bad(info);
 	if (bad && is_fatal(bad)) {
 		halt(r, rp_status_msg(bad));
@@ -960,7 +964,7 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 		memcpy(j->file_key, j->old_file_key, sizeof(j->file_key));
 		memcpy(j->nonce, j->d.nonce, sizeof(j->nonce));
 	}
-	err = rp_store_pubkeys(r->s, &st, r->active, &pub, NULL, NULL);
+	err = rp_store_pubkeys(r->s, &st, r->active, &pub, NULL, &tag);
 	if (!err && nk->alg == RP_ALG_X25519) {
 		uint8_t rcp[RP_X25519_LEN];
 		size_t rl = sizeof(rcp);
@@ -969,7 +973,7 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 			      ? rp_x25519_wrap(&j->rs, &st, rcp, j->file_key)
 			      : rp_status_ossl(&st, RP_ERR_CRYPTO, "x25519");
 	} else if (!err) {
-		err = rp_sshrsa_wrap(&j->rs, &st, pub, j->file_key);
+		err = rp_sshrsa_wrap(&j->rs, &st, pub, tag, j->file_key);
 	}
 	if (!err) {
 		err = rp_recip_stanza_add(&raw, &j->rs, &off, &len);
@@ -1016,7 +1020,8 @@ static void verify_doc(struct run *r, size_t worker, struct job *j,
 	enum rp_err err;
 
 	memset(info, 0, sizeof(*info));
-	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk);
+	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk,
+		     &r->sigs[worker]);
 	bad = first_bad(info);
 	if (bad && is_fatal(bad)) {
 		halt(r, rp_status_msg(bad));
@@ -2751,6 +2756,7 @@ static void run_fini(struct run *r)
 	}
 	free(r->jobs);
 	free(r->linked);
+	free(r->sigs);
 	queue_fini(&r->q_work);
 	queue_fini(&r->q_sign);
 	queue_fini(&r->q_write);
@@ -3105,7 +3111,8 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	r.jobs = calloc(r.num_jobs, sizeof(*r.jobs));
 	r.keys = calloc(r.kr->num_keys + 1, sizeof(*r.keys));
 	r.state_now = calloc(r.kr->num_keys + 1, 1);
-	if (!r.jobs || !r.keys || !r.state_now || !queue_init(&r.q_work, r.num_workers * 2) ||
+	r.sigs = calloc(r.num_workers, sizeof(*r.sigs));
+	if (!r.jobs || !r.keys || !r.state_now || !r.sigs || !queue_init(&r.q_work, r.num_workers * 2) ||
 	    !queue_init(&r.q_sign, r.batch * 2) ||
 	    !queue_init(&r.q_write, 2 * RP_RUN_WRITERS)) {
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");

@@ -710,7 +710,7 @@ static enum rp_err set_oaep(EVP_PKEY_CTX *ctx, struct rp_status *st)
 
 enum rp_err
 rp_sshrsa_wrap(struct rp_recip_stanza *out, struct rp_status *st,
-	       const EVP_PKEY *pub,
+	       const EVP_PKEY *pub, const char *tag,
 	       const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
 {
 	EVP_PKEY_CTX *ctx = NULL;
@@ -730,9 +730,13 @@ rp_sshrsa_wrap(struct rp_recip_stanza *out, struct rp_status *st,
 				     EVP_PKEY_get_bits(pub));
 		goto out;
 	}
-	err = rp_sshrsa_tag(out->arg, st, pub);
-	if (err) {
-		goto out;
+	if (tag && strlen(tag) < sizeof(out->arg)) {
+		set_str(out->arg, sizeof(out->arg), tag);
+	} else {
+		err = rp_sshrsa_tag(out->arg, st, pub);
+		if (err) {
+			goto out;
+		}
 	}
 	/* encryption does not change the key: OpenSSL just wants non-const */
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)pub, NULL);

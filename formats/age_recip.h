@@ -121,10 +121,12 @@ RP_MUST_CHECK enum rp_err rp_sshrsa_tag(char out[RP_ATLEAST(8)],
 /*
  * rp_sshrsa_wrap makes an ssh-rsa stanza: RSA-OAEP-SHA-256 (MGF1-SHA-256,
  * label "age-encryption.org/v1/ssh-rsa") of `file_key` under `pub`.
+ * `tag` is pub's rp_sshrsa_tag when the caller has it (a store caches it),
+ * or NULL to compute it.
  */
 RP_MUST_CHECK enum rp_err
 rp_sshrsa_wrap(struct rp_recip_stanza *out, struct rp_status *st,
-	       const EVP_PKEY *pub,
+	       const EVP_PKEY *pub, const char *tag,
 	       const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)]);
 
 /*

@@ -712,6 +712,25 @@ enum rp_err rp_license_sig_verify(const struct rp_license *lic,
 				  struct rp_status *st, const uint8_t *tbs,
 				  size_t tbs_len, EVP_PKEY *pub)
 {
+	return rp_license_sig_verify_cached(lic, st, tbs, tbs_len, pub, NULL);
+}
+
+static int is_cached(const struct rp_sig_cache *c, const struct rp_sigblock *sb,
+		     const uint8_t *msg, size_t msg_len)
+{
+	return c && c->is_set && c->alg == sb->alg &&
+	       c->msg_len == msg_len && c->sig_len == sb->sig_len &&
+	       !memcmp(c->key_id, sb->key_id, RP_KEY_ID_LEN) &&
+	       !memcmp(c->msg, msg, msg_len) &&
+	       !memcmp(c->sig, sb->sig, sb->sig_len);
+}
+
+enum rp_err rp_license_sig_verify_cached(const struct rp_license *lic,
+					 struct rp_status *st,
+					 const uint8_t *tbs, size_t tbs_len,
+					 EVP_PKEY *pub,
+					 struct rp_sig_cache *cache)
+{
 	const struct rp_sigblock *sb = &lic->sig;
 	EVP_MD_CTX *ctx = NULL;
 	uint8_t leaf[RP_MERKLE_HASH_LEN];
@@ -743,6 +762,9 @@ enum rp_err rp_license_sig_verify(const struct rp_license *lic,
 		goto out;
 	}
 	msg_len = rp_license_root_message(msg, root, sb->batch_size);
+	if (is_cached(cache, sb, msg, msg_len)) {
+		goto out; /* this root's signature verified already */
+	}
 	ctx = EVP_MD_CTX_new();
 	if (!ctx) {
 		err = rp_status_fail(st, RP_ERR_NOMEM,
@@ -765,6 +787,14 @@ enum rp_err rp_license_sig_verify(const struct rp_license *lic,
 					     "license signature does not "
 					     "verify");
 		}
+	} else if (cache && msg_len <= sizeof(cache->msg)) {
+		cache->is_set = 1;
+		memcpy(cache->key_id, sb->key_id, RP_KEY_ID_LEN);
+		cache->alg = sb->alg;
+		memcpy(cache->msg, msg, msg_len);
+		cache->msg_len = msg_len;
+		memcpy(cache->sig, sb->sig, sb->sig_len);
+		cache->sig_len = sb->sig_len;
 	}
 out:
 	EVP_MD_CTX_free(ctx);

@@ -115,6 +115,34 @@ RP_MUST_CHECK enum rp_err rp_license_sig_verify(const struct rp_license *lic,
 						const uint8_t *tbs,
 						size_t tbs_len, EVP_PKEY *pub);
 
+/*
+ * The last root signature a caller (one thread) saw verify: the documents
+ * of a signed batch share it, so the engine checks it once per batch, not
+ * once per document. Keyed by the signing key's id (which fixes the key),
+ * the algorithm, the root message and the signature bytes. Zeroed: empty.
+ */
+struct rp_sig_cache {
+	int is_set;
+	uint8_t key_id[RP_KEY_ID_LEN];
+	uint8_t alg;
+	uint8_t msg[64];
+	size_t msg_len;
+	size_t sig_len;
+	uint8_t sig[RP_SIG_MAX];
+};
+
+/*
+ * rp_license_sig_verify_cached is rp_license_sig_verify that skips the
+ * signature operation when `cache` (may be NULL) holds this very root
+ * message and signature from this signer, and remembers one that
+ * verifies. The leaf and the path up to the root are always recomputed.
+ */
+RP_MUST_CHECK enum rp_err
+rp_license_sig_verify_cached(const struct rp_license *lic,
+			     struct rp_status *st, const uint8_t *tbs,
+			     size_t tbs_len, EVP_PKEY *pub,
+			     struct rp_sig_cache *cache);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1287,7 +1287,7 @@ static enum rp_err probe_rsa(const struct p11_ks *ks, struct rp_status *st,
 	if (RAND_bytes(want, sizeof(want)) != 1) {
 		return rp_status_ossl(st, RP_ERR_CRYPTO, "random");
 	}
-	err = rp_sshrsa_wrap(&rs, st, a->pub, want);
+	err = rp_sshrsa_wrap(&rs, st, a->pub, NULL, want);
 	if (!err) {
 		err = oaep_encrypt(st, a->pub, PROBE_LABEL, want, sizeof(want),
 				   ct_other, &ct_len);

@@ -590,7 +590,7 @@ static void test_age_recip_sshrsa_round_trip(void **state)
 		EVP_PKEY *pkey = load_rsa(rsa_bits[i]);
 
 		assert_int_equal(RAND_bytes(fk, sizeof(fk)), 1);
-		assert_int_equal(rp_sshrsa_wrap(&rs, &st, pkey, fk), RP_OK);
+		assert_int_equal(rp_sshrsa_wrap(&rs, &st, pkey, NULL, fk), RP_OK);
 		assert_string_equal(rs.type, "ssh-rsa");
 		assert_int_equal(rp_sshrsa_tag(tag, &st, pkey), RP_OK);
 		assert_string_equal(rs.arg, tag);
@@ -753,10 +753,10 @@ static void test_age_recip_sshrsa_wrong_keys_usage(void **state)
 	(void)state;
 	assert_non_null(small);
 	assert_non_null(x);
-	assert_int_equal(rp_sshrsa_wrap(&rs, &st, small, fk), RP_ERR_USAGE);
+	assert_int_equal(rp_sshrsa_wrap(&rs, &st, small, NULL, fk), RP_ERR_USAGE);
 	assert_non_null(strstr(st.msg, "1024 bits"));
 	rp_status_clear(&st);
-	assert_int_equal(rp_sshrsa_wrap(&rs, &st, x, fk), RP_ERR_USAGE);
+	assert_int_equal(rp_sshrsa_wrap(&rs, &st, x, NULL, fk), RP_ERR_USAGE);
 	rp_status_clear(&st);
 	assert_int_equal(rp_sshrsa_tag(tag, &st, x), RP_ERR_USAGE);
 	/* a small key still has a tag: age only refuses to encrypt to it */

@@ -265,7 +265,7 @@ static void hdr_make(struct hdr *h, const struct rp_key_info *ki)
 				 RP_OK);
 	} else {
 		assert_int_equal(rp_key_pubkey(&pk, &st, ki), RP_OK);
-		assert_int_equal(rp_sshrsa_wrap(&rs, &st, pk, h->file_key),
+		assert_int_equal(rp_sshrsa_wrap(&rs, &st, pk, NULL, h->file_key),
 				 RP_OK);
 		EVP_PKEY_free(pk);
 	}

@@ -1164,6 +1164,63 @@ static void test_license_sign_batch7_verifies(void **state)
 	check_batch(k->ed, k->ed2, RP_SIG_ED25519, 7);
 }
 
+/*
+ * a warm cache (the batch's root signature verified once) never lets a
+ * changed license, path or signature through, nor another batch's
+ */
+static void test_license_sig_cache(void **state)
+{
+	struct keys *k = *state;
+	struct signed_lic *b = make_batch(8), *c = make_batch(8);
+	struct rp_sig_cache cache = { 0 };
+	struct rp_status st = { 0 };
+	uint8_t root[HASH_LEN];
+	struct rp_license l;
+
+	for (size_t i = 0; i < 8; i++) {
+		c[i].lic.issued_at++; /* another batch: other leaves */
+	}
+	sign_batch(b, 8, k->rsa, RP_SIG_RSA_PSS_SHA256, 32, NULL, root);
+	sign_batch(c, 8, k->rsa, RP_SIG_RSA_PSS_SHA256, 32, NULL, root);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(rp_license_sig_verify_cached(
+					 &b[i].lic, &st, b[i].buf, b[i].tbs_len,
+					 k->rsa, &cache),
+				 RP_OK);
+		assert_true(cache.is_set);
+	}
+	/* a signature byte flipped */
+	l = b[3].lic;
+	l.sig.sig[10] ^= 1;
+	assert_int_equal(rp_license_sig_verify_cached(&l, &st, b[3].buf,
+						      b[3].tbs_len, k->rsa,
+						      &cache),
+			 RP_ERR_AUTH);
+	rp_status_clear(&st);
+	/* a TBS byte changed: another leaf, another root */
+	b[4].buf[30] ^= 1;
+	assert_int_equal(rp_license_sig_verify_cached(&b[4].lic, &st,
+						      b[4].buf, b[4].tbs_len,
+						      k->rsa, &cache),
+			 RP_ERR_AUTH);
+	rp_status_clear(&st);
+	/* another batch's path */
+	l = b[5].lic;
+	memcpy(l.sig.path, c[5].lic.sig.path, sizeof(l.sig.path));
+	assert_int_equal(rp_license_sig_verify_cached(&l, &st, b[5].buf,
+						      b[5].tbs_len, k->rsa,
+						      &cache),
+			 RP_ERR_AUTH);
+	rp_status_clear(&st);
+	/* under another key, the same bytes do not verify */
+	assert_int_equal(rp_license_sig_verify_cached(&b[6].lic, &st,
+						      b[6].buf, b[6].tbs_len,
+						      k->rsa2, NULL),
+			 RP_ERR_AUTH);
+	free(b);
+	free(c);
+}
+
 static void test_license_verify_key_type_mismatch_format(void **state)
 {
 	struct keys *k = *state;
@@ -1546,6 +1603,7 @@ int main(void)
 		cmocka_unit_test(test_license_sign_ed25519_batch1_verifies),
 		cmocka_unit_test(test_license_sign_ed25519_batch64_verifies),
 		cmocka_unit_test(test_license_sign_batch7_verifies),
+		cmocka_unit_test(test_license_sig_cache),
 		cmocka_unit_test(test_license_verify_key_type_mismatch_format),
 		cmocka_unit_test(test_license_verify_rsa_params_enforced),
 		cmocka_unit_test(test_license_verify_batch_size_bound),

@@ -150,7 +150,7 @@ static void unwrap_round_trip(struct rp_store *s, size_t idx)
 		assert_int_equal(EVP_PKEY_get_raw_public_key(pub, r, &rl), 1);
 		assert_int_equal(rp_x25519_wrap(&rs, &st, r, fk), RP_OK);
 	} else {
-		assert_int_equal(rp_sshrsa_wrap(&rs, &st, pub, fk), RP_OK);
+		assert_int_equal(rp_sshrsa_wrap(&rs, &st, pub, NULL, fk), RP_OK);
 	}
 	assert_int_equal(rp_age_header_begin(&hdr), RP_OK);
 	assert_int_equal(rp_recip_stanza_add(&hdr, &rs, NULL, NULL), RP_OK);
