@@ -2099,20 +2099,33 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
  * goes back at once, and if even that fails the journal keeps the record
  * for recovery (returns 0: the batch must not commit).
  */
-static int header_write(struct run *r, struct job *j)
+/* fault_torn: a test build's half-written header, then the process dies */
+static void fault_torn(struct job *j)
 {
-	const struct timespec times[2] = { j->d.sb.st_atim, j->d.sb.st_mtim };
-	const long torn = rp_test_fault("io:torn-header");
-	int e;
-
-	if (torn > 0) {
-		/* a test build: half the header, then the process dies */
+	if (rp_test_fault("io:torn-header") > 0) {
 		(void)pwrite_all(j->wfd, j->new_hdr.p, j->new_hdr.len / 2, 0);
 		rp_test_crash_point("run:torn");
 	}
-	e = rp_test_fault("io:pwrite") > 0
-		    ? -EIO
-		    : pwrite_all(j->wfd, j->new_hdr.p, j->new_hdr.len, 0);
+}
+
+/*
+ * header_written takes the result of a document's header write (`got`
+ * bytes written from the start, or -errno) and finishes it: a short write
+ * is completed; a failed one writes the old header back at once, and if
+ * even that fails the journal keeps the record for recovery (returns 0:
+ * the batch must not commit). Then the document's times as they were.
+ */
+static int header_written(struct run *r, struct job *j, int got)
+{
+	const struct timespec times[2] = { j->d.sb.st_atim, j->d.sb.st_mtim };
+	int e = got < 0 ? got : 0;
+
+	if (rp_test_fault("io:pwrite") > 0) {
+		e = -EIO;
+	} else if (!e && (size_t)got < j->new_hdr.len) {
+		e = pwrite_all(j->wfd, j->new_hdr.p + got,
+			       j->new_hdr.len - (size_t)got, got);
+	}
 	if (e) {
 		ip_fail(r, j, "cannot write the header", -e);
 		if (pwrite_all(j->wfd, j->d.buf, j->new_hdr.len, 0)) {
@@ -2126,6 +2139,67 @@ static int header_write(struct run *r, struct job *j)
 	j->ip_done = 1;
 	(void)futimens(j->wfd, times);
 	return 1;
+}
+
+/*
+ * write_headers: each in-place document's new header over its old one,
+ * through the ring in one submission, or one pwrite after another
+ */
+static int write_headers(struct writer *w, int use_ring, int *res)
+{
+	struct rp_status rst = { 0 };
+	struct run *r = w->r;
+	size_t k = 0;
+	int is_ok = 1;
+
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+
+		res[i] = 0;
+		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
+			continue;
+		}
+		fault_torn(j);
+		if (use_ring) {
+			io_uring_prep_write(ring_sqe(&w->ring, i), j->wfd,
+					    j->new_hdr.p,
+					    (unsigned)j->new_hdr.len, 0);
+			k++;
+		} else {
+			const int e = pwrite_all(j->wfd, j->new_hdr.p,
+						 j->new_hdr.len, 0);
+
+			is_ok &= header_written(r, j,
+						e ? e : (int)j->new_hdr.len);
+			rp_test_crash_point("run:ip-wrote-one");
+		}
+	}
+	if (!k) {
+		return is_ok;
+	}
+	if (rp_ring_wait(&w->ring, &rst, k, res)) {
+		/* what the writes did is unknown: recovery settles it */
+		ring_failed(r, &rst);
+		for (size_t i = 0; i < w->n; i++) {
+			if (w->batch[i]->out == RP_OUT_MOVED &&
+			    w->batch[i]->wfd >= 0) {
+				job_fail(w->batch[i], RP_OUT_FAIL_IO,
+					 "not known if written: io_uring "
+					 "failed");
+			}
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		struct job *j = w->batch[i];
+
+		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
+			continue;
+		}
+		is_ok &= header_written(r, j, res[i]);
+		rp_test_crash_point("run:ip-wrote-one");
+	}
+	return is_ok;
 }
 
 /*
@@ -2179,15 +2253,7 @@ static void write_in_place(struct writer *w, int use_ring, int *res)
 		return;
 	}
 	rp_test_crash_point("run:ip-journaled");
-	for (size_t i = 0; i < w->n; i++) {
-		struct job *j = w->batch[i];
-
-		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
-			continue;
-		}
-		is_ok &= header_write(r, j);
-		rp_test_crash_point("run:ip-wrote-one");
-	}
+	is_ok &= write_headers(w, use_ring, res);
 	rp_test_crash_point("run:ip-written");
 	if (rp_test_fault("io:powercut") > 0) {
 		/* a test build: a power cut kept only part of a header */
