@@ -731,6 +731,19 @@ static int lock_doc(struct run *r, struct job *j)
 		       "to move it");
 		return 0;
 	}
+	/*
+	 * the same inode, but written since the run read it: another run
+	 * that rewrote it in place and let go of its lock in between (or any
+	 * writer); what the run read is stale
+	 */
+	if (now.st_size != j->d.sb.st_size ||
+	    now.st_ctim.tv_sec != j->d.sb.st_ctim.tv_sec ||
+	    now.st_ctim.tv_nsec != j->d.sb.st_ctim.tv_nsec) {
+		finish(r, j, RP_OUT_SKIP_BUSY,
+		       "it was rewritten while the run opened it (another run "
+		       "or process): run again to move it");
+		return 0;
+	}
 	return 1;
 }
 
