@@ -693,6 +693,16 @@ static enum rp_err build_license(struct rp_store *s, struct rp_status *st,
 	lic->issued_at = (uint64_t)time(NULL);
 	lic->encoding = o->is_compress ? RP_ENC_ZSTD : RP_ENC_NONE;
 	lic->plaintext_size = size;
+	switch (rp_test_fault("doc:size-lie")) {
+	case 1: /* a test build: the license claims one byte more */
+		lic->plaintext_size++;
+		break;
+	case 2: /* ... or one byte less */
+		lic->plaintext_size--;
+		break;
+	default:
+		break;
+	}
 	err = digest(lic->stanza_digest, st, raw->p, raw->len);
 	if (err) {
 		goto out;

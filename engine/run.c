@@ -44,6 +44,7 @@
 #include "rp_testhook.h"
 #include "wal.h"
 #include "walk.h"
+#include "zcodec.h"
 
 #define COPY_BUF	       (256 * 1024)
 #define XATTR_LIST     (64 * 1024) /* of COPY_BUF: the names; the rest: a value */
@@ -1293,6 +1294,8 @@ struct reenc_sink {
 	struct writer *w;
 	struct job *j;
 	struct rp_status *st;
+	struct rp_zcodec *z; /* a zstd document: its content, decompressed */
+	uint64_t plain;	     /* the plaintext bytes it holds */
 };
 
 static enum rp_err reenc_write(void *arg, const uint8_t *p, size_t len)
@@ -1302,11 +1305,30 @@ static enum rp_err reenc_write(void *arg, const uint8_t *p, size_t len)
 	return rp_afile_write(&k->j->af, k->st, p, len);
 }
 
-static enum rp_err reenc_seal(void *arg, const uint8_t *p, size_t len)
+static enum rp_err count_plain(void *arg, const uint8_t *p, size_t len)
 {
 	struct reenc_sink *k = arg;
 
-	return rp_stream_feed(k->w->seal_s, k->st, p, len, reenc_write, k);
+	(void)p;
+	k->plain += len;
+	return RP_OK;
+}
+
+/*
+ * reenc_seal seals the content under the new key, and counts what it
+ * holds: the plaintext its license signs the size of (for a compressed
+ * document, what it decompresses to, bounded by that size)
+ */
+static enum rp_err reenc_seal(void *arg, const uint8_t *p, size_t len)
+{
+	struct reenc_sink *k = arg;
+	enum rp_err err = k->z ? rp_zcodec_feed(k->z, k->st, p, len,
+						count_plain, k)
+			       : count_plain(k, p, len);
+
+	return err ? err
+		   : rp_stream_feed(k->w->seal_s, k->st, p, len, reenc_write,
+				    k);
 }
 
 static enum rp_err copy_payload(struct writer *w, struct job *j,
@@ -1314,12 +1336,20 @@ static enum rp_err copy_payload(struct writer *w, struct job *j,
 {
 	off_t in_off = (off_t)(j->d.hdr.header_len + RP_AGE_NONCE_LEN);
 	const off_t end = j->d.sb.st_size;
-	struct reenc_sink k = { w, j, st };
+	struct reenc_sink k = { w, j, st, NULL, 0 };
+	struct rp_zcodec z = { 0 };
 	enum rp_err err = RP_OK;
 
 	if (w->r->o->mode == RP_RUN_REENCRYPT) {
-		err = rp_stream_init(w->open_s, st, RP_STREAM_OPEN,
-				     j->old_file_key, j->d.nonce);
+		if (j->lic.encoding == RP_ENC_ZSTD) {
+			err = rp_zcodec_init_decompress(&z, st,
+							j->lic.plaintext_size);
+			k.z = &z;
+		}
+		if (!err) {
+			err = rp_stream_init(w->open_s, st, RP_STREAM_OPEN,
+					     j->old_file_key, j->d.nonce);
+		}
 		if (!err) {
 			err = rp_stream_init(w->seal_s, st, RP_STREAM_SEAL,
 					     j->file_key, j->nonce);
@@ -1341,11 +1371,24 @@ static enum rp_err copy_payload(struct writer *w, struct job *j,
 		if (!err) {
 			err = rp_stream_finish(w->open_s, st, reenc_seal, &k);
 		}
+		if (!err && k.z) {
+			err = rp_zcodec_finish(k.z, st, count_plain, &k);
+		}
+		/* the license signs the plaintext's size: it must hold */
+		if (!err && k.plain != j->lic.plaintext_size) {
+			err = rp_status_fail(st, RP_ERR_FORMAT,
+					     "the content is %llu bytes but "
+					     "its license gives %llu",
+					     (unsigned long long)k.plain,
+					     (unsigned long long)
+						     j->lic.plaintext_size);
+		}
 		if (!err) {
 			err = rp_stream_finish(w->seal_s, st, reenc_write, &k);
 		}
 		rp_stream_fini(w->open_s);
 		rp_stream_fini(w->seal_s);
+		rp_zcodec_fini(&z);
 		OPENSSL_cleanse(w->buf, COPY_BUF);
 		return err;
 	}
