@@ -317,6 +317,13 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 	}
 	fprintf(f, "  \"seconds\": %.3f,\n  \"documents_seen\": %llu,\n",
 		v->seconds, (unsigned long long)v->num_seen);
+	/* the progress total (a walk of its own), when it finished first */
+	if (v->is_total_known) {
+		fprintf(f, "  \"documents_counted\": %llu,\n",
+			(unsigned long long)v->num_total);
+	} else {
+		fprintf(f, "  \"documents_counted\": null,\n");
+	}
 	fprintf(f, "  \"moved_per_second\": %.1f,\n  \"moved_mb_per_second\": "
 		   "%.2f,\n",
 		v->seconds > 0 ? (double)moved / v->seconds : 0,

@@ -2510,6 +2510,17 @@ static void *progress_main(void *p)
  * count_main walks the trees a second time, counting files only, so the
  * progress display can give an ETA; it stops early when the run ends.
  */
+/*
+ * in_shard: the one shard function, for the run and for its counting walk
+ * (the progress total): the XXH64 (seed 0) of the path relative to its
+ * root, modulo N, is I
+ */
+static int in_shard(const struct rp_run_opts *o, const char *rel)
+{
+	return !o->shard_n ||
+	       XXH64(rel, strlen(rel), 0) % o->shard_n == o->shard_i;
+}
+
 static void *count_main(void *p)
 {
 	struct run *r = p;
@@ -2524,9 +2535,7 @@ static void *count_main(void *p)
 	}
 	while (!is_done && !rp_walk_next(wk, &st, &e) &&
 	       e.kind != RP_WALK_END) {
-		if (r->o->shard_n &&
-		    XXH64(e.rel, strlen(e.rel), 0) % r->o->shard_n !=
-			    r->o->shard_i) {
+		if (!in_shard(r->o, e.rel)) {
 			continue;
 		}
 		if (++n % 4096 == 0) {
@@ -2787,9 +2796,7 @@ static enum rp_err walk(struct run *r, struct rp_status *st)
 		if (err || e.kind == RP_WALK_END) {
 			break;
 		}
-		if (r->o->shard_n &&
-		    XXH64(e.rel, strlen(e.rel), 0) % r->o->shard_n !=
-			    r->o->shard_i) {
+		if (!in_shard(r->o, e.rel)) {
 			continue;
 		}
 		if (e.kind == RP_WALK_SKIP && e.why == RP_WALK_SKIP_TMP) {
@@ -3316,6 +3323,15 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		if (has_writer[i]) {
 			pthread_join(writer[i], NULL);
 		}
+	}
+	/*
+	 * a run that went through lets its counting walk finish (it walks
+	 * what the run walked, without the work: it is done or nearly), so
+	 * the report has the total; a stopped one cuts it short
+	 */
+	if (has_counter && !(o->stop && *o->stop) && !is_halted(&r)) {
+		pthread_join(counter, NULL);
+		has_counter = 0;
 	}
 	pthread_mutex_lock(&r.mu);
 	r.is_done = 1;

@@ -14,6 +14,10 @@
 #     place of record k (a valid MAC of its own): `audit verify` fails at
 #     the record after it. Catches: the previous record's MAC left out of
 #     the append and the verifiers (keys/audit.c).
+#  4. the progress total of a --shard run (its counting walk) is the
+#     number of documents the run saw; the three shards add up. Catches:
+#     the counting walk selecting with another hash or seed than the run
+#     (engine/run.c in_shard, the one shard function both use).
 #  3. (test hooks) a compressed document whose signed license claims one
 #     byte more, or one byte less, than its content: `unprotect` refuses
 #     it and writes nothing, `run --mode reencrypt` leaves it as it is.
@@ -170,6 +174,26 @@ if grep -q "$((_k + 1))" "$ERR"; then pass; else
 fi
 cp "$T/audit.good" "$T/store/audit.log"
 expect_rc 0 "$RP" audit verify
+
+# ------------------------------------------------- shards and their count
+case_ "4. a shard's progress total is the shard's documents"
+mkdir -p "$T/sh/x" "$T/sh/y"
+for i in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19; do
+	mkfile "$T/sh/x/$i" 100
+	mkfile "$T/sh/y/$i" 100
+done
+expect_rc 0 "$RP" protect "$T"/sh/x/* "$T"/sh/y/*
+rm -f "$T"/sh/x/[0-9] "$T"/sh/x/[0-9][0-9] "$T"/sh/y/[0-9] \
+	"$T"/sh/y/[0-9][0-9]
+expect_rc 0 "$RP" rekey --alg x25519
+_sum=0
+for _i in 0 1 2; do
+	expect_rc 0 "$RP" run "$T/sh" --in-place --shard "$_i/3" --json
+	_seen=$(json_get "$OUT" '["documents_seen"]')
+	assert_json "$OUT" '["documents_counted"]' "$_seen"
+	_sum=$((_sum + _seen))
+done
+if [ "$_sum" = 40 ]; then pass; else fail "the shards saw $_sum of 40"; fi
 
 # ------------------------------------------ a compressed document's length
 if [ "$HOOKS" = 1 ]; then
