@@ -637,7 +637,10 @@ fresh c1b "$T/lc"
 if [ "$HOOKS" = 1 ]; then
 	# the walker sleeps before the 81st document, the rest waits
 	start_held run:walk:15000:81 --batch 16 --batch-ms 200
-	wait_tmp "$RUN_PID" "$W" 1 || true
+	# the first documents are committed (their journal block written)
+	# while the walker sleeps: a temporary file lives too briefly to be
+	# seen on a loaded machine
+	wait_journal "$RUN_PID" "$D/j" || true
 	sleep 0.5
 else
 	start_held -
@@ -667,7 +670,7 @@ case_ "1c. rekey mid-run"
 fresh c1c "$T/lc"
 if [ "$HOOKS" = 1 ]; then
 	start_held run:walk:15000:81 --batch 16 --batch-ms 200
-	wait_tmp "$RUN_PID" "$W" 1 || true
+	wait_journal "$RUN_PID" "$D/j" || true
 	sleep 0.5
 else
 	start_held -
