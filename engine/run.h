@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 /*
- * The bulk re-protection engine (DESIGN.md section 5): walk the trees,
+ * The bulk re-protection engine (docs/ENGINE.md): walk the trees,
  * move every document under an archived key (or under the --from keys) to
  * the active key, write each back atomically.
  *

@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 /*
- * The age v1 header (../shared/age-format.md sections 2-4): a strict reader
+ * The age v1 header (docs/FORMAT.md section 2): a strict reader
  * and a writer. age itself sets no bounds; we do, and reject anything over
  * them as a header failure.
  */
@@ -57,7 +57,7 @@ struct rp_age_header {
  * may hold more bytes after the header (the nonce and payload); parsing
  * stops at the LF after the MAC line. Returns RP_OK, or RP_ERR_FORMAT with
  * a message in `st` naming the fault (line number and what was wrong) for
- * every case of age-format.md section 3 that concerns the header grammar,
+ * every malformation of docs/FORMAT.md section 2 (the header grammar),
  * for an `scrypt` stanza beside another, and for any bound above exceeded.
  * A header not complete within `in` is "truncated". It does not check the
  * MAC nor that 16 nonce bytes follow. On success the args and raw spans

@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 /*
- * age recipient stanzas: X25519 (age-format.md section 6) and ssh-rsa
+ * age recipient stanzas: X25519 (docs/FORMAT.md section 3) and ssh-rsa
  * (section 7), and the Bech32 text forms of age X25519 keys.
  */
 #define RP_X25519_LEN	     32

@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 /*
- * age STREAM payload (age-format.md section 5): ChaCha20-Poly1305 over
+ * age STREAM payload (docs/FORMAT.md section 5): ChaCha20-Poly1305 over
  * 64 KiB chunks, nonce = 11-byte big-endian counter || final flag, key =
  * HKDF-SHA-256(file key, salt = 16-byte payload nonce, info "payload").
  * Streaming with bounded memory: feed any number of bytes in any pieces.

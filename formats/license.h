@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 /*
- * The rp-license stanza body: a canonical TLV license (DESIGN.md section 3;
+ * The rp-license stanza body: a canonical TLV license (docs/FORMAT.md sections 6-9;
  * byte layout in docs/FORMAT.md). Each field is tag (1 byte), length
  * (2 bytes, big-endian), value; fields in fixed order, each exactly once;
  * unknown tags, wrong lengths and trailing bytes are rejected.

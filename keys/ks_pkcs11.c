@@ -1,6 +1,6 @@
 /*
- * The PKCS#11 keystore (DESIGN.md section 4; measured behaviour of the test
- * token in ../shared/softhsm2.md).
+ * The PKCS#11 keystore (docs/OPERATIONS.md; how the test token, SoftHSM2
+ * 2.6.1, behaves, as measured, is said where it matters below).
  *
  * Objects on the token, all with CKA_ID = the 32-byte key id and CKA_LABEL
  * "rp-<first 16 hex digits of the id>-<kind>":
@@ -135,8 +135,8 @@ enum rsa_mode {
 };
 
 /*
- * The module: the one piece of process-wide state (the exception STYLE.md
- * section 5 allows here). C_Initialize and C_Finalize act on the whole
+ * The module: the one piece of process-wide state (the one exception to
+ * "no globals"). C_Initialize and C_Finalize act on the whole
  * process, so exactly one owner calls them. The library is never
  * dlclose'd.
  */
@@ -1261,8 +1261,8 @@ static enum rp_err decode_raw(uint8_t *file_key, struct rp_status *st,
 }
 
 /*
- * probe_rsa finds how key `h` opens ssh-rsa stanzas (softhsm2.md section
- * 5): the token's OAEP-SHA-256 with age's label if it decrypts a known
+ * probe_rsa finds how key `h` opens ssh-rsa stanzas (SoftHSM2 2.6.1,
+ * measured): the token's OAEP-SHA-256 with age's label if it decrypts a known
  * answer AND rejects another label (SoftHSM ignores labels), else raw RSA
  * with OAEP decoding in software. Session and handle errors propagate.
  */

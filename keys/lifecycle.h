@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 /*
- * The tenant key life cycle (DESIGN.md section 4). Every function here
+ * The tenant key life cycle (docs/OPERATIONS.md). Every function here
  * changes the keyring: call rp_store_lock first. Each change is one atomic
  * keyring write, so a crash leaves the keyring before or after it.
  *

@@ -46,7 +46,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 /*
  * SoftHSM 2.6.1 leaks 37 bytes per X25519/Ed25519 operation inside
- * libsofthsm2.so (softhsm2.md section 4). Suppress exactly those, so that
+ * libsofthsm2.so (measured). Suppress exactly those, so that
  * LeakSanitizer still checks our own code; the suppression needs the full
  * stack, through libcrypto, to see libsofthsm2.so.
  */
@@ -593,7 +593,7 @@ static void test_ks_pkcs11_generated_x25519_backup_refused(void **state)
 	struct rp_buf blob = { 0 };
 
 	(void)state;
-	/* SoftHSM 2.6.1 cannot wrap EC_EDWARDS keys (softhsm2.md) */
+	/* SoftHSM 2.6.1 cannot wrap EC_EDWARDS keys (measured) */
 	assert_int_equal(fx.ks->ops->backup(fx.ks, &st, &fx.x, &blob),
 			 RP_ERR_HSM);
 	assert_int_equal(st.ck_rv, CKR_KEY_NOT_WRAPPABLE);
