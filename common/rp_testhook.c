@@ -2,12 +2,15 @@
 
 #ifdef RP_TEST_HOOKS
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rp_compiler.h"
 
@@ -215,4 +218,27 @@ long rp_test_fault(const char *point)
 	}
 	return 0;
 }
+void rp_test_trace(const char *what, const char *name)
+{
+	const char *path = getenv("REPROTECT_TEST_TRACE");
+	char line[PATH_MAX + 64];
+	int fd, n;
+
+	if (!path) {
+		return;
+	}
+	n = snprintf(line, sizeof(line), "%s %s\n", what, name ? name : "-");
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || n <= 0) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return;
+	}
+	/* one write: lines of several threads never mix */
+	(void)!write(fd, line, (size_t)n < sizeof(line) ? (size_t)n
+							: sizeof(line) - 1);
+	close(fd);
+}
+
 #endif

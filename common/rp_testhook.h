@@ -19,6 +19,12 @@ extern "C" {
  * nth hit of the point (1-based, counted across threads). Callers pass a
  * string literal: a point is known by its address.
  *
+ * rp_test_trace appends "<what> <name>" and a newline to the file that
+ * REPROTECT_TEST_TRACE names: the engine marks each durability step (an
+ * fsync, a rename, a header write, a journal sync or commit) where it
+ * makes it, in both --io modes, so a test sees their order even where
+ * strace cannot (io_uring's operations).
+ *
  * rp_test_fault says what fault to inject at `point`: 0 for none, else
  * the code the caller should fail with (an errno value for I/O points, a
  * CK_RV for PKCS#11 points), or RP_TEST_FAULT_SHORT for a short transfer.
@@ -39,6 +45,7 @@ extern "C" {
 void rp_test_crash_point(const char *point);
 void rp_test_pause_point(const char *point);
 long rp_test_fault(const char *point);
+void rp_test_trace(const char *what, const char *name);
 /* rp_test_fault_reset forgets the rules and counts: the next call reads
  * REPROTECT_TEST_FAULT again (for unit tests that change it) */
 void rp_test_fault_reset(void);
@@ -55,6 +62,11 @@ static inline long rp_test_fault(const char *point)
 {
 	(void)point;
 	return 0;
+}
+static inline void rp_test_trace(const char *what, const char *name)
+{
+	(void)what;
+	(void)name;
 }
 #endif
 

@@ -1842,6 +1842,7 @@ static void sync_files(struct writer *w, int use_ring, int *res)
 			if (w->batch[i]->af.fd >= 0) {
 				io_uring_prep_fsync(ring_sqe(&w->ring, i),
 						    w->batch[i]->af.fd, 0);
+				rp_test_trace("fsync", w->batch[i]->af.tmp);
 				k++;
 			}
 		}
@@ -1857,6 +1858,9 @@ static void sync_files(struct writer *w, int use_ring, int *res)
 					 fsync(w->batch[i]->af.fd) == 0
 				 ? 0
 				 : -errno;
+			if (w->batch[i]->af.fd >= 0) {
+				rp_test_trace("fsync", w->batch[i]->af.tmp);
+			}
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -2034,6 +2038,7 @@ static void rename_all(struct writer *w, int use_ring, int *res)
 		if (fault_rename(r, j)) {
 			continue;
 		}
+		rp_test_trace("rename", j->af.tmp);
 		if (use_ring) {
 			io_uring_prep_renameat(ring_sqe(&w->ring, i),
 					       j->dir->fd, j->af.tmp,
@@ -2102,6 +2107,7 @@ static void sync_dirs(struct writer *w, int use_ring, int *res)
 		}
 	}
 	for (size_t d = 0; d < num_dirs; d++) {
+		rp_test_trace("fsync-dir", w->dir_names[d]);
 		if (use_ring) {
 			io_uring_prep_fsync(ring_sqe(&w->ring, d), w->dirs[d]->fd,
 					    0);
@@ -2216,6 +2222,7 @@ static int write_headers(struct writer *w, int use_ring, int *res)
 			continue;
 		}
 		fault_torn(j);
+		rp_test_trace("header", j->path);
 		if (use_ring) {
 			io_uring_prep_write(ring_sqe(&w->ring, i), j->wfd,
 					    j->new_hdr.p,
@@ -2333,6 +2340,7 @@ static void write_in_place(struct writer *w, int use_ring, int *res)
 			if (!j->ip_done) {
 				continue;
 			}
+			rp_test_trace("fsync-doc", j->path);
 			if (use_ring) {
 				io_uring_prep_fsync(ring_sqe(&w->ring, i),
 						    j->wfd, 0);

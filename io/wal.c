@@ -32,6 +32,7 @@
 #include "afile.h"
 #include "rp_buf.h"
 #include "rp_file.h"
+#include "rp_testhook.h"
 
 #define WAL_MAGIC      "RPW1"
 #define WAL_DIR	       "wal"
@@ -205,12 +206,18 @@ enum rp_err rp_wal_append(struct rp_wal *w, struct rp_status *st,
 	}
 	if (!err) {
 		err = rp_fd_write_all(w->fd, st, w->name, w->buf.p, w->buf.len);
+		rp_test_trace("wal-append", w->name);
 	} else {
 		return rp_status_fail(st, err, "out of memory");
 	}
-	if (!err && w->sync && fdatasync(w->fd) < 0) {
-		err = rp_status_errno(st, errno, "cannot fsync the journal",
-				      w->name);
+	if (!err && w->sync) {
+		if (fdatasync(w->fd) < 0) {
+			err = rp_status_errno(st, errno,
+					      "cannot fsync the journal",
+					      w->name);
+		} else {
+			rp_test_trace("wal-sync", w->name);
+		}
 	}
 	return err;
 }
@@ -225,6 +232,7 @@ enum rp_err rp_wal_commit(struct rp_wal *w, struct rp_status *st)
 		return rp_status_errno(st, errno, "cannot truncate the journal",
 				       w->name);
 	}
+	rp_test_trace("wal-commit", w->name);
 	return RP_OK;
 }
 

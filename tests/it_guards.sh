@@ -10,6 +10,8 @@
 #     fsynced before the journal is truncated (the commit).
 #     Catches: the fsync of the temporary files, the journal's sync, or
 #     the documents' sync removed from engine/run.c or io/wal.c.
+#     With test hooks, the same order through the ring (--io uring), from
+#     the engine's own trace of each step (REPROTECT_TEST_TRACE).
 #  2. the audit log's chain: record k of another copy of the store put in
 #     place of record k (a valid MAC of its own): `audit verify` fails at
 #     the record after it. Catches: the previous record's MAC left out of
@@ -140,6 +142,66 @@ run_rp env "$NOLEAK" strace -f -y -o "$T/inplace.tr" \
 if [ "$LAST_RC" = 0 ]; then pass; else fail "run exit $LAST_RC"; show_err; fi
 assert_json "$OUT" '["in_place"]' "$N"
 if _why=$(order "$T/inplace.tr" inplace); then pass; else fail "$_why"; fi
+
+# the same through the ring (--io uring), where strace cannot see: the
+# engine marks each step where it submits it (REPROTECT_TEST_TRACE)
+trace_order() {
+	py - "$@" <<'PY'
+import sys
+trace, mode = sys.argv[1:3]
+ev = [l.rstrip("\n").split(" ", 1) for l in open(trace)]
+errs = []
+if mode == "copy":
+    n = 0
+    for i, (what, name) in enumerate(ev):
+        if what != "rename":
+            continue
+        n += 1
+        if ["fsync", name] not in ev[:i]:
+            errs.append("renamed before its fsync: " + name)
+        if not any(w == "fsync-dir" for w, _ in ev[i + 1:]):
+            errs.append("no folder fsync after renaming " + name)
+    if not n:
+        errs.append("no rename traced")
+else:
+    n = 0
+    for i, (what, name) in enumerate(ev):
+        if what != "header":
+            continue
+        n += 1
+        app = max((k for k in range(i) if ev[k][0] == "wal-append"),
+                  default=None)
+        if app is None or not any(ev[k][0] == "wal-sync"
+                                  for k in range(app + 1, i)):
+            errs.append("header of %s before its journal was synced" % name)
+        com = next((k for k in range(i + 1, len(ev))
+                    if ev[k][0] == "wal-commit"), None)
+        if com is None or ["fsync-doc", name] not in ev[i + 1:com]:
+            errs.append("%s not synced before the commit" % name)
+    if not n:
+        errs.append("no header traced")
+if errs:
+    print("; ".join(errs[:4]))
+    sys.exit(1)
+PY
+}
+if [ "$HOOKS" = 1 ]; then
+	case_ "1. durability order through the ring (copying, in place)"
+	expect_rc 0 "$RP" rekey --alg x25519
+	rm -f "$T/ring-copy.tr"
+	expect_rc 0 env REPROTECT_TEST_TRACE="$T/ring-copy.tr" "$RP" run \
+		"$T/d" --in-place --copy --quiet --io uring
+	if _why=$(trace_order "$T/ring-copy.tr" copy); then pass; else
+		fail "$_why"
+	fi
+	expect_rc 0 "$RP" rekey --alg x25519
+	rm -f "$T/ring-ip.tr"
+	expect_rc 0 env REPROTECT_TEST_TRACE="$T/ring-ip.tr" "$RP" run \
+		"$T/d" --in-place --quiet --io uring
+	if _why=$(trace_order "$T/ring-ip.tr" inplace); then pass; else
+		fail "$_why"
+	fi
+fi
 
 # ----------------------------------------------------------- the audit chain
 case_ "2. the audit chain: a record of another copy of the store"
