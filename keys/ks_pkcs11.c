@@ -88,7 +88,6 @@
 #define WRAPPED_MAX    8192
 #define SSHRSA_LABEL   "age-encryption.org/v1/ssh-rsa"
 #define PROBE_LABEL    "reprotect/v1 pkcs11 probe: another label"
-#define ED25519_INFO   "reprotect/v1 x25519 key: ed25519 signing seed"
 #define BLOB_MAGIC     "RP11"
 #define BLOB_VERSION   1
 #define KCV_MAX	       16
@@ -999,7 +998,7 @@ static enum rp_err ed25519_seed_of(uint8_t seed[RP_ATLEAST(32)],
 	enum rp_err err;
 
 	/* as ks_soft.c derives it: one identity signs alike on both */
-	err = rp_soft_derive(seed, st, secret, ED25519_INFO);
+	err = rp_x25519_signing_seed(seed, st, secret);
 	if (err) {
 		return err;
 	}

@@ -64,14 +64,21 @@ enum rp_err rp_soft_derive(uint8_t out[RP_ATLEAST(32)], struct rp_status *st,
 	return rp_hkdf_sha256(out, 32, st, world_key, 32, NULL, 0, info);
 }
 
+enum rp_err rp_x25519_signing_seed(uint8_t seed[RP_ATLEAST(32)],
+				   struct rp_status *st,
+				   const uint8_t secret[RP_ATLEAST(32)])
+{
+	return rp_soft_derive(seed, st, secret,
+			      "reprotect/v1 x25519 key: ed25519 signing seed");
+}
+
 static enum rp_err ed25519_from_x25519(EVP_PKEY **out, struct rp_status *st,
 				       const uint8_t secret[RP_X25519_LEN])
 {
 	uint8_t seed[32];
 	enum rp_err err;
 
-	err = rp_soft_derive(seed, st, secret,
-			     "reprotect/v1 x25519 key: ed25519 signing seed");
+	err = rp_x25519_signing_seed(seed, st, secret);
 	if (!err) {
 		*out = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL,
 						    seed, sizeof(seed));
