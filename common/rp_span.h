@@ -26,16 +26,6 @@ static inline struct rp_span rp_span_of(const void *p, size_t len)
 	return s;
 }
 
-static inline bool rp_span_skip(struct rp_span *s, size_t n)
-{
-	if (s->len < n) {
-		return false;
-	}
-	s->p += n;
-	s->len -= n;
-	return true;
-}
-
 static inline bool rp_span_get_bytes(struct rp_span *s, size_t n,
 				     struct rp_span *out)
 {
@@ -105,12 +95,6 @@ static inline bool rp_span_get_u64be(struct rp_span *s, uint64_t *out)
 	rp_span_get_u32be(s, &lo);
 	*out = (uint64_t)hi << 32 | lo;
 	return true;
-}
-
-static inline void rp_put_u16be(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
 }
 
 static inline void rp_put_u32be(uint8_t *p, uint32_t v)
