@@ -243,7 +243,7 @@ static int is_usable(const struct rp_key_info *k)
 }
 
 /*
- * check_doc runs every check of a document it can, each into its own
+ * rp_doc_check runs every check of a document it can, each into its own
  * status in `info`. With `out_file_key`, unwraps and checks the MAC.
  */
 void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,

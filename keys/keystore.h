@@ -16,8 +16,8 @@ extern "C" {
 #endif
 
 /*
- * The keystore interface: one vtable per backend (soft now; pkcs11 comes
- * with the life-cycle work). Private key material never leaves a backend.
+ * The keystore interface: one vtable per backend (soft: ks_soft.c; PKCS#11:
+ * ks_pkcs11.c). Private key material never leaves a backend.
  * Backends receive the key's keyring entry and find their material by id.
  */
 struct rp_keystore;

@@ -1753,7 +1753,8 @@ static enum rp_err set_id(const struct p11_ks *ks, struct rp_status *st,
 	return rv ? ck_fail(st, rv, "C_SetAttributeValue") : RP_OK;
 }
 
-/* pending_id: a temporary CKA_ID until the key id (from the public key) */
+/* tpl_pending: a temporary CKA_ID and label until the key id (from the
+ * public key) is known */
 static void tpl_pending(struct tpl *t, enum obj_kind kind)
 {
 	const int n = snprintf(t->label, sizeof(t->label), "rp-pending-%s",
