@@ -1,0 +1,514 @@
+/*
+ * run_work.c: the crypto workers: classify a document, lock it, check it,
+ * unwrap and wrap (or verify it).
+ */
+#include "run_internal.h"
+
+/*
+ * can_keep: a document replaced by rename loses what is not in its bytes
+ * unless the run can give it to the new file; refuse what it cannot (the
+ * writer refuses the rest: a group, a mode or an attribute it may not set)
+ */
+int run_keep_problem(const struct job *j, char *why, size_t why_len)
+{
+	const struct stat *sb = &j->d.sb;
+
+	if (sb->st_nlink > 1) {
+		snprintf(why, why_len,
+			 "it has %lu hard links: a rewrite would split them",
+			 (unsigned long)sb->st_nlink);
+		return 1;
+	}
+	if (geteuid() != 0 && sb->st_uid != geteuid()) {
+		snprintf(why, why_len,
+			 "cannot keep its owner (uid %u): only root may give "
+			 "a file to another user",
+			 (unsigned)sb->st_uid);
+		return 1;
+	}
+	return 0;
+}
+
+static int can_keep(struct run *r, struct job *j)
+{
+	char why[sizeof(j->reason)];
+
+	if (run_keep_problem(j, why, sizeof(why))) {
+		run_finish(r, j, RP_OUT_SKIP_CANNOT_KEEP, "%s", why);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * can_in_place: the new header will fit where the old one is: a rewrap in
+ * place (no --out), a document with slack (a pad stanza), to a key of the
+ * same kind as its own (the same stanza and signature sizes). The writer
+ * still checks (rp_doc_header_fits) and copies what does not fit.
+ */
+static int can_in_place(const struct run *r, const struct job *j, size_t k)
+{
+	const struct rp_age_header *h = &j->d.hdr;
+
+	return r->o->mode == RP_RUN_REWRAP && !j->out_path[0] &&
+	       !r->o->is_verify && !r->o->no_in_place && h->num_stanzas == 3 &&
+	       rp_age_stanza_is(&h->stanzas[2], RP_DOC_PAD_TYPE) &&
+	       r->kr->keys[k].alg == r->kr->keys[r->active].alg;
+}
+
+/*
+ * lock_doc takes the document's lock for its rewrite (advisory, held on
+ * the descriptor the run read it through until the job ends): another run
+ * rewriting it holds it, and then this one leaves it (skipped-busy); a
+ * document replaced since the run opened it is left the same way.
+ */
+static int lock_doc(struct run *r, struct job *j)
+{
+	struct stat now;
+
+	if (j->ip_can && j->d.sb.st_nlink > 1) {
+		const int c =
+			run_claim_inode(r, j->d.sb.st_dev, j->d.sb.st_ino);
+
+		if (c < 0) {
+			run_finish(r, j, RP_OUT_FAIL_IO, "out of memory");
+			return 0;
+		}
+		if (c > 0) {
+			run_finish(
+				r, j, RP_OUT_CURRENT,
+				"another name of a document this run moves in "
+				"place (a hard link)");
+			return 0;
+		}
+	}
+	if (flock(j->d.fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK || errno == EINTR) {
+			run_finish(r, j, RP_OUT_SKIP_BUSY,
+				   "another process is rewriting it (it holds "
+				   "its lock): run again to move it");
+		} else {
+			run_finish(r, j, RP_OUT_FAIL_IO, "cannot lock: %s",
+				   strerror(errno));
+		}
+		return 0;
+	}
+	j->is_locked = 1;
+	if (fstatat(j->dir->fd, j->name, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    now.st_dev != j->d.sb.st_dev || now.st_ino != j->d.sb.st_ino) {
+		run_finish(r, j, RP_OUT_SKIP_BUSY,
+			   "it was replaced while the run opened it: run again "
+			   "to move it");
+		return 0;
+	}
+	/*
+	 * the same inode, but written since the run read it: another run
+	 * that rewrote it in place and let go of its lock in between (or any
+	 * writer); what the run read is stale
+	 */
+	if (now.st_size != j->d.sb.st_size ||
+	    now.st_ctim.tv_sec != j->d.sb.st_ctim.tv_sec ||
+	    now.st_ctim.tv_nsec != j->d.sb.st_ctim.tv_nsec) {
+		run_finish(
+			r, j, RP_OUT_SKIP_BUSY,
+			"it was rewritten while the run opened it (another run "
+			"or process): run again to move it");
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * classify reads the header and decides; returns 1 if the job goes on to
+ * be moved (its header kept open), 0 if it was finished here.
+ */
+static int classify(struct run *r, struct out_cache *oc, struct job *j)
+{
+	struct rp_status st = { 0 };
+	struct rp_license *lic = &j->lic;
+	const struct rp_age_stanza *ls;
+	size_t tbs_len;
+	long k;
+
+	enum rp_err err;
+
+	memset(&j->d, 0, sizeof(j->d));
+	if (j->pre_fd >= 0) {
+		/* the walker opened, stat'ed and read it already */
+		j->d.fd = j->pre_fd;
+		j->d.sb = j->pre_sb;
+		j->pre_fd = -1;
+		err = rp_doc_hdr_load(&j->d, &st, j->pre, j->pre_len);
+	} else {
+		/* through its folder: never a path a swapped link redirects */
+		j->d.fd =
+			openat(j->dir->fd, j->name,
+			       O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+		if (j->d.fd < 0) {
+			err = rp_status_errno(&st, errno, "cannot open", NULL);
+		} else if (fstat(j->d.fd, &j->d.sb) < 0) {
+			err = rp_status_errno(&st, errno, "cannot stat", NULL);
+		} else {
+			err = rp_doc_hdr_load(&j->d, &st, NULL, 0);
+		}
+	}
+	if (err) {
+		j->has_hdr = 1;
+		if (st.err == RP_ERR_IO && st.sys_errno == ELOOP) {
+			run_finish(r, j, RP_OUT_SKIP_NOT_FILE,
+				   "became a symbolic link during the run");
+		} else if (st.err == RP_ERR_IO || st.err == RP_ERR_NOMEM) {
+			if (run_is_fatal(&st)) {
+				run_halt(r, rp_status_msg(&st));
+			}
+			run_finish(r, j, RP_OUT_FAIL_IO, "%s",
+				   rp_status_msg(&st));
+		} else if (st.err == RP_ERR_USAGE) {
+			run_finish(r, j, RP_OUT_SKIP_NOT_FILE, "%s",
+				   rp_status_msg(&st));
+		} else if (j->d.buf_len < sizeof(RP_AGE_VERSION_LINE) - 1 ||
+			   memcmp(j->d.buf, "age-encryption.org/",
+				  strlen("age-encryption.org/"))) {
+			run_finish(r, j, RP_OUT_SKIP_NOT_AGE,
+				   "not an age file");
+		} else {
+			run_finish(r, j, RP_OUT_FAIL_BAD, "%s",
+				   rp_status_msg(&st));
+		}
+		return 0;
+	}
+	j->has_hdr = 1;
+	j->size = (uint64_t)j->d.sb.st_size;
+	if (j->d.license_i < 0) {
+		run_finish(r, j, RP_OUT_SKIP_UNLICENSED,
+			   "no rp-license stanza");
+		return 0;
+	}
+	ls = &j->d.hdr.stanzas[j->d.license_i];
+	if (rp_license_decode(lic, &st, ls->body.p, ls->body.len, &tbs_len)) {
+		run_finish(r, j, RP_OUT_FAIL_BAD, "%s", rp_status_msg(&st));
+		return 0;
+	}
+	k = rp_keyring_find_id(r->kr, lic->key_id);
+	j->key_idx = k;
+	if (k < 0) {
+		run_finish(r, j, RP_OUT_SKIP_UNKNOWN_KEY,
+			   "its key is not in this store");
+		return 0;
+	}
+	if (j->out_path[0] && !r->o->is_dry_run) {
+		struct stat sb;
+
+		if (!j->odir && run_out_folder(r, oc, j, &st)) {
+			if (run_is_fatal(&st)) {
+				run_halt(r, rp_status_msg(&st));
+			}
+			run_finish(r, j, RP_OUT_FAIL_IO, "%s",
+				   rp_status_msg(&st));
+			return 0;
+		}
+		if (fstatat(j->odir->fd, j->oname, &sb, AT_SYMLINK_NOFOLLOW) ==
+		    0) {
+			run_finish(r, j, RP_OUT_CURRENT,
+				   "already in the output");
+			return 0;
+		}
+	}
+	if ((size_t)k == r->active && !r->o->is_verify) {
+		if (j->out_path[0] && !r->o->is_dry_run) {
+			j->is_copy = 1; /* the mirror gets it as it is */
+			return 1;
+		}
+		run_finish(r, j, RP_OUT_CURRENT, NULL);
+		return 0;
+	}
+	if (run_is_gone(run_key_state(r, (size_t)k))) {
+		run_finish(r, j, RP_OUT_SKIP_REVOKED, "its key is %s",
+			   rp_key_state_name(run_key_state(r, (size_t)k)));
+		return 0;
+	}
+	if (r->o->is_verify) {
+		return 1;
+	}
+	if (!run_is_selected(r, (size_t)k)) {
+		run_finish(r, j, RP_OUT_SKIP_NOT_SELECTED, "its key is %s",
+			   rp_key_state_name(run_key_state(r, (size_t)k)));
+		return 0;
+	}
+	j->ip_can = can_in_place(r, j, (size_t)k);
+	if (!j->out_path[0] && !j->ip_can && !can_keep(r, j)) {
+		return 0;
+	}
+	if (r->o->is_dry_run) {
+		run_finish(r, j, RP_OUT_WOULD_MOVE, NULL);
+		return 0;
+	}
+	return j->out_path[0] || lock_doc(r, j);
+}
+
+static const struct rp_status *first_bad(const struct rp_doc_info *i)
+{
+	const struct rp_status *order[] = { &i->license_st, &i->key_st,
+					    &i->stanza_st,  &i->nonce_st,
+					    &i->sig_st,	    &i->mac_st };
+
+	for (size_t k = 0; k < RP_ARRAY_LEN(order); k++) {
+		if (order[k]->err) {
+			return order[k];
+		}
+	}
+	return NULL;
+}
+
+/* prepare checks the document fully and builds its new stanza and TBS */
+
+/* check_tail: the payload ends in a final chunk that authenticates */
+static enum rp_err check_tail(struct job *j, struct rp_status *st,
+			      struct rp_stream *s, uint8_t *buf)
+{
+	const uint64_t start = j->d.hdr.header_len + RP_AGE_NONCE_LEN;
+	const uint64_t payload = (uint64_t)j->d.sb.st_size - start;
+	const uint64_t n = (payload + RP_STREAM_SEALED - 1) / RP_STREAM_SEALED;
+	const uint64_t last_off = n ? (n - 1) * RP_STREAM_SEALED : 0;
+	const size_t last_len = (size_t)(payload - last_off);
+	size_t got = 0;
+	enum rp_err err;
+
+	if (j->lic.encoding == RP_ENC_NONE &&
+	    payload != rp_stream_sealed_size(j->lic.plaintext_size)) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "the payload is %llu bytes but its "
+				      "license gives %llu: truncated or "
+				      "extended",
+				      (unsigned long long)payload,
+				      (unsigned long long)rp_stream_sealed_size(
+					      j->lic.plaintext_size));
+	}
+	if (last_len > RP_STREAM_SEALED) {
+		return rp_status_fail(st, RP_ERR_FORMAT, "payload truncated");
+	}
+	err = rp_read_full(j->d.fd, st, NULL, buf, last_len,
+			   (off_t)(start + last_off), &got);
+	if (!err && got != last_len) {
+		err = rp_status_fail(st, RP_ERR_IO, "short read");
+	}
+	if (!err) {
+		err = rp_stream_init(s, st, RP_STREAM_OPEN, j->old_file_key,
+				     j->d.nonce);
+	}
+	if (!err) {
+		err = rp_stream_check_final(s, st, payload, buf, last_len);
+	}
+	rp_stream_fini(s);
+	return err;
+}
+
+static int prepare(struct run *r, size_t worker, struct job *j,
+		   struct rp_doc_info *info, struct rp_stream *vs,
+		   uint8_t *vbuf)
+{
+	const struct rp_key_info *nk = &r->kr->keys[r->active];
+	struct rp_status st = { 0 };
+	const struct rp_status *bad;
+	struct rp_license *lic = &j->lic;
+	int has_fk = 0;
+	EVP_PKEY *pub = NULL;
+	const char *tag = NULL;
+	struct rp_buf raw = { 0 };
+	size_t off = 0, len = 0;
+	unsigned int dl = 0;
+	enum rp_err err;
+
+	memset(info, 0, sizeof(*info));
+	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk,
+		     &r->sigs[worker]);
+	bad = first_bad(info);
+	if (bad && run_is_fatal(bad)) {
+		run_halt(r, rp_status_msg(bad));
+	}
+	if (bad) {
+		run_finish(r, j,
+			   bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
+			   : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM ||
+					   bad->err == RP_ERR_CRYPTO
+				   ? RP_OUT_FAIL_IO
+				   : RP_OUT_FAIL_BAD,
+			   "%s", rp_status_msg(bad));
+		return 0;
+	}
+	/*
+	 * rewrap copies the payload unread: check at least that it ends in
+	 * its authentic final chunk (reencrypt checks every chunk)
+	 */
+	if (r->o->mode == RP_RUN_REWRAP && check_tail(j, &st, vs, vbuf)) {
+		run_finish(r, j,
+			   st.err == RP_ERR_IO ? RP_OUT_FAIL_IO
+					       : RP_OUT_FAIL_BAD,
+			   "%s", rp_status_msg(&st));
+		return 0;
+	}
+	if (r->o->mode == RP_RUN_REENCRYPT) {
+		if (RAND_priv_bytes(j->file_key, sizeof(j->file_key)) != 1 ||
+		    RAND_bytes(j->nonce, sizeof(j->nonce)) != 1) {
+			run_finish(r, j, RP_OUT_FAIL_IO, "random bytes failed");
+			return 0;
+		}
+	} else {
+		memcpy(j->file_key, j->old_file_key, sizeof(j->file_key));
+		memcpy(j->nonce, j->d.nonce, sizeof(j->nonce));
+	}
+	err = rp_store_pubkeys(r->s, &st, r->active, &pub, NULL, &tag);
+	if (!err && nk->alg == RP_ALG_X25519) {
+		uint8_t rcp[RP_X25519_LEN];
+		size_t rl = sizeof(rcp);
+
+		err = EVP_PKEY_get_raw_public_key(pub, rcp, &rl) == 1
+			      ? rp_x25519_wrap(&j->rs, &st, rcp, j->file_key)
+			      : rp_status_ossl(&st, RP_ERR_CRYPTO, "x25519");
+	} else if (!err) {
+		err = rp_sshrsa_wrap(&j->rs, &st, pub, tag, j->file_key);
+	}
+	if (!err) {
+		err = rp_recip_stanza_add(&raw, &j->rs, &off, &len);
+	}
+	if (err) {
+		rp_buf_fini(&raw);
+		run_finish(r, j, RP_OUT_FAIL_IO, "wrap: %s",
+			   rp_status_msg(&st));
+		return 0;
+	}
+	/* the new license: same document, owner, template, size, encoding */
+	memcpy(lic->key_id, nk->id, RP_KEY_ID_LEN);
+	lic->issued_at = (uint64_t)time(NULL);
+	EVP_Digest(raw.p + off, len, lic->stanza_digest, &dl, EVP_sha256(),
+		   NULL);
+	memcpy(lic->payload_nonce, j->nonce, RP_AGE_NONCE_LEN);
+	rp_buf_fini(&raw);
+	rp_buf_reset(&j->tbs);
+	if (rp_license_encode_tbs(&j->tbs, &st, lic)) {
+		run_finish(r, j, RP_OUT_FAIL_IO, "license: %s",
+			   rp_status_msg(&st));
+		return 0;
+	}
+	return 1;
+}
+
+static enum rp_err discard(void *arg, const uint8_t *p, size_t len)
+{
+	uint64_t *total = arg;
+
+	(void)p;
+	*total += len;
+	return RP_OK;
+}
+
+/* verify_doc: every check, then every payload chunk's tag */
+static void verify_doc(struct run *r, size_t worker, struct job *j,
+		       struct rp_doc_info *info, struct rp_stream *s,
+		       uint8_t *buf)
+{
+	struct rp_status st = { 0 };
+	const struct rp_status *bad;
+	off_t off = (off_t)(j->d.hdr.header_len + RP_AGE_NONCE_LEN);
+	uint64_t total = 0;
+	int has_fk = 0;
+	enum rp_err err;
+
+	memset(info, 0, sizeof(*info));
+	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk,
+		     &r->sigs[worker]);
+	bad = first_bad(info);
+	if (bad && run_is_fatal(bad)) {
+		run_halt(r, rp_status_msg(bad));
+	}
+	if (bad) {
+		run_finish(r, j,
+			   bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
+			   : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM
+				   ? RP_OUT_FAIL_IO
+				   : RP_OUT_FAIL_BAD,
+			   "%s", rp_status_msg(bad));
+		return;
+	}
+	err = rp_stream_init(s, &st, RP_STREAM_OPEN, j->old_file_key,
+			     j->d.nonce);
+	while (!err) {
+		size_t n = 0;
+
+		err = rp_read_full(j->d.fd, &st, NULL, buf, COPY_BUF, off, &n);
+		if (err || !n) {
+			break;
+		}
+		off += (off_t)n;
+		err = rp_stream_feed(s, &st, buf, n, discard, &total);
+	}
+	if (!err) {
+		err = rp_stream_finish(s, &st, discard, &total);
+	}
+	if (!err && info->lic.encoding == RP_ENC_NONE &&
+	    total != info->lic.plaintext_size) {
+		err = rp_status_fail(
+			&st, RP_ERR_FORMAT,
+			"plaintext is %llu bytes, the license "
+			"says %llu",
+			(unsigned long long)total,
+			(unsigned long long)info->lic.plaintext_size);
+	}
+	rp_stream_fini(s);
+	OPENSSL_cleanse(buf, COPY_BUF);
+	if (err) {
+		run_finish(r, j,
+			   err == RP_ERR_IO ? RP_OUT_FAIL_IO : RP_OUT_FAIL_BAD,
+			   "%s", rp_status_msg(&st));
+		return;
+	}
+	run_finish(r, j, RP_OUT_VERIFIED, NULL);
+}
+
+void *run_worker_main(void *p)
+{
+	struct worker_arg *a = p;
+	struct run *r = a->r;
+	struct rp_doc_info *info = malloc(sizeof(*info));
+	struct rp_stream *vs = calloc(1, sizeof(*vs));
+	uint8_t *vbuf = malloc(COPY_BUF);
+	struct out_cache oc = { .f = NULL };
+	struct job *j;
+
+	while ((j = run_queue_pop(&r->q_work, NULL))) {
+		if (!info || !vs || !vbuf) {
+			run_finish(r, j, RP_OUT_FAIL_IO, "out of memory");
+			continue;
+		}
+		if (run_is_halted(r)) {
+			run_not_started(r, j);
+			continue;
+		}
+		if (!classify(r, &oc, j)) {
+			continue;
+		}
+		rp_test_crash_point("run:read");
+		if (r->o->is_verify) {
+			verify_doc(r, a->index, j, info, vs, vbuf);
+			continue;
+		}
+		if (j->is_copy) {
+			run_queue_push(&r->q_write, j); /* a batch of one */
+			continue;
+		}
+		if (!prepare(r, a->index, j, info, vs, vbuf)) {
+			continue;
+		}
+		run_queue_push(&r->q_sign, j);
+	}
+	run_out_cache_fini(&oc);
+	free(info);
+	free(vs);
+	if (vbuf) {
+		OPENSSL_cleanse(vbuf, COPY_BUF);
+	}
+	free(vbuf);
+	return NULL;
+}
+
+/* the batch signer */
