@@ -216,9 +216,7 @@ static enum rp_err digest(uint8_t out[32], struct rp_status *st,
  * is_system_err: a failure of the machine (memory, I/O, the library, the
  * token), which says nothing about the document or the key
  */
-/* has_pad: 1 if the last stanza is a pad (FORMAT.md 4a), which holds
- * nothing: at least one argument and an empty body */
-static size_t has_pad(const struct rp_age_header *h)
+size_t rp_doc_hdr_has_pad(const struct rp_age_header *h)
 {
 	const struct rp_age_stanza *p;
 
@@ -298,7 +296,8 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 					      ls->body.p, ls->body.len,
 					      &tbs_len)) {
 			if (num_recip != 1 ||
-			    d->hdr.num_stanzas != 2 + has_pad(&d->hdr)) {
+			    d->hdr.num_stanzas !=
+				    2 + rp_doc_hdr_has_pad(&d->hdr)) {
 				rp_status_fail(&info->license_st, RP_ERR_FORMAT,
 					       "a licensed document has "
 					       "exactly one recipient stanza, "

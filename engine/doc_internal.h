@@ -50,6 +50,12 @@ RP_MUST_CHECK enum rp_err rp_doc_hdr_load(struct rp_doc_hdr *d,
 void rp_doc_hdr_fini(struct rp_doc_hdr *d);
 
 /*
+ * rp_doc_hdr_has_pad: 1 if the header's last stanza is a pad (FORMAT.md
+ * 4a), which holds nothing: at least one argument and an empty body; else 0
+ */
+size_t rp_doc_hdr_has_pad(const struct rp_age_header *h);
+
+/*
  * rp_doc_check runs every check of a document into `info` (see
  * struct rp_doc_info), unwrapping with worker `worker` when
  * out_file_key is not NULL. `sigs` (may be NULL): the worker's cache of

@@ -52,7 +52,7 @@ static int can_in_place(const struct run *r, const struct job *j, size_t k)
 
 	return r->o->mode == RP_RUN_REWRAP && !j->out_path[0] &&
 	       !r->o->is_verify && !r->o->no_in_place && h->num_stanzas == 3 &&
-	       rp_age_stanza_is(&h->stanzas[2], RP_DOC_PAD_TYPE) &&
+	       rp_doc_hdr_has_pad(h) &&
 	       r->kr->keys[k].alg == r->kr->keys[r->active].alg;
 }
 
