@@ -60,20 +60,23 @@ order() {
 	py - "$@" <<'PY'
 import re, sys
 trace, mode = sys.argv[1:3]
-call = re.compile(r'^\d+ +(\w+)\((.*)\) += (-?\d+)')
+call = re.compile(r'^(\d+) +(\w+)\((.*)\) += (-?\d+)')
 fd = re.compile(r'\d+<([^>]*)>')
 ev = []
 for line in open(trace, errors="replace"):
     m = call.match(line)
-    if not m or m.group(3).startswith("-"):
+    if not m or m.group(4).startswith("-"):
         continue
-    name, args = m.group(1), m.group(2)
+    name, args = m.group(2), m.group(3)
     paths = fd.findall(args)
-    ev.append((name, args, paths))
+    ev.append((name, args, paths, m.group(1)))
+# each writer thread has its own journal: in place, look at the thread's own
+# calls only (two writers' batches interleave in the trace)
+tev = lambda tid: [e for e in ev if e[3] == tid]
 errs = []
 if mode == "copy":
     renames = 0
-    for i, (name, args, paths) in enumerate(ev):
+    for i, (name, args, paths, tid) in enumerate(ev):
         if name not in ("renameat", "renameat2") or len(paths) < 2:
             continue
         names = re.findall(r'"([^"]*)"', args)
@@ -82,41 +85,43 @@ if mode == "copy":
         renames += 1
         tmp = paths[0] + "/" + names[0]
         if not any(n in ("fsync", "fdatasync") and p and p[0] == tmp
-                   for n, a, p in ev[:i]):
+                   for n, a, p, t in ev[:i]):
             errs.append("renamed before its fsync: " + tmp)
         if not any(n == "fsync" and p and p[0] == paths[1]
-                   for n, a, p in ev[i + 1:]):
+                   for n, a, p, t in ev[i + 1:]):
             errs.append("folder not fsynced after the rename: " + paths[1])
     if renames == 0:
         errs.append("no rename seen")
 else:
     writes = 0
-    for i, (name, args, paths) in enumerate(ev):
+    for j, (name, args, paths, tid) in enumerate(ev):
         if name != "pwrite64" or not paths or paths[0].endswith(".wal") \
                 or not args.rstrip().endswith(", 0"):
             continue
         doc = paths[0]
+        mine = tev(tid)
+        i = mine.index(ev[j])
         writes += 1
         # the journal: its last append before this write, then a sync
-        last_app = max((k for k, (n, a, p) in enumerate(ev[:i])
+        last_app = max((k for k, (n, a, p, t) in enumerate(mine[:i])
                         if n == "write" and p and p[0].endswith(".wal")),
                        default=None)
         if last_app is None:
             errs.append("no journal record before the header of " + doc)
             continue
         if not any(n in ("fsync", "fdatasync") and p and
-                   p[0] == ev[last_app][2][0]
-                   for n, a, p in ev[last_app + 1:i]):
+                   p[0] == mine[last_app][2][0]
+                   for n, a, p, t in mine[last_app + 1:i]):
             errs.append("header of %s written before its journal was "
                         "synced" % doc)
         # the commit (truncation) after it: the document synced before
-        commit = next((k for k in range(i + 1, len(ev))
-                       if ev[k][0] == "ftruncate" and ev[k][2] and
-                       ev[k][2][0].endswith(".wal")), None)
+        commit = next((k for k in range(i + 1, len(mine))
+                       if mine[k][0] == "ftruncate" and mine[k][2] and
+                       mine[k][2][0].endswith(".wal")), None)
         if commit is None:
             errs.append("no commit after the header of " + doc)
         elif not any(n in ("fsync", "fdatasync") and p and p[0] == doc
-                     for n, a, p in ev[i + 1:commit]):
+                     for n, a, p, t in mine[i + 1:commit]):
             errs.append("%s not synced before the commit" % doc)
     if writes == 0:
         errs.append("no header written in place")
