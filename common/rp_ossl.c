@@ -5,6 +5,8 @@
 #include <stdlib.h>
 
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -109,12 +111,61 @@ enum rp_err rp_ossl_init(struct rp_status *st)
 	return RP_OK;
 }
 
+/*
+ * The wipe takes its buffer as a local (so a signal handler's frame goes
+ * below it, never into it) and only where the stack is mapped already:
+ * growing it could fail under a limit of address space (ulimit -v), and
+ * that is a SIGSEGV, not an error. What deeper calls left is mapped by
+ * definition. One wiper per size, the largest that fits.
+ */
+#define RP_WIPER(kib)                                                  \
+	static __attribute__((noinline)) void wipe_##kib(void)         \
+	{                                                              \
+		volatile uint8_t buf[(kib) * 1024];                    \
+									       \
+		OPENSSL_cleanse((void *)buf, sizeof(buf));             \
+		__asm__ __volatile__("" : : "r"(buf) : "memory");      \
+	}
+RP_WIPER(128)
+RP_WIPER(64)
+RP_WIPER(32)
+RP_WIPER(16)
+RP_WIPER(8)
+
+/* mapped_below: the bytes of stack mapped below `here`, up to `max` */
+static size_t mapped_below(const void *here, size_t max)
+{
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	const size_t off = (uintptr_t)here & (page - 1);
+	/* the page holding `here`, as a pointer (no integer cast back) */
+	const char *top = (const char *)here - off;
+	size_t n = 0;
+	unsigned char vec;
+
+	while (n + page <= max && (uintptr_t)top > n + page &&
+	       mincore((void *)(top - n - page), page, &vec) == 0) {
+		n += page;
+	}
+	return n;
+}
+
 __attribute__((noinline)) void rp_stack_wipe(void)
 {
-	volatile uint8_t buf[128 * 1024];
+	/* room for a wiper's frame besides its buffer */
+	const char here = 0;
+	const size_t have = mapped_below(&here, 132 * 1024);
 
-	OPENSSL_cleanse((void *)buf, sizeof(buf));
-	__asm__ __volatile__("" : : "r"(buf) : "memory");
+	if (have >= 132 * 1024) {
+		wipe_128();
+	} else if (have >= 68 * 1024) {
+		wipe_64();
+	} else if (have >= 36 * 1024) {
+		wipe_32();
+	} else if (have >= 20 * 1024) {
+		wipe_16();
+	} else if (have >= 12 * 1024) {
+		wipe_8();
+	}
 }
 
 /*

@@ -80,7 +80,9 @@ RP_MUST_CHECK enum rp_err rp_hmac_sha256(uint8_t out[32],
  * library calls made deeper than the caller left there (libcrypto does not
  * always clean its stack of key material: it_secrets found the soft
  * keystore's key on the main thread's stack of a run). Call it from a
- * shallow frame once the deep work is done.
+ * shallow frame once the deep work is done. It wipes only stack that is
+ * mapped already (what deeper calls used is), never growing it: under
+ * ulimit -v a growth that fails is a SIGSEGV.
  */
 void rp_stack_wipe(void);
 

@@ -13,7 +13,7 @@
 /* pool_size: the jobs the stages can hold at most with these sizes */
 static size_t pool_size(size_t batch, size_t workers, size_t ra)
 {
-	return (3 + 2 * RP_RUN_WRITERS) * batch + 4 * workers + 8 + ra;
+	return (3 + 2 * RP_RUN_WRITERS) * batch + 4 * workers + 8 + 3 * ra;
 }
 
 /*
@@ -297,7 +297,7 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	r.state_now = calloc(r.kr->num_keys + 1, 1);
 	r.sigs = calloc(r.num_workers, sizeof(*r.sigs));
 	if (!r.jobs || !r.keys || !r.state_now || !r.sigs ||
-	    !run_queue_init(&r.q_work, r.num_workers * 2) ||
+	    !run_queue_init(&r.q_work, 2 * r.ra_n + 2 * r.num_workers) ||
 	    !run_queue_init(&r.q_sign, r.batch * 2) ||
 	    !run_queue_init(&r.q_write, 2 * RP_RUN_WRITERS)) {
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");

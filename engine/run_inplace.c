@@ -242,13 +242,19 @@ void run_write_in_place(struct writer *w, int use_ring, int *res)
 			if (!j->ip_done) {
 				continue;
 			}
+			/*
+			 * the header's bytes only (fdatasync): the size and
+			 * the blocks are unchanged, and the times put back
+			 * are the kernel's to write back (ENGINE.md)
+			 */
 			rp_test_trace("fsync-doc", j->path);
 			if (use_ring) {
 				io_uring_prep_fsync(run_ring_sqe(&w->ring, i),
-						    j->wfd, 0);
+						    j->wfd,
+						    IORING_FSYNC_DATASYNC);
 				k++;
 			} else {
-				res[i] = fsync(j->wfd) < 0 ? -errno : 0;
+				res[i] = fdatasync(j->wfd) < 0 ? -errno : 0;
 			}
 		}
 		if (k && rp_ring_wait(&w->ring, &rst, k, res)) {

@@ -110,6 +110,8 @@ struct queue {
 	pthread_cond_t can_pop, can_push;
 	struct job **items;
 	size_t cap, head, len;
+	size_t pop_want; /* what a waiting consumer waits for (1 if none) */
+	unsigned pop_waiters, push_waiters;
 	int is_closed;
 };
 struct run {
@@ -201,8 +203,12 @@ struct folder *run_folder_new(int fd);
 struct folder *run_folder_ref(struct folder *f);
 void run_folder_put(struct folder *f);
 int run_queue_init(struct queue *q, size_t cap);
+void run_queue_fini(struct queue *q);
 void run_queue_push(struct queue *q, struct job *j);
-struct job *run_queue_pop(struct queue *q, const struct timespec *deadline);
+void run_queue_push_n(struct queue *q, struct job *const *js, size_t n);
+struct job *run_queue_pop(struct queue *q);
+size_t run_queue_pop_n(struct queue *q, struct job **out, size_t max,
+		       size_t want, const struct timespec *deadline);
 void run_queue_close(struct queue *q);
 struct job *run_job_get(struct run *r);
 void run_finish(struct run *r, struct job *j, enum rp_outcome out,

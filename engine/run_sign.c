@@ -92,9 +92,9 @@ void *run_signer_main(void *p)
 
 	ss.batch = calloc(r->batch, sizeof(struct job *));
 	ss.leaves = calloc(r->batch, sizeof(*ss.leaves));
-	while ((j = run_queue_pop(&r->q_sign, NULL))) {
+	while ((j = run_queue_pop(&r->q_sign))) {
 		struct timespec deadline;
-		size_t n = 0;
+		size_t n = 0, got;
 		const unsigned ms = r->o->batch_ms ? r->o->batch_ms : 50;
 
 		if (!ss.batch || !ss.leaves) {
@@ -106,9 +106,12 @@ void *run_signer_main(void *p)
 		deadline.tv_sec += ms / 1000 + deadline.tv_nsec / 1000000000L;
 		deadline.tv_nsec %= 1000000000L;
 		ss.batch[n++] = j;
+		/* the rest of the batch at once, or what came by the deadline */
 		while (n < r->batch &&
-		       (j = run_queue_pop(&r->q_sign, &deadline))) {
-			ss.batch[n++] = j;
+		       (got = run_queue_pop_n(&r->q_sign, ss.batch + n,
+					      r->batch - n, r->batch - n,
+					      &deadline))) {
+			n += got;
 		}
 		sign_batch(r, &ss, n);
 	}

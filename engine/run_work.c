@@ -475,7 +475,7 @@ void *run_worker_main(void *p)
 	struct out_cache oc = { .f = NULL };
 	struct job *j;
 
-	while ((j = run_queue_pop(&r->q_work, NULL))) {
+	while ((j = run_queue_pop(&r->q_work))) {
 		if (!info || !vs || !vbuf) {
 			run_finish(r, j, RP_OUT_FAIL_IO, "out of memory");
 			continue;

@@ -77,11 +77,13 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 		goto out;
 	}
 	err = run_new_file(w, j, st);
-	if (!err) {
-		err = rp_afile_write(&j->af, st, j->new_hdr.p, j->new_hdr.len);
+	/* the header and the payload's nonce after it, in one write */
+	if (!err && rp_buf_add(&j->new_hdr, j->nonce, sizeof(j->nonce))) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 	}
 	if (!err) {
-		err = rp_afile_write(&j->af, st, j->nonce, sizeof(j->nonce));
+		err = rp_afile_write(&j->af, st, j->new_hdr.p, j->new_hdr.len);
+		j->new_hdr.len -= sizeof(j->nonce);
 	}
 	if (!err) {
 		err = run_copy_payload(w, j, st);
@@ -249,7 +251,7 @@ void *run_writer_main(void *p)
 	struct writer *w = p;
 	struct job *head;
 
-	while ((head = run_queue_pop(&w->r->q_write, NULL))) {
+	while ((head = run_queue_pop(&w->r->q_write))) {
 		for (struct job *j = head, *next; j; j = next) {
 			struct rp_status st = { 0 };
 

@@ -83,25 +83,23 @@ static bool is_all_zero(const uint8_t *p, size_t len)
 }
 
 /*
- * x25519_derive computes X25519(secret, peer). An all-zero result (a
- * low-order peer) is RP_ERR_FORMAT, as age makes it a header failure.
+ * x25519_derive_pkey computes X25519(priv, peer): one scalar
+ * multiplication. An all-zero result (a low-order peer) is RP_ERR_FORMAT,
+ * as age makes it a header failure.
  */
 static enum rp_err
-x25519_derive(uint8_t out[RP_ATLEAST(RP_X25519_LEN)], struct rp_status *st,
-	      const uint8_t secret[RP_ATLEAST(RP_X25519_LEN)],
-	      const uint8_t peer[RP_ATLEAST(RP_X25519_LEN)])
+x25519_derive_pkey(uint8_t out[RP_ATLEAST(RP_X25519_LEN)], struct rp_status *st,
+		   EVP_PKEY *priv, const uint8_t peer[RP_ATLEAST(RP_X25519_LEN)])
 {
-	EVP_PKEY *priv = NULL, *pub = NULL;
+	EVP_PKEY *pub = NULL;
 	EVP_PKEY_CTX *ctx = NULL;
 	size_t out_len = RP_X25519_LEN;
 	enum rp_err err = RP_OK;
 
 	rp_ossl_nomem_clear();
-	priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret,
-					    RP_X25519_LEN);
 	pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
 					  RP_X25519_LEN);
-	ctx = priv ? EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL) : NULL;
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
 	if (!pub || !ctx || EVP_PKEY_derive_init(ctx) <= 0) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "cannot set up x25519");
 		goto out;
@@ -126,30 +124,46 @@ out:
 	}
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(pub);
-	EVP_PKEY_free(priv);
 	return err;
+}
+
+EVP_PKEY *rp_x25519_pkey(struct rp_status *st,
+			 const uint8_t secret[RP_ATLEAST(RP_X25519_LEN)])
+{
+	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL,
+						   secret, RP_X25519_LEN);
+
+	if (!k) {
+		rp_status_ossl(st, RP_ERR_CRYPTO, "x25519 key");
+	}
+	return k;
+}
+
+/* x25519_own: the public key `priv` holds (computed when it was made) */
+static enum rp_err x25519_own(uint8_t out[RP_ATLEAST(RP_X25519_LEN)],
+			      struct rp_status *st, EVP_PKEY *priv)
+{
+	size_t len = RP_X25519_LEN;
+
+	if (!EVP_PKEY_get_raw_public_key(priv, out, &len) ||
+	    len != RP_X25519_LEN) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO,
+				      "cannot read an x25519 public key");
+	}
+	return RP_OK;
 }
 
 enum rp_err rp_x25519_public(uint8_t out[RP_ATLEAST(RP_X25519_LEN)],
 			     struct rp_status *st,
 			     const uint8_t secret[RP_ATLEAST(RP_X25519_LEN)])
 {
-	EVP_PKEY *priv = NULL;
-	size_t out_len = RP_X25519_LEN;
-	enum rp_err err = RP_OK;
+	EVP_PKEY *priv = rp_x25519_pkey(st, secret);
+	enum rp_err err = priv ? x25519_own(out, st, priv) : st->err;
 
-	priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret,
-					    RP_X25519_LEN);
-	if (!priv || !EVP_PKEY_get_raw_public_key(priv, out, &out_len) ||
-	    out_len != RP_X25519_LEN) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO,
-				     "cannot derive x25519 public key");
-	}
 	EVP_PKEY_free(priv);
 	return err;
 }
 
-/* aead_seal encrypts the file key under `key` with the zero nonce */
 static enum rp_err aead_seal(uint8_t out[RP_ATLEAST(X25519_BODY_LEN)],
 			     struct rp_status *st,
 			     const uint8_t key[RP_ATLEAST(32)],
@@ -227,27 +241,26 @@ rp_x25519_wrap(struct rp_recip_stanza *out, struct rp_status *st,
 	       const uint8_t recipient[RP_ATLEAST(RP_X25519_LEN)],
 	       const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
 {
-	uint8_t eph[RP_X25519_LEN];
 	uint8_t share[RP_X25519_LEN];
 	uint8_t ss[RP_X25519_LEN];
 	uint8_t key[32];
 	EVP_PKEY *pkey = NULL;
-	size_t len = sizeof(eph), n;
+	size_t n;
 	enum rp_err err;
 
 	memset(out, 0, sizeof(*out));
+	/* two scalar multiplications: the ephemeral share, the secret */
 	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-	if (!pkey || !EVP_PKEY_get_raw_private_key(pkey, eph, &len) ||
-	    len != sizeof(eph)) {
+	if (!pkey) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO,
 				     "cannot make x25519 ephemeral key");
 		goto out;
 	}
-	err = rp_x25519_public(share, st, eph);
+	err = x25519_own(share, st, pkey);
 	if (err) {
 		goto out;
 	}
-	err = x25519_derive(ss, st, eph, recipient);
+	err = x25519_derive_pkey(ss, st, pkey, recipient);
 	if (err) {
 		rp_status_prefix(st, "x25519 recipient");
 		goto out;
@@ -268,7 +281,6 @@ out:
 	if (err) {
 		OPENSSL_cleanse(out, sizeof(*out));
 	}
-	OPENSSL_cleanse(eph, sizeof(eph));
 	OPENSSL_cleanse(ss, sizeof(ss));
 	OPENSSL_cleanse(key, sizeof(key));
 	EVP_PKEY_free(pkey);
@@ -338,9 +350,9 @@ out:
 }
 
 enum rp_err
-rp_x25519_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
-		 struct rp_status *st, const struct rp_age_stanza *s,
-		 const uint8_t secret[RP_ATLEAST(RP_X25519_LEN)])
+rp_x25519_unwrap_pkey(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		      struct rp_status *st, const struct rp_age_stanza *s,
+		      EVP_PKEY *priv)
 {
 	uint8_t share[RP_X25519_LEN];
 	uint8_t own[RP_X25519_LEN];
@@ -348,20 +360,30 @@ rp_x25519_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 	enum rp_err err;
 
 	err = rp_x25519_check_stanza(share, st, s);
-	if (err) {
-		goto out;
+	if (!err) {
+		err = x25519_own(own, st, priv);
 	}
-	err = x25519_derive(ss, st, secret, share);
-	if (err) {
-		goto out;
+	if (!err) {
+		err = x25519_derive_pkey(ss, st, priv, share);
 	}
-	err = rp_x25519_public(own, st, secret);
-	if (err) {
-		goto out;
+	if (!err) {
+		err = rp_x25519_unwrap_ss(out_file_key, st, s, ss, own);
 	}
-	err = rp_x25519_unwrap_ss(out_file_key, st, s, ss, own);
-out:
 	OPENSSL_cleanse(ss, sizeof(ss));
+	return err;
+}
+
+enum rp_err
+rp_x25519_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		 struct rp_status *st, const struct rp_age_stanza *s,
+		 const uint8_t secret[RP_ATLEAST(RP_X25519_LEN)])
+{
+	EVP_PKEY *priv = rp_x25519_pkey(st, secret);
+	enum rp_err err = priv ? rp_x25519_unwrap_pkey(out_file_key, st, s,
+						       priv)
+			       : st->err;
+
+	EVP_PKEY_free(priv);
 	return err;
 }
 

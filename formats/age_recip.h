@@ -76,6 +76,24 @@ rp_x25519_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 		 const uint8_t secret[RP_ATLEAST(RP_X25519_LEN)]);
 
 /*
+ * rp_x25519_pkey makes the OpenSSL key of a 32-byte X25519 secret (one
+ * scalar multiplication: its public key), for rp_x25519_unwrap_pkey; NULL
+ * (st says why) if it cannot. The caller frees it.
+ */
+EVP_PKEY *rp_x25519_pkey(struct rp_status *st,
+			 const uint8_t secret[RP_ATLEAST(RP_X25519_LEN)]);
+
+/*
+ * rp_x25519_unwrap_pkey is rp_x25519_unwrap with the identity made once
+ * (rp_x25519_pkey): one scalar multiplication per stanza, where the secret
+ * form makes the key (and its public key) each time.
+ */
+RP_MUST_CHECK enum rp_err
+rp_x25519_unwrap_pkey(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		      struct rp_status *st, const struct rp_age_stanza *s,
+		      EVP_PKEY *priv);
+
+/*
  * rp_x25519_unwrap_ss is rp_x25519_unwrap for a keystore that computes the
  * shared secret itself (an HSM): `ss` = X25519(identity, share) and `own`
  * is the identity's public key. Rejects an all-zero `ss`.

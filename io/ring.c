@@ -62,27 +62,45 @@ struct io_uring_sqe *rp_ring_sqe(struct rp_ring *rg, struct rp_status *st,
 enum rp_err rp_ring_wait(struct rp_ring *rg, struct rp_status *st, size_t n,
 			 int *res)
 {
+	const unsigned cq = *rg->u.cq.kring_entries;
+	const unsigned want = n < cq ? (unsigned)n : cq;
 	size_t got = 0;
-	int rc = submit_all(rg);
+	int rc = 0;
 
-	while (!rc && got < n) {
-		struct io_uring_cqe *cqe;
-		uint64_t data;
+	/* one system call submits the round and waits for all of it */
+	while (io_uring_sq_ready(&rg->u)) {
+		const int k = io_uring_submit_and_wait(&rg->u, want);
 
-		rc = io_uring_wait_cqe(&rg->u, &cqe);
-		if (rc == -EINTR || rc == -EAGAIN) {
-			rc = 0;
-			continue;
+		if (k == -EINTR || k == -EAGAIN) {
+			continue; /* what went in stays in; the rest again */
 		}
-		if (rc < 0) {
+		if (k <= 0) {
+			rc = k ? k : -EIO; /* nothing taken: the ring is stuck */
 			break;
 		}
-		data = io_uring_cqe_get_data64(cqe);
-		if ((uint32_t)(data >> 32) == rg->round) {
-			res[(uint32_t)data] = cqe->res;
-			got++;
+	}
+	while (!rc && got < n) {
+		struct io_uring_cqe *cqes[64];
+		unsigned k = io_uring_peek_batch_cqe(&rg->u, cqes, 64);
+
+		if (!k) {
+			rc = io_uring_wait_cqe_nr(
+				&rg->u, cqes,
+				n - got < cq ? (unsigned)(n - got) : cq);
+			if (rc == -EINTR || rc == -EAGAIN) {
+				rc = 0;
+			}
+			continue;
 		}
-		io_uring_cqe_seen(&rg->u, cqe);
+		for (unsigned i = 0; i < k; i++) {
+			const uint64_t data = io_uring_cqe_get_data64(cqes[i]);
+
+			if ((uint32_t)(data >> 32) == rg->round) {
+				res[(uint32_t)data] = cqes[i]->res;
+				got++;
+			}
+		}
+		io_uring_cq_advance(&rg->u, k);
 	}
 	rg->round++;
 	rg->pending = 0;

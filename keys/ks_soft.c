@@ -42,6 +42,7 @@ struct cached_key {
 	int is_used;
 	EVP_PKEY *rsa;	   /* owned */
 	EVP_PKEY *ed25519; /* owned */
+	EVP_PKEY *x25519_key; /* owned: the secret below, made once */
 	uint8_t x25519[RP_X25519_LEN];
 };
 
@@ -94,6 +95,7 @@ static void cache_clear(struct cached_key *c)
 {
 	EVP_PKEY_free(c->rsa);
 	EVP_PKEY_free(c->ed25519);
+	EVP_PKEY_free(c->x25519_key);
 	OPENSSL_cleanse(c, sizeof(*c));
 }
 
@@ -414,6 +416,10 @@ static enum rp_err load_key(struct soft_ks *ks, struct rp_status *st,
 		}
 		memcpy(c->x25519, plain.p + 1, RP_X25519_LEN);
 		err = ed25519_from_x25519(&c->ed25519, st, c->x25519);
+		if (!err) {
+			c->x25519_key = rp_x25519_pkey(st, c->x25519);
+			err = c->x25519_key ? RP_OK : st->err;
+		}
 	} else {
 		const unsigned char *p = plain.p + 1;
 
@@ -450,7 +456,7 @@ static enum rp_err soft_unwrap(struct rp_keystore *base, struct rp_status *st,
 		return err;
 	}
 	if (ki->alg == RP_ALG_X25519) {
-		return rp_x25519_unwrap(file_key, st, s, c->x25519);
+		return rp_x25519_unwrap_pkey(file_key, st, s, c->x25519_key);
 	}
 	return rp_sshrsa_unwrap(file_key, st, s, c->rsa);
 }

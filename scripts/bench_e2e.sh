@@ -58,37 +58,67 @@ cp -a store store.pristine
 ceil=$(openssl speed -seconds 3 -multi "$CORES" rsa2048 2>/dev/null | awk '/^rsa 2048/ { print $6 }' | tail -1)
 echo "openssl speed -multi $CORES rsa2048: $ceil sign/s (the private-op ceiling)"
 
-# one engine run on a fresh copy; prints docs/s
+# the fixed cost of a run (the store opened: the passphrase's scrypt, key
+# loads), timed on an empty folder and taken off the per-document CPU
+mkdir empty
+fixed=""
+for i in 1 2 3; do
+	/usr/bin/time -f "%U %S" -o t "$R" run empty --in-place --quiet >/dev/null
+	fixed="$fixed $(awk '{ print ($1 + $2) * 1e6 }' t)"
+done
+fixed=$(echo "$fixed" | tr ' ' '\n' | grep . | median)
+
+# one engine run on a fresh copy; prints docs/s, and appends the run's CPU
+# time per document, the fixed cost taken off (us: user+system user system)
+# to cpu.LABEL
 engine() {
 	rm -rf docs store
 	cp -a pristine docs
 	cp -a store.pristine store
 	sync
-	"$R" run docs --in-place --quiet --json "$@" >r.json
+	/usr/bin/time -f "%U %S" -o t "$R" run docs --in-place --quiet --json "$@" >r.json
+	awk -v n="$N" -v f="$fixed" '{ u = $1 * 1e6; s = $2 * 1e6; printf "%.0f %.0f %.0f\n", (u + s - f) / n, u / n, s / n }' t >>"cpu.$tag"
 	python3 -c 'import json; r=json.load(open("r.json")); assert r["outcomes"]["moved"]["documents"] == '"$N"', r["outcomes"]; print("%.1f" % r["moved_per_second"])'
 }
 
 bench() {
 	label=$1
-	shift
+	tag=$2
+	shift 2
 	vals=""
 	i=0
+	: >"cpu.$tag"
 	while [ "$i" -lt "$RUNS" ]; do
 		vals="$vals $(engine "$@")"
 		i=$((i + 1))
 	done
 	m=$(echo "$vals" | tr ' ' '\n' | grep . | median)
 	echo "$m"
-	printf '%-44s %10s docs/s  (runs:%s)\n' "$label" "$m" "$vals" >&2
+	printf '%-44s %10s docs/s  (runs:%s)  CPU/doc %s us (user %s, system %s)\n' "$label" "$m" "$vals" \
+		"$(cut -d' ' -f1 "cpu.$tag" | median)" "$(cut -d' ' -f2 "cpu.$tag" | median)" "$(cut -d' ' -f3 "cpu.$tag" | median)" >&2
+}
+cpu() { cut -d' ' -f"$2" "cpu.$1" | median; }
+
+# the reference: the bare in-place I/O sequence (bench/inplace_ref), no
+# cryptography, on a fresh copy; prints its CPU per document (user+system)
+# and leaves "files/s user system" in ref.IO
+REF=$(dirname "$R")/bench/inplace_ref
+reference() {
+	rm -rf docs
+	cp -a pristine docs
+	sync
+	"$REF" --io "$1" docs | awk '{ print $10, $12, $16 }' | tr -d , >"ref.$1"
+	awk '{ printf "%.0f", $2 + $3 }' "ref.$1"
 }
 
 echo
 echo "engine, rewrap, RSA-2048 -> RSA-2048:"
-d_batch=$(bench "default batch (64), io uring, durability batch")
-d_batch1=$(bench "--batch 1" --batch 1)
-d_sync=$(bench "--io sync" --io sync)
-d_each=$(bench "--durability each" --durability each)
-d_none=$(bench "--durability none" --durability none)
+d_batch=$(bench "default batch (64), io uring, durability batch" uring)
+d_batch1=$(bench "--batch 1" b1 --batch 1)
+d_sync=$(bench "--io sync" sync --io sync)
+d_each=$(bench "--durability each" each --durability each)
+d_none=$(bench "--durability none" none --durability none)
+d_copy=$(bench "--copy (the copying path)" copy --copy)
 
 # the stock age tool: decrypt with the old key, encrypt to the new, 2 at once
 ssh-keygen -y -f b.pem >b.pub 2>/dev/null
@@ -105,6 +135,31 @@ echo "  engine (default batch) / RSA private-op ceiling: $(ratio "$d_batch" "$ce
 echo "  default batch / --batch 1:                        $(ratio "$d_batch" "$d_batch1")"
 echo "  io uring / io sync:                               $(ratio "$d_batch" "$d_sync")"
 echo "  engine / stock age loop:                          $(ratio "$d_batch" "$age_rate")"
+echo "  in place / --copy:                                $(ratio "$d_batch" "$d_copy")"
+
+# CPU per document: the engine's, the RSA-2048 private operation's (one
+# per document, one per batch for its signature: CORES / the -multi rate),
+# and the reference program's bare in-place I/O sequence
+priv=$(awk -v c="$ceil" -v k="$CORES" 'BEGIN { printf "%.0f", k / c * 1e6 * (1 + 1 / 64) }')
+if [ -x "$REF" ]; then
+	ref_u=$(reference uring)
+	ref_s=$(reference sync)
+else
+	ref_u=0 ref_s=0
+	echo "  (no $REF: configure with -DRP_BENCH=ON and build)"
+fi
+echo
+echo "CPU per document (us, user + system, the run's fixed cost of $(awk -v f="$fixed" 'BEGIN { printf "%.0f", f / 1000 }') ms taken off):"
+echo "  engine in place, io uring:        $(cpu uring 1)  (user $(cpu uring 2), system $(cpu uring 3))"
+echo "  engine in place, io sync:         $(cpu sync 1)  (user $(cpu sync 2), system $(cpu sync 3))"
+echo "  engine --copy:                    $(cpu copy 1)  (user $(cpu copy 2), system $(cpu copy 3))"
+echo "  RSA-2048 private operations:      $priv  (one per document + 1/64 for the batch signature, from openssl speed)"
+echo "  engine outside them, io uring:    $(( $(cpu uring 1) - priv ))"
+echo "  reference in place, io uring:     $ref_u  ($(cat ref.uring 2>/dev/null | awk '{ print $1 }') files/s)"
+echo "  reference in place, io sync:      $ref_s  ($(cat ref.sync 2>/dev/null | awk '{ print $1 }') files/s)"
+echo "  system time, uring / sync: engine $(ratio "$(cpu uring 3)" "$(cpu sync 3)"), reference $(ratio "$(awk '{ print $3 }' ref.uring 2>/dev/null || echo 0)" "$(awk '{ print $3 }' ref.sync 2>/dev/null || echo 1)")"
+ceil2=$(openssl speed -seconds 3 -multi "$CORES" rsa2048 2>/dev/null | awk '/^rsa 2048/ { print $6 }' | tail -1)
+echo "openssl speed -multi $CORES rsa2048 after: $ceil2 sign/s"
 
 # large documents: rewrap and reencrypt against a plain copy
 if [ "$BIG_MB" -gt 0 ]; then
