@@ -164,6 +164,7 @@ enum rp_err rp_x25519_public(uint8_t out[RP_ATLEAST(RP_X25519_LEN)],
 	return err;
 }
 
+/* aead_seal encrypts the file key under `key` with the zero nonce */
 static enum rp_err aead_seal(uint8_t out[RP_ATLEAST(X25519_BODY_LEN)],
 			     struct rp_status *st,
 			     const uint8_t key[RP_ATLEAST(32)],

@@ -154,7 +154,7 @@ echo "  engine in place, io uring:        $(cpu uring 1)  (user $(cpu uring 2), 
 echo "  engine in place, io sync:         $(cpu sync 1)  (user $(cpu sync 2), system $(cpu sync 3))"
 echo "  engine --copy:                    $(cpu copy 1)  (user $(cpu copy 2), system $(cpu copy 3))"
 echo "  RSA-2048 private operations:      $priv  (one per document + 1/64 for the batch signature, from openssl speed)"
-echo "  engine outside them, io uring:    $(( $(cpu uring 1) - priv ))"
+echo "  engine outside them, io uring:    $(awk -v a="$(cpu uring 1)" -v b="$priv" 'BEGIN { printf "%.0f", a - b }')"
 echo "  reference in place, io uring:     $ref_u  ($(cat ref.uring 2>/dev/null | awk '{ print $1 }') files/s)"
 echo "  reference in place, io sync:      $ref_s  ($(cat ref.sync 2>/dev/null | awk '{ print $1 }') files/s)"
 echo "  system time, uring / sync: engine $(ratio "$(cpu uring 3)" "$(cpu sync 3)"), reference $(ratio "$(awk '{ print $3 }' ref.uring 2>/dev/null || echo 0)" "$(awk '{ print $3 }' ref.sync 2>/dev/null || echo 1)")"
