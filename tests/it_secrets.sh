@@ -364,7 +364,7 @@ clean rekey_c 0
 case_ "memory: a run's finished documents, mid-run"
 mkdir pool
 cp docs/d1.age docs/d2.age docs/dz.age pool/
-env REPROTECT_TEST_PAUSE=run:committed:3000:1 "$RP" --store "$STORE" \
+env REPROTECT_TEST_PAUSE=run:committed:5000:1 "$RP" --store "$STORE" \
 	--passphrase-file "$PASS" run pool --in-place --quiet --batch 1 \
 	--jobs 1 >"$OUT" 2>"$ERR" </dev/null &
 _m_pid=$!
@@ -379,6 +379,16 @@ while kill -0 "$_m_pid" 2>/dev/null && [ "$_m_n" -lt 1200 ]; do
 	fi
 	_m_n=$((_m_n + 1))
 	sleep 0.05
+done
+# the other writer may be between a document's header write and the
+# return of its job to the pool: wait until every thread but the sleeper
+# waits on a futex (queues, joins), so "changed on disk" means "finished"
+_m_n=0
+while [ "$_m_paused" = 1 ] && [ "$_m_n" -lt 100 ] &&
+	cut -d' ' -f1 /proc/"$_m_pid"/task/*/syscall 2>/dev/null |
+	grep -qvx '202\|230\|35'; do
+	_m_n=$((_m_n + 1))
+	sleep 0.02
 done
 if [ "$_m_paused" = 1 ]; then
 	kill -STOP "$_m_pid"
