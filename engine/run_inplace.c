@@ -8,14 +8,25 @@
  * open_in_place opens the document for writing through its folder and
  * makes sure it is the very file the run read; 0 if it cannot be (not
  * writable, busy as a program, replaced): the copying path takes it, and
- * meets a replaced file as changed
+ * meets a replaced file as changed. With `can_dio` (the writer has a
+ * block for it), a document whose first block the run read whole is
+ * opened O_DIRECT; a file system that refuses it gets a plain descriptor.
  */
-int run_open_in_place(struct job *j)
+int run_open_in_place(struct job *j, int can_dio)
 {
+	const int flags = O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
 	struct stat sb;
 
-	j->wfd = openat(j->dir->fd, j->name,
-			O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	j->is_dio = can_dio && j->d.buf_len >= RP_DIO_BLOCK &&
+		    j->new_hdr.len < RP_DIO_BLOCK;
+	j->wfd = -1;
+	if (j->is_dio) {
+		j->wfd = openat(j->dir->fd, j->name, flags | O_DIRECT);
+		j->is_dio = j->wfd >= 0;
+	}
+	if (j->wfd < 0) {
+		j->wfd = openat(j->dir->fd, j->name, flags);
+	}
 	if (j->wfd < 0) {
 		return 0;
 	}
@@ -23,9 +34,25 @@ int run_open_in_place(struct job *j)
 	    sb.st_ino != j->d.sb.st_ino || !S_ISREG(sb.st_mode)) {
 		close(j->wfd);
 		j->wfd = -1;
+		j->is_dio = 0;
 		return 0;
 	}
 	return 1;
+}
+
+/*
+ * dio_off: the document's descriptor writes through the page cache from
+ * now on (a write that is not a whole aligned block: completing a short
+ * write, the old header back, the test hooks; or a direct write refused)
+ */
+static void dio_off(struct job *j)
+{
+	const int fl = j->is_dio ? fcntl(j->wfd, F_GETFL) : -1;
+
+	if (fl >= 0) {
+		(void)fcntl(j->wfd, F_SETFL, fl & ~O_DIRECT);
+	}
+	j->is_dio = 0;
 }
 
 /* ip_fail: an in-place document not written; a disk fault stops the run */
@@ -67,6 +94,7 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
 static void fault_torn(struct job *j)
 {
 	if (rp_test_fault("io:torn-header") > 0) {
+		dio_off(j);
 		(void)pwrite_all(j->wfd, j->new_hdr.p, j->new_hdr.len / 2, 0);
 		rp_test_crash_point("run:torn");
 	}
@@ -74,24 +102,38 @@ static void fault_torn(struct job *j)
 
 /*
  * header_written takes the result of a document's header write (`got`
- * bytes written from the start, or -errno) and finishes it: a short write
- * is completed; a failed one writes the old header back at once, and if
- * even that fails the journal keeps the record for recovery (returns 0:
- * the batch must not commit). Then the document's times as they were.
+ * bytes of `len` at `p` written from the start, or -errno) and finishes
+ * it: a direct write the file system refuses is done plainly; a short
+ * write is completed; a failed one writes the old header back at once,
+ * and if even that fails the journal keeps the record for recovery
+ * (returns 0: the batch must not commit). Then the document's times as
+ * they were.
  */
-static int header_written(struct run *r, struct job *j, int got)
+static int header_written(struct run *r, struct job *j, int got,
+			  const uint8_t *p, size_t len)
 {
 	const struct timespec times[2] = { j->d.sb.st_atim, j->d.sb.st_mtim };
 	int e = got < 0 ? got : 0;
 
+	if (j->is_dio && rp_test_fault("io:dio") > 0) {
+		e = -EINVAL; /* a test build: as if the device refused it */
+	}
+	if (e == -EINVAL && j->is_dio) {
+		dio_off(j);
+		p = j->new_hdr.p;
+		len = j->new_hdr.len;
+		got = 0;
+		e = 0;
+	}
 	if (rp_test_fault("io:pwrite") > 0) {
 		e = -EIO;
-	} else if (!e && (size_t)got < j->new_hdr.len) {
-		e = pwrite_all(j->wfd, j->new_hdr.p + got,
-			       j->new_hdr.len - (size_t)got, got);
+	} else if (!e && (size_t)got < len) {
+		dio_off(j);
+		e = pwrite_all(j->wfd, p + got, len - (size_t)got, got);
 	}
 	if (e) {
 		ip_fail(r, j, "cannot write the header", -e);
+		dio_off(j);
 		if (pwrite_all(j->wfd, j->d.buf, j->new_hdr.len, 0)) {
 			run_halt(r, "cannot write a document's old header back "
 				    "after a failed write: 'reprotect recover' "
@@ -103,6 +145,27 @@ static int header_written(struct run *r, struct job *j, int got)
 	j->ip_done = 1;
 	(void)futimens(j->wfd, times);
 	return 1;
+}
+
+/*
+ * header_block: what goes down for slot `i`'s document: its new header,
+ * or for a direct write its whole first block (the new header, then the
+ * rest of the block as the run read it: the nonce and the payload's start)
+ */
+static const uint8_t *header_block(struct writer *w, size_t i,
+				   const struct job *j, size_t *len)
+{
+	uint8_t *b = w->blk + i * RP_DIO_BLOCK;
+
+	if (!j->is_dio) {
+		*len = j->new_hdr.len;
+		return j->new_hdr.p;
+	}
+	memcpy(b, j->new_hdr.p, j->new_hdr.len);
+	memcpy(b + j->new_hdr.len, j->d.buf + j->new_hdr.len,
+	       RP_DIO_BLOCK - j->new_hdr.len);
+	*len = RP_DIO_BLOCK;
+	return b;
 }
 
 /*
@@ -118,6 +181,8 @@ static int write_headers(struct writer *w, int use_ring, int *res)
 
 	for (size_t i = 0; i < w->n; i++) {
 		struct job *j = w->batch[i];
+		const uint8_t *p;
+		size_t len;
 
 		res[i] = 0;
 		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
@@ -125,17 +190,15 @@ static int write_headers(struct writer *w, int use_ring, int *res)
 		}
 		fault_torn(j);
 		rp_test_trace("header", j->path);
+		p = header_block(w, i, j, &len);
 		if (use_ring) {
 			io_uring_prep_write(run_ring_sqe(&w->ring, i), j->wfd,
-					    j->new_hdr.p,
-					    (unsigned)j->new_hdr.len, 0);
+					    p, (unsigned)len, 0);
 			k++;
 		} else {
-			const int e = pwrite_all(j->wfd, j->new_hdr.p,
-						 j->new_hdr.len, 0);
+			const int e = pwrite_all(j->wfd, p, len, 0);
 
-			is_ok &= header_written(r, j,
-						e ? e : (int)j->new_hdr.len);
+			is_ok &= header_written(r, j, e ? e : (int)len, p, len);
 			rp_test_crash_point("run:ip-wrote-one");
 		}
 	}
@@ -158,10 +221,15 @@ static int write_headers(struct writer *w, int use_ring, int *res)
 	for (size_t i = 0; i < w->n; i++) {
 		struct job *j = w->batch[i];
 
+		const uint8_t *p;
+		size_t len;
+
 		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
 			continue;
 		}
-		is_ok &= header_written(r, j, res[i]);
+		p = j->is_dio ? w->blk + i * RP_DIO_BLOCK : j->new_hdr.p;
+		len = j->is_dio ? RP_DIO_BLOCK : j->new_hdr.len;
+		is_ok &= header_written(r, j, res[i], p, len);
 		rp_test_crash_point("run:ip-wrote-one");
 	}
 	return is_ok;
@@ -226,6 +294,7 @@ void run_write_in_place(struct writer *w, int use_ring, int *res)
 			struct job *j = w->batch[i];
 
 			if (j->ip_done) {
+				dio_off(j);
 				(void)pwrite_all(j->wfd, j->d.buf, 512, 0);
 				break;
 			}

@@ -49,8 +49,9 @@
 #define RP_RUN_WRITERS 2  /* file creation and renames wait on the disk */
 #define RP_READ_AHEAD  32 /* documents the walker opens and reads at once */
 #define RP_FD_RESERVE  32 /* descriptors kept for the store, rings, walk */
-#define RP_FD_PER_JOB  4 /* a job's most: document, new file, its lock, folder \
-			  */
+#define RP_FD_PER_JOB                                                          \
+	4 /* a job's most: document, new file, its lock, folder                \
+	   */
 
 /*
  * A folder the run works in, open: the walker's (a document's folder, for
@@ -81,6 +82,12 @@ struct job {
 	 */
 	int ip_can, ip_done;
 	int wfd;
+	/*
+	 * wfd is O_DIRECT: the header goes down as the document's whole
+	 * first block (the new header, then the block's other bytes as read),
+	 * so it dirties no page-cache folio (ENGINE.md, "Direct writes")
+	 */
+	int is_dio;
 	struct rp_buf new_hdr;
 	enum rp_outcome out;
 	char reason[320];
@@ -196,7 +203,11 @@ struct writer {
 	struct out_cache oc;
 	struct rp_wal *wal; /* in place: this writer's journal, once used */
 	struct rp_wal_doc *wdocs; /* in place: the batch's journal records */
+	uint8_t *blk; /* in place: RP_DIO_BLOCK per batch slot, or NULL */
 };
+
+/* RP_DIO_BLOCK: a direct header write's size, alignment and offset 0 */
+#define RP_DIO_BLOCK 4096
 
 int run_claim_inode(struct run *r, dev_t dev, ino_t ino);
 struct folder *run_folder_new(int fd);
@@ -238,7 +249,7 @@ enum rp_err run_keep_meta(struct writer *w, struct job *j,
 enum rp_err run_copy_whole(struct writer *w, struct job *j,
 			   struct rp_status *st);
 enum rp_err run_new_file(struct writer *w, struct job *j, struct rp_status *st);
-int run_open_in_place(struct job *j);
+int run_open_in_place(struct job *j, int can_dio);
 void run_job_fail(struct job *j, enum rp_outcome out, const char *fmt, ...)
 	RP_PRINTF(3, 4);
 void run_sync_files(struct writer *w, int use_ring, int *res);

@@ -52,7 +52,7 @@ static enum rp_err write_one(struct writer *w, struct job *j,
 	if (!err && j->ip_can) {
 		/* in place: as long as the old header; the commit writes it */
 		err = build_hdr(j, st, &lic, j->d.hdr.header_len);
-		if (!err && run_open_in_place(j)) {
+		if (!err && run_open_in_place(j, w->blk != NULL)) {
 			goto out;
 		}
 		if (err && err != RP_ERR_STATE) {
@@ -225,7 +225,8 @@ static void commit_batch(struct writer *w)
 
 		if (j->out == RP_OUT_MOVED && !j->is_copy) {
 			const uint64_t put =
-				j->ip_done ? j->new_hdr.len
+				j->ip_done ? (j->is_dio ? RP_DIO_BLOCK
+							: j->new_hdr.len)
 					   : (uint64_t)j->d.sb.st_size -
 						     j->d.hdr.header_len +
 						     j->new_hdr.len;
@@ -303,6 +304,8 @@ enum rp_err run_writer_init(struct writer *w, struct run *r,
 	w->dir_names = calloc(r->batch, sizeof(*w->dir_names));
 	w->states = calloc(r->kr->num_keys + 1, 1);
 	w->wdocs = calloc(r->batch, sizeof(struct rp_wal_doc));
+	/* without it, headers go through the page cache (not an error) */
+	w->blk = aligned_alloc(RP_DIO_BLOCK, r->batch * RP_DIO_BLOCK);
 	if (!w->open_s || !w->seal_s || !w->buf || !w->batch || !w->dirs ||
 	    !w->dir_names || !w->states || !w->wdocs) {
 		/* the caller's writer_fini frees what was allocated */
@@ -347,5 +350,6 @@ void run_writer_fini(struct writer *w)
 	free(w->dir_names);
 	free(w->states);
 	free(w->wdocs);
+	free(w->blk);	      /* headers and ciphertext only: nothing to wipe */
 	rp_wal_close(w->wal); /* gone when empty; else left for recovery */
 }

@@ -159,6 +159,52 @@ assert_json "$T/r.json" '["in_place"]' 0
 ln "$R/tree/d0/0.age" "$R/tree/d0/link"
 check "age opens every document after --copy" opens_all "$R/tree"
 
+case_ "a header goes down as its document's first block, direct"
+# documents of 4 KiB or more: opened O_DIRECT, one 4096-byte write at
+# offset 0 (no page-cache folio dirtied); a smaller one: its header alone
+D=$T/dio
+mkdir -p "$D/tree"
+expect_rc 0 "$RP" init --store "$D/store"
+expect_rc 0 "$RP" key import "$T/r1.pem" --activate --store "$D/store"
+expect_rc 0 "$RP" protect "$T/plain/1" --store "$D/store" -o "$D/tree/big.age"
+expect_rc 0 "$RP" protect "$T/plain/0" --store "$D/store" -o "$D/tree/small.age"
+rekey_to "$D" "$T/r2.pem"
+if command -v strace >/dev/null 2>&1 &&
+	strace -f -o /dev/null true 2>/dev/null; then
+	# LeakSanitizer cannot run under ptrace
+	expect_rc 0 env "ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+		strace -f -o "$T/dio.trace" "$RP" run "$D/tree" \
+		--store "$D/store" --in-place --quiet --json --io sync
+	cp "$OUT" "$T/r.json"
+	check "big.age is opened O_DIRECT" grep -q \
+		'"big.age", O_WRONLY|O_NONBLOCK|O_DIRECT' "$T/dio.trace"
+	check "its header goes down in one 4096-byte write at 0" grep -q \
+		'pwrite64([0-9]*, "age-encryption.org/v1.*, 4096, 0) = 4096' \
+		"$T/dio.trace"
+	if grep -q 'small.age", O_WRONLY.*O_DIRECT' "$T/dio.trace"; then
+		fail "a document smaller than a block was opened O_DIRECT"
+	else
+		pass
+	fi
+	# 4096 for the big one, its header for the small one
+	_bw=$(json_get "$T/r.json" '["bytes_written"]')
+	if [ "$_bw" -gt 4096 ] && [ "$_bw" -lt 8192 ]; then pass; else
+		fail "$_bw bytes written for one block and one header"
+	fi
+	for f in big small; do
+		# shellcheck disable=SC2086
+		age -d $IDS "$D/tree/$f.age" >"$T/.open" 2>/dev/null ||
+			fail "age cannot open $f.age"
+	done
+	cmp -s "$T/.open" "$T/plain/0" || fail "small.age opens to other bytes"
+	# shellcheck disable=SC2086
+	age -d $IDS "$D/tree/big.age" | cmp -s - "$T/plain/1" &&
+		pass || fail "big.age opens to other bytes"
+	expect_rc 0 "$RP" verify "$D/tree" --store "$D/store" --quiet
+else
+	echo "$IT_NAME: strace does not work here: direct-write case skipped"
+fi
+
 # ------------------------------------------------ X25519 -> X25519
 X=$T/x
 case_ "x25519 -> x25519: in place"
@@ -289,6 +335,16 @@ done
 expect_rc 0 "$RP" recover --store "$T/c/store"
 assert_grep "$OUT" "0 torn header(s) restored"
 check "no journal: nothing of it is the run's" no_journal "$T/c"
+
+case_ "a file system that refuses direct writes gets plain ones"
+rm -rf "$T/c"
+cp -a "$T/base" "$T/c"
+expect_rc 0 env REPROTECT_TEST_FAULT=io:dio:1:1:1000 "$RP" run "$T/c/tree" \
+	--store "$T/c/store" --in-place --quiet --json --batch 4
+cp "$OUT" "$T/r.json"
+assert_json "$T/r.json" '["in_place"]' "$N"
+check "age opens every document" opens_all "$T/c/tree"
+check "no journal" no_journal "$T/c"
 
 # ------------------------------------------------- faults in place
 case_ "a header write fails: that document stays whole"
