@@ -146,8 +146,7 @@ void run_queue_push_n(struct queue *q, struct job *const *js, size_t n)
 	pthread_mutex_lock(&q->mu);
 	for (size_t i = 0; i < n; i++) {
 		while (q->len == q->cap) {
-			/* full: a consumer waiting for more takes what is here
-			 */
+			/* full: a consumer waiting for more takes what is here */
 			pthread_cond_broadcast(&q->can_pop);
 			q->push_waiters++;
 			pthread_cond_wait(&q->can_push, &q->mu);
@@ -290,7 +289,6 @@ static void job_put(struct run *r, struct job *j)
 	if (j->wfd >= 0) {
 		close(j->wfd);
 		j->wfd = -1;
-		j->is_dio = 0;
 	}
 	rp_buf_reset(&j->new_hdr);
 	rp_afile_fini(&j->af); /* before its folder may close */

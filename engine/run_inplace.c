@@ -34,7 +34,6 @@ int run_open_in_place(struct job *j, int can_dio)
 	    sb.st_ino != j->d.sb.st_ino || !S_ISREG(sb.st_mode)) {
 		close(j->wfd);
 		j->wfd = -1;
-		j->is_dio = 0;
 		return 0;
 	}
 	return 1;
@@ -148,24 +147,28 @@ static int header_written(struct run *r, struct job *j, int got,
 }
 
 /*
- * header_block: what goes down for slot `i`'s document: its new header,
- * or for a direct write its whole first block (the new header, then the
- * rest of the block as the run read it: the nonce and the payload's start)
+ * header_bytes: what goes down for slot `i`'s document: its new header,
+ * or for a direct write its whole first block in the writer's slot `i`
+ * (filled by fill_block)
  */
-static const uint8_t *header_block(struct writer *w, size_t i,
+static const uint8_t *header_bytes(const struct writer *w, size_t i,
 				   const struct job *j, size_t *len)
+{
+	*len = j->is_dio ? RP_DIO_BLOCK : j->new_hdr.len;
+	return j->is_dio ? w->blk + i * RP_DIO_BLOCK : j->new_hdr.p;
+}
+
+/*
+ * fill_block: a direct write's block: the new header, then the rest of
+ * the block as the run read it (the nonce and the payload's start)
+ */
+static void fill_block(struct writer *w, size_t i, const struct job *j)
 {
 	uint8_t *b = w->blk + i * RP_DIO_BLOCK;
 
-	if (!j->is_dio) {
-		*len = j->new_hdr.len;
-		return j->new_hdr.p;
-	}
 	memcpy(b, j->new_hdr.p, j->new_hdr.len);
 	memcpy(b + j->new_hdr.len, j->d.buf + j->new_hdr.len,
 	       RP_DIO_BLOCK - j->new_hdr.len);
-	*len = RP_DIO_BLOCK;
-	return b;
 }
 
 /*
@@ -190,7 +193,10 @@ static int write_headers(struct writer *w, int use_ring, int *res)
 		}
 		fault_torn(j);
 		rp_test_trace("header", j->path);
-		p = header_block(w, i, j, &len);
+		if (j->is_dio) {
+			fill_block(w, i, j);
+		}
+		p = header_bytes(w, i, j, &len);
 		if (use_ring) {
 			io_uring_prep_write(run_ring_sqe(&w->ring, i), j->wfd,
 					    p, (unsigned)len, 0);
@@ -220,15 +226,13 @@ static int write_headers(struct writer *w, int use_ring, int *res)
 	}
 	for (size_t i = 0; i < w->n; i++) {
 		struct job *j = w->batch[i];
-
 		const uint8_t *p;
 		size_t len;
 
 		if (j->out != RP_OUT_MOVED || j->wfd < 0) {
 			continue;
 		}
-		p = j->is_dio ? w->blk + i * RP_DIO_BLOCK : j->new_hdr.p;
-		len = j->is_dio ? RP_DIO_BLOCK : j->new_hdr.len;
+		p = header_bytes(w, i, j, &len);
 		is_ok &= header_written(r, j, res[i], p, len);
 		rp_test_crash_point("run:ip-wrote-one");
 	}

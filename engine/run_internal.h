@@ -49,9 +49,8 @@
 #define RP_RUN_WRITERS 2  /* file creation and renames wait on the disk */
 #define RP_READ_AHEAD  32 /* documents the walker opens and reads at once */
 #define RP_FD_RESERVE  32 /* descriptors kept for the store, rings, walk */
-#define RP_FD_PER_JOB                                                          \
-	4 /* a job's most: document, new file, its lock, folder                \
-	   */
+#define RP_FD_PER_JOB  4 /* a job's most: document, new file, its lock, folder \
+			  */
 
 /*
  * A folder the run works in, open: the walker's (a document's folder, for
@@ -85,7 +84,8 @@ struct job {
 	/*
 	 * wfd is O_DIRECT: the header goes down as the document's whole
 	 * first block (the new header, then the block's other bytes as read),
-	 * so it dirties no page-cache folio (ENGINE.md, "Direct writes")
+	 * so it dirties no page-cache folio (ENGINE.md, "Direct writes");
+	 * set by run_open_in_place, meaningful while wfd is open
 	 */
 	int is_dio;
 	struct rp_buf new_hdr;

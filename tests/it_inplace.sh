@@ -191,14 +191,12 @@ if command -v strace >/dev/null 2>&1 &&
 	if [ "$_bw" -gt 4096 ] && [ "$_bw" -lt 8192 ]; then pass; else
 		fail "$_bw bytes written for one block and one header"
 	fi
-	for f in big small; do
-		# shellcheck disable=SC2086
-		age -d $IDS "$D/tree/$f.age" >"$T/.open" 2>/dev/null ||
-			fail "age cannot open $f.age"
-	done
+	# shellcheck disable=SC2086
+	age -d $IDS "$D/tree/small.age" >"$T/.open" 2>/dev/null ||
+		fail "age cannot open small.age"
 	cmp -s "$T/.open" "$T/plain/0" || fail "small.age opens to other bytes"
 	# shellcheck disable=SC2086
-	age -d $IDS "$D/tree/big.age" | cmp -s - "$T/plain/1" &&
+	age -d $IDS "$D/tree/big.age" 2>/dev/null | cmp -s - "$T/plain/1" &&
 		pass || fail "big.age opens to other bytes"
 	expect_rc 0 "$RP" verify "$D/tree" --store "$D/store" --quiet
 else
