@@ -246,8 +246,11 @@ static int is_usable(const struct rp_key_info *k)
  */
 void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		  struct rp_doc_info *info, uint8_t *out_file_key,
-		  int *has_file_key, struct rp_sig_cache *sigs)
+		  int *has_file_key, struct rp_sig_cache *sigs,
+		  uint8_t *out_hdr_key)
 {
+	uint8_t hk[RP_AGE_HEADER_KEY_LEN];
+
 	const struct rp_keyring *kr = s ? rp_store_keyring(s) : NULL;
 	const struct rp_age_stanza *ls = NULL;
 	const struct rp_age_stanza *rs = NULL;
@@ -442,8 +445,12 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		}
 		*has_file_key = 1;
 	}
-	(void)!rp_age_header_verify_mac(&d->hdr, &info->mac_st, out_file_key,
-					d->buf);
+	if (!rp_age_header_key(hk, &info->mac_st, out_file_key) &&
+	    !rp_age_header_verify_mac_k(&d->hdr, &info->mac_st, hk, d->buf) &&
+	    out_hdr_key) {
+		memcpy(out_hdr_key, hk, sizeof(hk));
+	}
+	OPENSSL_cleanse(hk, sizeof(hk));
 out:
 	return; /* spub is borrowed from the store's cache */
 }
@@ -460,7 +467,7 @@ enum rp_err rp_doc_inspect(struct rp_store *s, struct rp_status *st,
 	err = rp_doc_hdr_read(&d, st, path, 0);
 	if (!err) {
 		rp_doc_check(s, 0, &d, out, s ? file_key : NULL, &has_file_key,
-			     NULL);
+			     NULL, NULL);
 	}
 	OPENSSL_cleanse(file_key, sizeof(file_key));
 	rp_doc_hdr_fini(&d);
@@ -580,7 +587,7 @@ enum rp_err rp_doc_unprotect(struct rp_store *s, struct rp_status *st,
 	if (err) {
 		goto out;
 	}
-	rp_doc_check(s, 0, &d, info, file_key, &has_file_key, NULL);
+	rp_doc_check(s, 0, &d, info, file_key, &has_file_key, NULL, NULL);
 	bad = first_failure(info, o->allow_unlicensed);
 	if (bad) {
 		err = rp_status_fail(st, bad->err, "%s", rp_status_msg(bad));
@@ -823,9 +830,15 @@ static enum rp_err build_header(struct rp_store *s, struct rp_status *st,
 			err = rp_age_header_finish(hdr, st, file_key);
 		}
 	} else if (!err) {
+		uint8_t hk[RP_AGE_HEADER_KEY_LEN];
+
 		/* a batch of one: no audit path; slack for the longest */
-		err = rp_doc_header_finish(hdr, st, lic.p, lic.len, 0,
-					   file_key, 0);
+		err = rp_age_header_key(hk, st, file_key);
+		if (!err) {
+			err = rp_doc_header_finish(hdr, st, lic.p, lic.len, 0,
+						   hk, 0);
+		}
+		OPENSSL_cleanse(hk, sizeof(hk));
 	}
 out:
 	EVP_PKEY_free(pub);

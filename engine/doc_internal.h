@@ -59,10 +59,13 @@ size_t rp_doc_hdr_has_pad(const struct rp_age_header *h);
  * rp_doc_check runs every check of a document into `info` (see
  * struct rp_doc_info), unwrapping with worker `worker` when
  * out_file_key is not NULL. `sigs` (may be NULL): the worker's cache of
- * the last batch signature that verified.
+ * the last batch signature that verified. out_hdr_key (may be NULL): the
+ * header key the MAC verified with, when it did (rp_age_header_key of the
+ * file key: a rewrap that keeps the file key writes its header with it).
  */
 void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		  struct rp_doc_info *info, uint8_t *out_file_key,
-		  int *has_file_key, struct rp_sig_cache *sigs);
+		  int *has_file_key, struct rp_sig_cache *sigs,
+		  uint8_t *out_hdr_key);
 
 #endif

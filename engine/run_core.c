@@ -298,6 +298,7 @@ static void job_put(struct run *r, struct job *j)
 	rp_buf_reset(&j->tbs);
 	OPENSSL_cleanse(j->old_file_key, sizeof(j->old_file_key));
 	OPENSSL_cleanse(j->file_key, sizeof(j->file_key));
+	OPENSSL_cleanse(j->hdr_key, sizeof(j->hdr_key));
 	pthread_mutex_lock(&r->pool_mu);
 	j->next_free = r->free_list;
 	r->free_list = j;
@@ -518,6 +519,9 @@ void run_fini(struct run *r)
 	}
 	free(r->jobs);
 	free(r->linked);
+	for (size_t i = 0; r->sigs && i < r->num_workers; i++) {
+		rp_sig_cache_fini(&r->sigs[i]);
+	}
 	free(r->sigs);
 	run_queue_fini(&r->q_work);
 	run_queue_fini(&r->q_sign);

@@ -106,6 +106,7 @@ struct job {
 	size_t pre_len;
 	uint8_t old_file_key[RP_AGE_FILE_KEY_LEN];
 	uint8_t file_key[RP_AGE_FILE_KEY_LEN];
+	uint8_t hdr_key[RP_AGE_HEADER_KEY_LEN]; /* file_key's header key */
 	uint8_t nonce[RP_AGE_NONCE_LEN];
 	struct rp_recip_stanza rs;
 	struct rp_license lic;

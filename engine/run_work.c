@@ -303,9 +303,26 @@ static enum rp_err check_tail(struct job *j, struct rp_status *st,
 	return err;
 }
 
+/*
+ * wrap_rsa wraps the job's file key for the active RSA key through the
+ * worker's encrypt context, made at its first use (the run's target key
+ * does not change during a run)
+ */
+static enum rp_err wrap_rsa(struct job *j, struct rp_status *st,
+			    EVP_PKEY_CTX **ctx, EVP_PKEY *pub, const char *tag)
+{
+	if (!*ctx) {
+		*ctx = rp_sshrsa_ctx_new(st, pub, 0);
+		if (!*ctx) {
+			return st->err;
+		}
+	}
+	return rp_sshrsa_wrap_ctx(&j->rs, st, *ctx, tag, j->file_key);
+}
+
 static int prepare(struct run *r, size_t worker, struct job *j,
 		   struct rp_doc_info *info, struct rp_stream *vs,
-		   uint8_t *vbuf)
+		   uint8_t *vbuf, EVP_PKEY_CTX **wrap_ctx)
 {
 	const struct rp_key_info *nk = &r->kr->keys[r->active];
 	struct rp_status st = { 0 };
@@ -321,7 +338,7 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 
 	memset(info, 0, sizeof(*info));
 	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk,
-		     &r->sigs[worker]);
+		     &r->sigs[worker], j->hdr_key);
 	bad = first_bad(info);
 	if (bad && run_is_fatal(bad)) {
 		run_halt(r, rp_status_msg(bad));
@@ -353,7 +370,13 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 			run_finish(r, j, RP_OUT_FAIL_IO, "random bytes failed");
 			return 0;
 		}
+		if (rp_age_header_key(j->hdr_key, &st, j->file_key)) {
+			run_finish(r, j, RP_OUT_FAIL_IO, "%s",
+				   rp_status_msg(&st));
+			return 0;
+		}
 	} else {
+		/* and j->hdr_key, which rp_doc_check left: the same key's */
 		memcpy(j->file_key, j->old_file_key, sizeof(j->file_key));
 		memcpy(j->nonce, j->d.nonce, sizeof(j->nonce));
 	}
@@ -366,7 +389,7 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 			      ? rp_x25519_wrap(&j->rs, &st, rcp, j->file_key)
 			      : rp_status_ossl(&st, RP_ERR_CRYPTO, "x25519");
 	} else if (!err) {
-		err = rp_sshrsa_wrap(&j->rs, &st, pub, tag, j->file_key);
+		err = wrap_rsa(j, &st, wrap_ctx, pub, tag);
 	}
 	if (!err) {
 		err = rp_recip_stanza_add(&raw, &j->rs, &off, &len);
@@ -416,7 +439,7 @@ static void verify_doc(struct run *r, size_t worker, struct job *j,
 
 	memset(info, 0, sizeof(*info));
 	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk,
-		     &r->sigs[worker]);
+		     &r->sigs[worker], NULL);
 	bad = first_bad(info);
 	if (bad && run_is_fatal(bad)) {
 		run_halt(r, rp_status_msg(bad));
@@ -473,6 +496,7 @@ void *run_worker_main(void *p)
 	struct rp_stream *vs = calloc(1, sizeof(*vs));
 	uint8_t *vbuf = malloc(COPY_BUF);
 	struct out_cache oc = { .f = NULL };
+	EVP_PKEY_CTX *wrap_ctx = NULL; /* the active key's, at first use */
 	struct job *j;
 
 	while ((j = run_queue_pop(&r->q_work))) {
@@ -496,12 +520,13 @@ void *run_worker_main(void *p)
 			run_queue_push(&r->q_write, j); /* a batch of one */
 			continue;
 		}
-		if (!prepare(r, a->index, j, info, vs, vbuf)) {
+		if (!prepare(r, a->index, j, info, vs, vbuf, &wrap_ctx)) {
 			continue;
 		}
 		run_queue_push(&r->q_sign, j);
 	}
 	run_out_cache_fini(&oc);
+	EVP_PKEY_CTX_free(wrap_ctx);
 	free(info);
 	free(vs);
 	if (vbuf) {

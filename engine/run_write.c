@@ -25,7 +25,7 @@ static enum rp_err build_hdr(struct job *j, struct rp_status *st,
 	}
 	if (!err) {
 		err = rp_doc_header_finish(&j->new_hdr, st, lic->p, lic->len,
-					   j->lic.sig.num_path, j->file_key,
+					   j->lic.sig.num_path, j->hdr_key,
 					   target);
 	}
 	if (err) {

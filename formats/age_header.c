@@ -453,26 +453,42 @@ int rp_age_stanza_is(const struct rp_age_stanza *s, const char *type)
 }
 
 enum rp_err
+rp_age_header_key(uint8_t out[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)],
+		  struct rp_status *st,
+		  const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+{
+	return rp_hkdf_sha256(out, RP_AGE_HEADER_KEY_LEN, st, file_key,
+			      RP_AGE_FILE_KEY_LEN, NULL, 0, "header");
+}
+
+/* mac_with: the header MAC under an already derived header key */
+static enum rp_err mac_with(uint8_t out[RP_AGE_MAC_LEN], struct rp_status *st,
+			    const uint8_t hdr_key[RP_AGE_HEADER_KEY_LEN],
+			    const uint8_t *hdr_bytes, size_t mac_input_len)
+{
+	return rp_hmac_sha256(out, st, hdr_key, RP_AGE_HEADER_KEY_LEN,
+			      &hdr_bytes, &mac_input_len, 1);
+}
+
+enum rp_err
 rp_age_header_mac(uint8_t out[RP_ATLEAST(RP_AGE_MAC_LEN)], struct rp_status *st,
 		  const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 		  const uint8_t *hdr_bytes, size_t mac_input_len)
 {
-	uint8_t mac_key[32];
+	uint8_t hdr_key[RP_AGE_HEADER_KEY_LEN];
 	enum rp_err err;
 
-	err = rp_hkdf_sha256(mac_key, sizeof(mac_key), st, file_key,
-			     RP_AGE_FILE_KEY_LEN, NULL, 0, "header");
+	err = rp_age_header_key(hdr_key, st, file_key);
 	if (!err) {
-		err = rp_hmac_sha256(out, st, mac_key, sizeof(mac_key),
-				     &hdr_bytes, &mac_input_len, 1);
+		err = mac_with(out, st, hdr_key, hdr_bytes, mac_input_len);
 	}
-	OPENSSL_cleanse(mac_key, sizeof(mac_key));
+	OPENSSL_cleanse(hdr_key, sizeof(hdr_key));
 	return err;
 }
 
-enum rp_err rp_age_header_verify_mac(
+enum rp_err rp_age_header_verify_mac_k(
 	const struct rp_age_header *hdr, struct rp_status *st,
-	const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+	const uint8_t hdr_key[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)],
 	const uint8_t *in)
 {
 	uint8_t mac[RP_AGE_MAC_LEN];
@@ -482,7 +498,7 @@ enum rp_err rp_age_header_verify_mac(
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "age header was not parsed");
 	}
-	err = rp_age_header_mac(mac, st, file_key, in, hdr->mac_input_len);
+	err = mac_with(mac, st, hdr_key, in, hdr->mac_input_len);
 	if (err) {
 		goto out;
 	}
@@ -491,6 +507,26 @@ enum rp_err rp_age_header_verify_mac(
 	}
 out:
 	OPENSSL_cleanse(mac, sizeof(mac));
+	return err;
+}
+
+enum rp_err rp_age_header_verify_mac(
+	const struct rp_age_header *hdr, struct rp_status *st,
+	const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+	const uint8_t *in)
+{
+	uint8_t hdr_key[RP_AGE_HEADER_KEY_LEN];
+	enum rp_err err;
+
+	if (!hdr->mac_input_len) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "age header was not parsed");
+	}
+	err = rp_age_header_key(hdr_key, st, file_key);
+	if (!err) {
+		err = rp_age_header_verify_mac_k(hdr, st, hdr_key, in);
+	}
+	OPENSSL_cleanse(hdr_key, sizeof(hdr_key));
 	return err;
 }
 
@@ -591,8 +627,8 @@ enum rp_err rp_age_header_add_stanza(struct rp_buf *out,
 }
 
 enum rp_err
-rp_age_header_finish(struct rp_buf *out, struct rp_status *st,
-		     const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+rp_age_header_finish_k(struct rp_buf *out, struct rp_status *st,
+		       const uint8_t hdr_key[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)])
 {
 	uint8_t mac[RP_AGE_MAC_LEN];
 	char line[1 + MAC_B64_LEN + 2];
@@ -604,7 +640,7 @@ rp_age_header_finish(struct rp_buf *out, struct rp_status *st,
 	if (err) {
 		goto out;
 	}
-	err = rp_age_header_mac(mac, st, file_key, out->p, out->len);
+	err = mac_with(mac, st, hdr_key, out->p, out->len);
 	if (err) {
 		goto out;
 	}
@@ -622,5 +658,22 @@ out:
 		rp_status_fail(st, err, "cannot write the header's MAC line");
 	}
 	OPENSSL_cleanse(mac, sizeof(mac));
+	return err;
+}
+
+enum rp_err
+rp_age_header_finish(struct rp_buf *out, struct rp_status *st,
+		     const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+{
+	uint8_t hdr_key[RP_AGE_HEADER_KEY_LEN];
+	enum rp_err err;
+
+	err = rp_age_header_key(hdr_key, st, file_key);
+	if (err) {
+		rp_status_fail(st, err, "cannot write the header's MAC line");
+	} else {
+		err = rp_age_header_finish_k(out, st, hdr_key);
+	}
+	OPENSSL_cleanse(hdr_key, sizeof(hdr_key));
 	return err;
 }

@@ -78,6 +78,18 @@ void rp_age_header_fini(struct rp_age_header *hdr);
 int rp_age_stanza_is(const struct rp_age_stanza *s, const char *type);
 
 /*
+ * rp_age_header_key derives the header MAC key from a file key:
+ * HKDF-SHA-256(file key, salt empty, info "header"). A caller that checks
+ * a header and writes another under the same file key (a rewrap) derives
+ * it once and uses the _k functions below.
+ */
+#define RP_AGE_HEADER_KEY_LEN 32
+RP_MUST_CHECK enum rp_err
+rp_age_header_key(uint8_t out[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)],
+		  struct rp_status *st,
+		  const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)]);
+
+/*
  * rp_age_header_mac computes the header MAC: HMAC-SHA-256 under
  * HKDF-SHA-256(file key, salt empty, info "header") over the first
  * `mac_input_len` bytes of `hdr_bytes`.
@@ -96,6 +108,12 @@ RP_MUST_CHECK enum rp_err
 rp_age_header_verify_mac(const struct rp_age_header *hdr, struct rp_status *st,
 			 const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 			 const uint8_t *in);
+
+/* rp_age_header_verify_mac_k is rp_age_header_verify_mac by header key */
+RP_MUST_CHECK enum rp_err rp_age_header_verify_mac_k(
+	const struct rp_age_header *hdr, struct rp_status *st,
+	const uint8_t hdr_key[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)],
+	const uint8_t *in);
 
 /* rp_age_header_begin appends the version line to `out`. */
 RP_MUST_CHECK enum rp_err rp_age_header_begin(struct rp_buf *out);
@@ -120,6 +138,11 @@ rp_age_header_add_stanza(struct rp_buf *out, const char *const *args,
 RP_MUST_CHECK enum rp_err
 rp_age_header_finish(struct rp_buf *out, struct rp_status *st,
 		     const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)]);
+
+/* rp_age_header_finish_k is rp_age_header_finish by header key */
+RP_MUST_CHECK enum rp_err rp_age_header_finish_k(
+	struct rp_buf *out, struct rp_status *st,
+	const uint8_t hdr_key[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)]);
 
 #ifdef __cplusplus
 }

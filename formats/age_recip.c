@@ -731,46 +731,60 @@ static enum rp_err set_oaep(EVP_PKEY_CTX *ctx, struct rp_status *st)
 	return RP_OK;
 }
 
-enum rp_err
-rp_sshrsa_wrap(struct rp_recip_stanza *out, struct rp_status *st,
-	       const EVP_PKEY *pub, const char *tag,
-	       const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+EVP_PKEY_CTX *rp_sshrsa_ctx_new(struct rp_status *st, EVP_PKEY *key,
+				int is_decrypt)
 {
 	EVP_PKEY_CTX *ctx = NULL;
+	int bits;
+
+	if (!is_rsa(key)) {
+		rp_status_fail(st, RP_ERR_USAGE, "key is not an rsa key");
+		return NULL;
+	}
+	/* OpenSSL 3.0 may allocate to tell the size: 0 is that failing */
+	bits = EVP_PKEY_get_bits(key);
+	if (bits <= 0) {
+		rp_status_ossl(st, RP_ERR_CRYPTO, "cannot read the rsa key");
+		return NULL;
+	}
+	if (bits < SSHRSA_MIN_BITS ||
+	    (size_t)EVP_PKEY_get_size(key) > RP_SSHRSA_MAX_BODY) {
+		rp_status_fail(st, RP_ERR_USAGE,
+			       "rsa key has %d bits; ssh-rsa needs 2048 to "
+			       "4096",
+			       bits);
+		return NULL;
+	}
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+	if (!ctx || (is_decrypt ? EVP_PKEY_decrypt_init(ctx)
+				: EVP_PKEY_encrypt_init(ctx)) <= 0) {
+		rp_status_ossl(st, RP_ERR_CRYPTO, "cannot set up rsa-oaep");
+		EVP_PKEY_CTX_free(ctx);
+		return NULL;
+	}
+	if (set_oaep(ctx, st)) {
+		EVP_PKEY_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+enum rp_err
+rp_sshrsa_wrap_ctx(struct rp_recip_stanza *out, struct rp_status *st,
+		   EVP_PKEY_CTX *ctx, const char *tag,
+		   const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+{
 	size_t out_len = sizeof(out->body);
-	enum rp_err err;
+	enum rp_err err = RP_OK;
 
 	memset(out, 0, sizeof(*out));
-	if (!is_rsa(pub)) {
-		err = rp_status_fail(st, RP_ERR_USAGE, "key is not an rsa key");
-		goto out;
-	}
-	if (EVP_PKEY_get_bits(pub) < SSHRSA_MIN_BITS ||
-	    (size_t)EVP_PKEY_get_size(pub) > sizeof(out->body)) {
-		err = rp_status_fail(st, RP_ERR_USAGE,
-				     "rsa key has %d bits; ssh-rsa needs "
-				     "2048 to 4096",
-				     EVP_PKEY_get_bits(pub));
-		goto out;
-	}
 	if (tag && strlen(tag) < sizeof(out->arg)) {
 		set_str(out->arg, sizeof(out->arg), tag);
 	} else {
-		err = rp_sshrsa_tag(out->arg, st, pub);
+		err = rp_sshrsa_tag(out->arg, st, EVP_PKEY_CTX_get0_pkey(ctx));
 		if (err) {
 			goto out;
 		}
-	}
-	/* encryption does not change the key: OpenSSL just wants non-const */
-	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)pub, NULL);
-	if (!ctx || EVP_PKEY_encrypt_init(ctx) <= 0) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO,
-				     "cannot set up rsa-oaep");
-		goto out;
-	}
-	err = set_oaep(ctx, st);
-	if (err) {
-		goto out;
 	}
 	if (EVP_PKEY_encrypt(ctx, out->body, &out_len, file_key,
 			     RP_AGE_FILE_KEY_LEN) <= 0) {
@@ -783,6 +797,23 @@ out:
 	if (err) {
 		memset(out, 0, sizeof(*out));
 	}
+	return err;
+}
+
+enum rp_err
+rp_sshrsa_wrap(struct rp_recip_stanza *out, struct rp_status *st,
+	       const EVP_PKEY *pub, const char *tag,
+	       const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)])
+{
+	/* encryption does not change the key: OpenSSL just wants non-const */
+	EVP_PKEY_CTX *ctx = rp_sshrsa_ctx_new(st, (EVP_PKEY *)pub, 0);
+	enum rp_err err;
+
+	if (!ctx) {
+		memset(out, 0, sizeof(*out));
+		return st->err;
+	}
+	err = rp_sshrsa_wrap_ctx(out, st, ctx, tag, file_key);
 	EVP_PKEY_CTX_free(ctx);
 	return err;
 }
@@ -824,12 +855,11 @@ static enum rp_err sshrsa_fail(struct rp_status *st)
 }
 
 enum rp_err
-rp_sshrsa_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
-		 struct rp_status *st, const struct rp_age_stanza *s,
-		 EVP_PKEY *priv)
+rp_sshrsa_unwrap_ctx(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		     struct rp_status *st, const struct rp_age_stanza *s,
+		     EVP_PKEY_CTX *ctx)
 {
 	uint8_t buf[RP_SSHRSA_MAX_BODY];
-	EVP_PKEY_CTX *ctx = NULL;
 	size_t len = sizeof(buf);
 	enum rp_err err;
 
@@ -837,21 +867,7 @@ rp_sshrsa_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 	if (err) {
 		goto out;
 	}
-	if (!is_rsa(priv)) {
-		err = rp_status_fail(st, RP_ERR_USAGE, "key is not an rsa key");
-		goto out;
-	}
 	rp_ossl_nomem_clear();
-	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
-	if (!ctx || EVP_PKEY_decrypt_init(ctx) <= 0) {
-		err = rp_status_ossl(st, RP_ERR_CRYPTO,
-				     "cannot set up rsa-oaep");
-		goto out;
-	}
-	err = set_oaep(ctx, st);
-	if (err) {
-		goto out;
-	}
 	/* one outcome for every failure: no padding oracle */
 	if (EVP_PKEY_decrypt(ctx, buf, &len, s->body.p, s->body.len) <= 0 ||
 	    len != RP_AGE_FILE_KEY_LEN) {
@@ -861,6 +877,27 @@ rp_sshrsa_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 	memcpy(out_file_key, buf, RP_AGE_FILE_KEY_LEN);
 out:
 	OPENSSL_cleanse(buf, sizeof(buf));
+	return err;
+}
+
+enum rp_err
+rp_sshrsa_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		 struct rp_status *st, const struct rp_age_stanza *s,
+		 EVP_PKEY *priv)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	enum rp_err err;
+
+	err = rp_sshrsa_check_stanza(st, s);
+	if (err) {
+		return err;
+	}
+	rp_ossl_nomem_clear();
+	ctx = rp_sshrsa_ctx_new(st, priv, 1);
+	if (!ctx) {
+		return st->err;
+	}
+	err = rp_sshrsa_unwrap_ctx(out_file_key, st, s, ctx);
 	EVP_PKEY_CTX_free(ctx);
 	return err;
 }

@@ -148,6 +148,23 @@ rp_sshrsa_wrap(struct rp_recip_stanza *out, struct rp_status *st,
 	       const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)]);
 
 /*
+ * rp_sshrsa_ctx_new makes an RSA-OAEP context with age's ssh-rsa
+ * parameters for `key` (2048 to 4096 bits), to encrypt or, with
+ * is_decrypt, to decrypt; made once and used for many stanzas by one
+ * thread (rp_sshrsa_wrap_ctx, rp_sshrsa_unwrap_ctx), it saves setting up
+ * the parameters for each. The context holds its own reference to `key`.
+ * NULL on failure, with `st` saying why. Free with EVP_PKEY_CTX_free.
+ */
+EVP_PKEY_CTX *rp_sshrsa_ctx_new(struct rp_status *st, EVP_PKEY *key,
+				int is_decrypt);
+
+/* rp_sshrsa_wrap_ctx is rp_sshrsa_wrap through an encrypt context */
+RP_MUST_CHECK enum rp_err
+rp_sshrsa_wrap_ctx(struct rp_recip_stanza *out, struct rp_status *st,
+		   EVP_PKEY_CTX *ctx, const char *tag,
+		   const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)]);
+
+/*
  * rp_sshrsa_check_stanza returns RP_ERR_FORMAT unless `s` has exactly one
  * arg after the type and a body of 256, 384 or 512 bytes.
  */
@@ -163,6 +180,12 @@ RP_MUST_CHECK enum rp_err
 rp_sshrsa_unwrap(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 		 struct rp_status *st, const struct rp_age_stanza *s,
 		 EVP_PKEY *priv);
+
+/* rp_sshrsa_unwrap_ctx is rp_sshrsa_unwrap through a decrypt context */
+RP_MUST_CHECK enum rp_err
+rp_sshrsa_unwrap_ctx(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		     struct rp_status *st, const struct rp_age_stanza *s,
+		     EVP_PKEY_CTX *ctx);
 
 /*
  * rp_sshrsa_oaep_decode does the OAEP decoding of a raw RSA decryption

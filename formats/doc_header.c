@@ -78,7 +78,7 @@ static enum rp_err add_pad(struct rp_buf *hdr, size_t len)
 enum rp_err
 rp_doc_header_finish(struct rp_buf *hdr, struct rp_status *st,
 		     const uint8_t *lic, size_t lic_len, size_t num_path,
-		     const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		     const uint8_t hdr_key[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)],
 		     size_t target)
 {
 	const char *largs[] = { RP_LICENSE_STANZA_TYPE, RP_LICENSE_STANZA_ARG };
@@ -103,7 +103,7 @@ rp_doc_header_finish(struct rp_buf *hdr, struct rp_status *st,
 		hdr->len = start;
 		return rp_status_fail(st, err, "cannot write the license");
 	}
-	err = rp_age_header_finish(hdr, st, file_key);
+	err = rp_age_header_finish_k(hdr, st, hdr_key);
 	if (!err && hdr->len != target) {
 		RP_BUG("a padded header is not its target length");
 	}

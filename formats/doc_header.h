@@ -55,13 +55,14 @@ bool rp_doc_header_fits(size_t hdr_len, size_t lic_len, size_t target);
  * rp_doc_header_finish appends the rp-license stanza of `lic`, the pad
  * stanza and the MAC line to `hdr` (which holds the version line and the
  * recipient stanza), so that the header is `target` bytes long; target 0
- * takes rp_doc_header_target. RP_ERR_USAGE (nothing appended) when it
- * does not fit (rp_doc_header_fits).
+ * takes rp_doc_header_target. `hdr_key` is the file key's header key
+ * (rp_age_header_key). RP_ERR_USAGE (nothing appended) when it does not
+ * fit (rp_doc_header_fits).
  */
 RP_MUST_CHECK enum rp_err
 rp_doc_header_finish(struct rp_buf *hdr, struct rp_status *st,
 		     const uint8_t *lic, size_t lic_len, size_t num_path,
-		     const uint8_t file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
+		     const uint8_t hdr_key[RP_ATLEAST(RP_AGE_HEADER_KEY_LEN)],
 		     size_t target);
 
 #ifdef __cplusplus

@@ -686,26 +686,67 @@ static enum rp_err check_key_type(struct rp_status *st, uint8_t alg,
 		type ? type : "unknown");
 }
 
-static enum rp_err verify_init(EVP_MD_CTX *ctx, struct rp_status *st,
-			       uint8_t alg, EVP_PKEY *pub)
+/* pss_ctx_new: an RSA-PSS-SHA-256 (salt 32, MGF1-SHA-256) verify context */
+static EVP_PKEY_CTX *pss_ctx_new(struct rp_status *st, EVP_PKEY *pub)
 {
-	EVP_PKEY_CTX *pctx = NULL; /* borrowed from ctx */
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
 
-	if (alg == RP_SIG_ED25519) {
-		if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) != 1) {
+	if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) != 1) {
+		rp_status_ossl(st, RP_ERR_CRYPTO,
+			       "license: RSA-PSS verify setup");
+		EVP_PKEY_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * sig_check checks the root signature: Ed25519 over the message, or
+ * RSA-PSS over its SHA-256 through `pss` (the signer's verify context).
+ * RP_ERR_AUTH when it does not verify; RP_ERR_NOMEM when verifying ran
+ * out of memory (no sign of a forgery); RP_ERR_CRYPTO when it could not
+ * be set up.
+ */
+static enum rp_err sig_check(struct rp_status *st, const struct rp_sigblock *sb,
+			     EVP_PKEY *pub, EVP_PKEY_CTX *pss,
+			     const uint8_t *msg, size_t msg_len)
+{
+	EVP_MD_CTX *ctx = NULL;
+	uint8_t dg[32];
+	unsigned int dl = 0;
+	int r;
+
+	rp_ossl_nomem_clear();
+	if (sb->alg == RP_SIG_ED25519) {
+		ctx = EVP_MD_CTX_new();
+		if (!ctx ||
+		    EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) != 1) {
+			EVP_MD_CTX_free(ctx);
 			return rp_status_ossl(st, RP_ERR_CRYPTO,
 					      "license: Ed25519 verify setup");
 		}
+		r = EVP_DigestVerify(ctx, sb->sig, sb->sig_len, msg, msg_len);
+		EVP_MD_CTX_free(ctx);
+	} else if (!EVP_Digest(msg, msg_len, dg, &dl, EVP_sha256(), NULL)) {
+		return rp_status_ossl(st, RP_ERR_CRYPTO, "license: sha-256");
+	} else {
+		r = EVP_PKEY_verify(pss, sb->sig, sb->sig_len, dg, dl);
+	}
+	if (r == 1) {
 		return RP_OK;
 	}
-	if (EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, pub) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1) {
-		return rp_status_ossl(st, RP_ERR_CRYPTO,
-				      "license: RSA-PSS verify setup");
+	/* verification allocates: failing there is no forgery */
+	if (rp_ossl_is_nomem()) {
+		return rp_status_ossl(st, RP_ERR_NOMEM,
+				      "license signature check");
 	}
-	return RP_OK;
+	ERR_clear_error();
+	return rp_status_fail(st, RP_ERR_AUTH,
+			      "license signature does not verify");
 }
 
 enum rp_err rp_license_sig_verify(const struct rp_license *lic,
@@ -713,6 +754,12 @@ enum rp_err rp_license_sig_verify(const struct rp_license *lic,
 				  size_t tbs_len, EVP_PKEY *pub)
 {
 	return rp_license_sig_verify_cached(lic, st, tbs, tbs_len, pub, NULL);
+}
+
+void rp_sig_cache_fini(struct rp_sig_cache *c)
+{
+	EVP_PKEY_CTX_free(c->pss);
+	memset(c, 0, sizeof(*c));
 }
 
 static int is_cached(const struct rp_sig_cache *c, const struct rp_sigblock *sb,
@@ -725,6 +772,32 @@ static int is_cached(const struct rp_sig_cache *c, const struct rp_sigblock *sb,
 	       !memcmp(c->sig, sb->sig, sb->sig_len);
 }
 
+/*
+ * pss_for: the RSA-PSS verify context for the signer of `sb`: the
+ * cache's when it was made for that key id, else a new one, kept in the
+ * cache when there is one (*owned: the caller frees it)
+ */
+static EVP_PKEY_CTX *pss_for(struct rp_sig_cache *c, struct rp_status *st,
+			     const struct rp_sigblock *sb, EVP_PKEY *pub,
+			     int *owned)
+{
+	EVP_PKEY_CTX *ctx;
+
+	*owned = 0;
+	if (c && c->pss && !memcmp(c->pss_id, sb->key_id, RP_KEY_ID_LEN)) {
+		return c->pss;
+	}
+	ctx = pss_ctx_new(st, pub);
+	if (ctx && c) {
+		EVP_PKEY_CTX_free(c->pss);
+		c->pss = ctx;
+		memcpy(c->pss_id, sb->key_id, RP_KEY_ID_LEN);
+	} else {
+		*owned = ctx != NULL;
+	}
+	return ctx;
+}
+
 enum rp_err rp_license_sig_verify_cached(const struct rp_license *lic,
 					 struct rp_status *st,
 					 const uint8_t *tbs, size_t tbs_len,
@@ -732,7 +805,8 @@ enum rp_err rp_license_sig_verify_cached(const struct rp_license *lic,
 					 struct rp_sig_cache *cache)
 {
 	const struct rp_sigblock *sb = &lic->sig;
-	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY_CTX *pss = NULL;
+	int owned = 0;
 	uint8_t leaf[RP_MERKLE_HASH_LEN];
 	uint8_t root[RP_MERKLE_HASH_LEN];
 	uint8_t msg[64];
@@ -765,29 +839,15 @@ enum rp_err rp_license_sig_verify_cached(const struct rp_license *lic,
 	if (is_cached(cache, sb, msg, msg_len)) {
 		goto out; /* this root's signature verified already */
 	}
-	ctx = EVP_MD_CTX_new();
-	if (!ctx) {
-		err = rp_status_fail(st, RP_ERR_NOMEM,
-				     "license: out of memory");
-		goto out;
-	}
-	rp_ossl_nomem_clear();
-	err = verify_init(ctx, st, sb->alg, pub);
-	if (err) {
-		goto out;
-	}
-	if (EVP_DigestVerify(ctx, sb->sig, sb->sig_len, msg, msg_len) != 1) {
-		/* RSA verification allocates: failing there is no forgery */
-		if (rp_ossl_is_nomem()) {
-			err = rp_status_ossl(st, RP_ERR_NOMEM,
-					     "license signature check");
-		} else {
-			ERR_clear_error();
-			err = rp_status_fail(st, RP_ERR_AUTH,
-					     "license signature does not "
-					     "verify");
+	if (sb->alg == RP_SIG_RSA_PSS_SHA256) {
+		pss = pss_for(cache, st, sb, pub, &owned);
+		if (!pss) {
+			err = st->err;
+			goto out;
 		}
-	} else if (cache && msg_len <= sizeof(cache->msg)) {
+	}
+	err = sig_check(st, sb, pub, pss, msg, msg_len);
+	if (!err && cache && msg_len <= sizeof(cache->msg)) {
 		cache->is_set = 1;
 		memcpy(cache->key_id, sb->key_id, RP_KEY_ID_LEN);
 		cache->alg = sb->alg;
@@ -797,6 +857,8 @@ enum rp_err rp_license_sig_verify_cached(const struct rp_license *lic,
 		cache->sig_len = sb->sig_len;
 	}
 out:
-	EVP_MD_CTX_free(ctx);
+	if (owned) {
+		EVP_PKEY_CTX_free(pss);
+	}
 	return err;
 }

@@ -119,7 +119,9 @@ RP_MUST_CHECK enum rp_err rp_license_sig_verify(const struct rp_license *lic,
  * The last root signature a caller (one thread) saw verify: the documents
  * of a signed batch share it, so the engine checks it once per batch, not
  * once per document. Keyed by the signing key's id (which fixes the key),
- * the algorithm, the root message and the signature bytes. Zeroed: empty.
+ * the algorithm, the root message and the signature bytes; it also keeps
+ * the RSA-PSS verify context of the last RSA signer, made once. Zeroed:
+ * empty; rp_sig_cache_fini frees it.
  */
 struct rp_sig_cache {
 	int is_set;
@@ -129,7 +131,12 @@ struct rp_sig_cache {
 	size_t msg_len;
 	size_t sig_len;
 	uint8_t sig[RP_SIG_MAX];
+	EVP_PKEY_CTX *pss; /* owned: RSA-PSS verify context of pss_id's key */
+	uint8_t pss_id[RP_KEY_ID_LEN];
 };
+
+/* rp_sig_cache_fini frees the cache's context and empties it */
+void rp_sig_cache_fini(struct rp_sig_cache *c);
 
 /*
  * rp_license_sig_verify_cached is rp_license_sig_verify that skips the

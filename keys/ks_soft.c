@@ -41,6 +41,7 @@ struct cached_key {
 	uint8_t id[RP_KEY_ID_LEN];
 	int is_used;
 	EVP_PKEY *rsa;	   /* owned */
+	EVP_PKEY_CTX *oaep; /* owned: rsa's decrypt context, made once */
 	EVP_PKEY *ed25519; /* owned */
 	EVP_PKEY *x25519_key; /* owned: the secret below, made once */
 	uint8_t x25519[RP_X25519_LEN];
@@ -93,6 +94,7 @@ static enum rp_err ed25519_from_x25519(EVP_PKEY **out, struct rp_status *st,
 
 static void cache_clear(struct cached_key *c)
 {
+	EVP_PKEY_CTX_free(c->oaep);
 	EVP_PKEY_free(c->rsa);
 	EVP_PKEY_free(c->ed25519);
 	EVP_PKEY_free(c->x25519_key);
@@ -458,7 +460,13 @@ static enum rp_err soft_unwrap(struct rp_keystore *base, struct rp_status *st,
 	if (ki->alg == RP_ALG_X25519) {
 		return rp_x25519_unwrap_pkey(file_key, st, s, c->x25519_key);
 	}
-	return rp_sshrsa_unwrap(file_key, st, s, c->rsa);
+	if (!c->oaep) {
+		c->oaep = rp_sshrsa_ctx_new(st, c->rsa, 1);
+		if (!c->oaep) {
+			return st->err;
+		}
+	}
+	return rp_sshrsa_unwrap_ctx(file_key, st, s, c->oaep);
 }
 
 static enum rp_err soft_sign(struct rp_keystore *base, struct rp_status *st,

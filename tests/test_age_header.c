@@ -176,6 +176,7 @@ static void test_age_header_mac_wrong_key_auth(void **state)
 {
 	uint8_t fk[RP_AGE_FILE_KEY_LEN] = { 1 };
 	uint8_t other[RP_AGE_FILE_KEY_LEN] = { 2 };
+	uint8_t hk[RP_AGE_HEADER_KEY_LEN];
 	const char *args[] = { "X25519", "abc" };
 	struct rp_buf b = { 0 };
 	struct rp_age_header hdr;
@@ -191,6 +192,15 @@ static void test_age_header_mac_wrong_key_auth(void **state)
 	assert_int_equal(rp_age_header_verify_mac(&hdr, &st, other, b.p),
 			 RP_ERR_AUTH);
 	assert_string_equal(st.msg, "header MAC mismatch");
+	rp_status_clear(&st);
+	/* by header key: the file key's verifies, another's does not */
+	assert_int_equal(rp_age_header_key(hk, &st, fk), RP_OK);
+	assert_int_equal(rp_age_header_verify_mac_k(&hdr, &st, hk, b.p), RP_OK);
+	assert_int_equal(rp_age_header_key(hk, &st, other), RP_OK);
+	assert_int_equal(rp_age_header_verify_mac_k(&hdr, &st, hk, b.p),
+			 RP_ERR_AUTH);
+	/* the header key is not the file key itself */
+	assert_memory_not_equal(hk, other, sizeof(other));
 	rp_age_header_fini(&hdr);
 	rp_buf_fini(&b);
 }

@@ -637,6 +637,84 @@ static void test_age_recip_sshrsa_round_trip(void **state)
 	}
 }
 
+/*
+ * one encrypt and one decrypt context for many stanzas (a worker's): each
+ * wrap opens, with the context and without; a failed unwrap leaves the
+ * context working; keys ssh-rsa does not take are refused
+ */
+static void test_age_recip_sshrsa_ctx_reused(void **state)
+{
+	EVP_PKEY *pkey = load_rsa(2048);
+	EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	EVP_PKEY *x = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+	struct rp_status st = { 0 };
+	EVP_PKEY_CTX *enc, *dec;
+	uint8_t prev[RP_SSHRSA_MAX_BODY] = { 0 };
+
+	(void)state;
+	assert_non_null(small);
+	assert_non_null(x);
+	enc = rp_sshrsa_ctx_new(&st, pkey, 0);
+	dec = rp_sshrsa_ctx_new(&st, pkey, 1);
+	assert_non_null(enc);
+	assert_non_null(dec);
+	for (int i = 0; i < 4; i++) {
+		uint8_t fk[RP_AGE_FILE_KEY_LEN], got[RP_AGE_FILE_KEY_LEN];
+		struct rp_recip_stanza rs;
+		struct rp_buf b = { 0 };
+		struct rp_age_header hdr;
+		struct rp_age_stanza bad;
+		uint8_t body[RP_SSHRSA_MAX_BODY];
+
+		assert_int_equal(RAND_bytes(fk, sizeof(fk)), 1);
+		assert_int_equal(rp_sshrsa_wrap_ctx(&rs, &st, enc,
+						    i % 2 ? NULL : "AAAAAA",
+						    fk),
+				 RP_OK);
+		assert_int_equal(rs.body_len, 256);
+		assert_memory_not_equal(rs.body, prev, rs.body_len);
+		memcpy(prev, rs.body, rs.body_len);
+		if (i % 2) {
+			char tag[8];
+
+			assert_int_equal(rp_sshrsa_tag(tag, &st, pkey), RP_OK);
+			assert_string_equal(rs.arg, tag);
+		}
+		write_one(&b, &hdr, &rs, fk);
+		/* a changed body first: refused, and the context goes on */
+		bad = hdr.stanzas[0];
+		memcpy(body, bad.body.p, bad.body.len);
+		body[7 + i] ^= 0x10;
+		bad.body = rp_span_of(body, bad.body.len);
+		assert_int_equal(rp_sshrsa_unwrap_ctx(got, &st, &bad, dec),
+				 RP_ERR_AUTH);
+		assert_string_equal(st.msg, UNWRAP_MSG);
+		rp_status_clear(&st);
+		memset(got, 0, sizeof(got));
+		assert_int_equal(
+			rp_sshrsa_unwrap_ctx(got, &st, &hdr.stanzas[0], dec),
+			RP_OK);
+		assert_memory_equal(got, fk, sizeof(fk));
+		memset(got, 0, sizeof(got));
+		assert_int_equal(
+			rp_sshrsa_unwrap(got, &st, &hdr.stanzas[0], pkey),
+			RP_OK);
+		assert_memory_equal(got, fk, sizeof(fk));
+		rp_age_header_fini(&hdr);
+		rp_buf_fini(&b);
+	}
+	assert_null(rp_sshrsa_ctx_new(&st, small, 1));
+	assert_int_equal(st.err, RP_ERR_USAGE);
+	rp_status_clear(&st);
+	assert_null(rp_sshrsa_ctx_new(&st, x, 0));
+	assert_int_equal(st.err, RP_ERR_USAGE);
+	EVP_PKEY_CTX_free(enc);
+	EVP_PKEY_CTX_free(dec);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_free(small);
+	EVP_PKEY_free(x);
+}
+
 static void expect_unwrap_auth(const struct rp_age_stanza *s, EVP_PKEY *pkey)
 {
 	uint8_t got[RP_AGE_FILE_KEY_LEN];
@@ -777,6 +855,7 @@ int main(void)
 		cmocka_unit_test(test_age_recip_x25519_round_trip),
 		cmocka_unit_test(test_age_recip_x25519_malformed_format),
 		cmocka_unit_test(test_age_recip_sshrsa_round_trip),
+		cmocka_unit_test(test_age_recip_sshrsa_ctx_reused),
 		cmocka_unit_test(test_age_recip_sshrsa_wrong_key_auth),
 		cmocka_unit_test(test_age_recip_sshrsa_long_file_key_auth),
 		cmocka_unit_test(test_age_recip_sshrsa_check_stanza_format),

@@ -17,11 +17,20 @@ static const uint8_t fk[RP_AGE_FILE_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8,
 						 9, 10, 11, 12, 13, 14, 15, 16 };
 
 /* start: the version line and a stand-in recipient stanza (256 bytes) */
+/*
+ * hk: fk's header key; the documents are finished by header key and
+ * checked by file key (rp_age_header_verify_mac derives it again)
+ */
+static uint8_t hk[RP_AGE_HEADER_KEY_LEN];
+
 static void start(struct rp_buf *b)
 {
+	struct rp_status st = { 0 };
+
 	static uint8_t body[256];
 	const char *args[] = { "ssh-rsa", "AAAAAA" };
 
+	assert_int_equal(rp_age_header_key(hk, &st, fk), RP_OK);
 	memset(body, 0x5a, sizeof(body));
 	rp_buf_reset(b);
 	assert_int_equal(rp_age_header_begin(b), RP_OK);
@@ -73,7 +82,7 @@ static void test_doc_header_every_length(void **state)
 	for (size_t t = lo; t <= hi; t++) {
 		start(&b);
 		assert_int_equal(rp_doc_header_finish(&b, &st, lic, sizeof(lic),
-						      0, fk, t),
+						      0, hk, t),
 				 RP_OK);
 		check(&b, t);
 	}
@@ -81,7 +90,7 @@ static void test_doc_header_every_length(void **state)
 	for (size_t t = lo - 1; t <= hi + 1; t += hi - lo + 2) {
 		start(&b);
 		assert_int_equal(rp_doc_header_finish(&b, &st, lic, sizeof(lic),
-						      0, fk, t),
+						      0, hk, t),
 				 RP_ERR_USAGE);
 		assert_int_equal(b.len, base);
 		rp_status_clear(&st);
@@ -110,7 +119,7 @@ static void test_doc_header_slack_fits_rewrap(void **state)
 			start(&b);
 			target = rp_doc_header_target(b.len, l0, p0);
 			assert_int_equal(rp_doc_header_finish(&b, &st, lic, l0,
-							      p0, fk, 0),
+							      p0, hk, 0),
 					 RP_OK);
 			check(&b, target);
 			start(&b);

@@ -1217,6 +1217,32 @@ static void test_license_sig_cache(void **state)
 						      b[6].buf, b[6].tbs_len,
 						      k->rsa2, NULL),
 			 RP_ERR_AUTH);
+	rp_status_clear(&st);
+	/*
+	 * the cache keeps its signer's verify context: a batch of another
+	 * signer gets a context of its own (the first signer's would fail
+	 * it), and the first signer's batch still verifies after it
+	 */
+	sign_batch(c, 8, k->rsa2, RP_SIG_RSA_PSS_SHA256, 32, NULL, root);
+	assert_non_null(cache.pss);
+	for (size_t i = 0; i < 8; i += 7) {
+		assert_int_equal(rp_license_sig_verify_cached(
+					 &c[i].lic, &st, c[i].buf, c[i].tbs_len,
+					 k->rsa2, &cache),
+				 RP_OK);
+		assert_memory_equal(cache.pss_id, c[i].lic.sig.key_id,
+				    RP_KEY_ID_LEN);
+	}
+	b[4].buf[30] ^= 1; /* back as it was signed */
+	cache.is_set = 0;  /* so that the signature is checked again */
+	assert_int_equal(rp_license_sig_verify_cached(&b[4].lic, &st,
+						      b[4].buf, b[4].tbs_len,
+						      k->rsa, &cache),
+			 RP_OK);
+	assert_memory_equal(cache.pss_id, b[4].lic.sig.key_id, RP_KEY_ID_LEN);
+	rp_sig_cache_fini(&cache);
+	assert_null(cache.pss);
+	assert_false(cache.is_set);
 	free(b);
 	free(c);
 }
