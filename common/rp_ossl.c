@@ -170,47 +170,104 @@ __attribute__((noinline)) void rp_stack_wipe(void)
 
 /*
  * The fetched algorithms, once per process: a fetch takes the library's
- * name-map lock and allocates, and it was done twice per document. A fetch
- * that fails (no memory) is tried again by the next call; two threads
- * racing keep one of theirs.
+ * name-map lock and allocates, and it was done several times per document
+ * (EVP_sha256() and its kind are fetched again by every call they are
+ * given to). A fetch that fails (no memory) is tried again by the next
+ * call; two threads racing keep one of theirs.
  */
-static EVP_KDF *hkdf_alg;
-static EVP_MAC *hmac_alg;
+static void *fetch_once(void **slot, void *(*fetch)(void),
+			void (*release)(void *))
+{
+	void *got = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	void *none = NULL;
+
+	if (got) {
+		return got;
+	}
+	got = fetch();
+	if (got &&
+	    !__atomic_compare_exchange_n(slot, &none, got, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		release(got);
+		got = none;
+	}
+	return got;
+}
+
+static void *hkdf_alg, *hmac_alg, *sha256_alg, *chacha_alg;
+
+static void *fetch_hkdf(void)
+{
+	return EVP_KDF_fetch(NULL, "HKDF", NULL);
+}
+
+static void *fetch_hmac(void)
+{
+	return EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static void *fetch_sha256(void)
+{
+	return EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static void *fetch_chacha(void)
+{
+	return EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+}
+
+static void free_kdf(void *p)
+{
+	EVP_KDF_free(p);
+}
+
+static void free_mac(void *p)
+{
+	EVP_MAC_free(p);
+}
+
+static void free_md(void *p)
+{
+	EVP_MD_free(p);
+}
+
+static void free_cipher(void *p)
+{
+	EVP_CIPHER_free(p);
+}
 
 static EVP_KDF *get_hkdf(void)
 {
-	EVP_KDF *k = __atomic_load_n(&hkdf_alg, __ATOMIC_ACQUIRE);
-	EVP_KDF *none = NULL;
-
-	if (k) {
-		return k;
-	}
-	k = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	if (k && !__atomic_compare_exchange_n(&hkdf_alg, &none, k, 0,
-					      __ATOMIC_ACQ_REL,
-					      __ATOMIC_ACQUIRE)) {
-		EVP_KDF_free(k);
-		k = none;
-	}
-	return k;
+	return fetch_once(&hkdf_alg, fetch_hkdf, free_kdf);
 }
 
 static EVP_MAC *get_hmac(void)
 {
-	EVP_MAC *m = __atomic_load_n(&hmac_alg, __ATOMIC_ACQUIRE);
-	EVP_MAC *none = NULL;
+	return fetch_once(&hmac_alg, fetch_hmac, free_mac);
+}
 
-	if (m) {
-		return m;
-	}
-	m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (m && !__atomic_compare_exchange_n(&hmac_alg, &none, m, 0,
-					      __ATOMIC_ACQ_REL,
-					      __ATOMIC_ACQUIRE)) {
-		EVP_MAC_free(m);
-		m = none;
-	}
-	return m;
+static EVP_MD *get_sha256(void)
+{
+	return fetch_once(&sha256_alg, fetch_sha256, free_md);
+}
+
+static EVP_CIPHER *get_chacha(void)
+{
+	return fetch_once(&chacha_alg, fetch_chacha, free_cipher);
+}
+
+const EVP_MD *rp_sha256(void)
+{
+	const EVP_MD *md = get_sha256();
+
+	return md ? md : EVP_sha256();
+}
+
+const EVP_CIPHER *rp_chacha20_poly1305(void)
+{
+	const EVP_CIPHER *c = get_chacha();
+
+	return c ? c : EVP_chacha20_poly1305();
 }
 
 enum rp_err rp_hkdf_sha256(uint8_t *out, size_t out_len, struct rp_status *st,

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "rp_compiler.h"
 #include "rp_err.h"
 
@@ -74,6 +76,15 @@ RP_MUST_CHECK enum rp_err rp_hmac_sha256(uint8_t out[32],
 					 const uint8_t *key, size_t key_len,
 					 const uint8_t *const *data,
 					 const size_t *len, size_t num);
+
+/*
+ * rp_sha256 and rp_chacha20_poly1305: the algorithms fetched once per
+ * process, for the per-document calls (EVP_sha256() is fetched again by
+ * every call it is given to, under the library's lock). Where the fetch
+ * fails (no memory), the legacy object, whose use then fails the same way.
+ */
+const EVP_MD *rp_sha256(void);
+const EVP_CIPHER *rp_chacha20_poly1305(void);
 
 /*
  * rp_stack_wipe zeroes the 128 KiB of stack below the caller's frame: what

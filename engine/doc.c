@@ -24,6 +24,7 @@
 #include "age_stream.h"
 #include "merkle.h"
 #include "rp_buf.h"
+#include "rp_ossl.h"
 #include "rp_testhook.h"
 #include "zcodec.h"
 
@@ -206,7 +207,7 @@ static enum rp_err digest(uint8_t out[32], struct rp_status *st,
 {
 	unsigned int n = 0;
 
-	if (!EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) || n != 32) {
+	if (!EVP_Digest(p, len, out, &n, rp_sha256(), NULL) || n != 32) {
 		return rp_status_ossl(st, RP_ERR_CRYPTO, "sha-256");
 	}
 	return RP_OK;

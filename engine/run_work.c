@@ -4,6 +4,8 @@
  */
 #include "run_internal.h"
 
+#include "rp_ossl.h"
+
 /*
  * can_keep: a document replaced by rename loses what is not in its bytes
  * unless the run can give it to the new file; refuse what it cannot (the
@@ -403,7 +405,7 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 	/* the new license: same document, owner, template, size, encoding */
 	memcpy(lic->key_id, nk->id, RP_KEY_ID_LEN);
 	lic->issued_at = (uint64_t)time(NULL);
-	EVP_Digest(raw.p + off, len, lic->stanza_digest, &dl, EVP_sha256(),
+	EVP_Digest(raw.p + off, len, lic->stanza_digest, &dl, rp_sha256(),
 		   NULL);
 	memcpy(lic->payload_nonce, j->nonce, RP_AGE_NONCE_LEN);
 	rp_buf_fini(&raw);

@@ -693,7 +693,7 @@ enum rp_err rp_sshrsa_tag(char out[RP_ATLEAST(8)], struct rp_status *st,
 				     "cannot encode ssh-rsa public key");
 		goto out;
 	}
-	if (!EVP_Digest(blob.p, blob.len, md, &md_len, EVP_sha256(), NULL)) {
+	if (!EVP_Digest(blob.p, blob.len, md, &md_len, rp_sha256(), NULL)) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "sha-256 failed");
 		goto out;
 	}
@@ -711,8 +711,8 @@ static enum rp_err set_oaep(EVP_PKEY_CTX *ctx, struct rp_status *st)
 	void *label = NULL;
 
 	if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0) {
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, rp_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, rp_sha256()) <= 0) {
 		return rp_status_ossl(st, RP_ERR_CRYPTO,
 				      "cannot set rsa-oaep parameters");
 	}
@@ -919,7 +919,7 @@ rp_sshrsa_oaep_decode(uint8_t out_file_key[RP_ATLEAST(RP_AGE_FILE_KEY_LEN)],
 	r = RSA_padding_check_PKCS1_OAEP_mgf1(
 		buf, (int)sizeof(buf), em, (int)em_len, (int)k,
 		(const unsigned char *)SSHRSA_LABEL,
-		(int)sizeof(SSHRSA_LABEL) - 1, EVP_sha256(), EVP_sha256());
+		(int)sizeof(SSHRSA_LABEL) - 1, rp_sha256(), rp_sha256());
 	if (r != RP_AGE_FILE_KEY_LEN) {
 		err = sshrsa_fail(st);
 		goto out;

@@ -58,7 +58,7 @@ rp_stream_init(struct rp_stream *s, struct rp_status *st,
 		goto out;
 	}
 	/* fix the cipher once; each chunk then sets only the key and IV */
-	if (EVP_CipherInit_ex(s->ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL,
+	if (EVP_CipherInit_ex(s->ctx, rp_chacha20_poly1305(), NULL, NULL, NULL,
 			      dir == RP_STREAM_SEAL) != 1) {
 		err = rp_status_ossl(st, RP_ERR_CRYPTO,
 				     "cannot set up chacha20-poly1305");
@@ -136,25 +136,25 @@ static enum rp_err seal_chunk(struct rp_stream *s, struct rp_status *st,
 }
 
 /*
- * try_open decrypts s->in[0..in_len) into s->out as chunk s->counter.
- * Returns RP_OK with *out_len set, RP_ERR_AUTH (no message recorded,
- * s->out cleansed) if the tag does not verify, or RP_ERR_CRYPTO.
+ * open_at decrypts the sealed chunk in[0..in_len) into s->out as chunk
+ * s->counter. Returns RP_OK with *out_len set, RP_ERR_AUTH (no message
+ * recorded, s->out cleansed) if the tag does not verify, or RP_ERR_CRYPTO.
  */
-static enum rp_err try_open(struct rp_stream *s, struct rp_status *st,
-			    bool is_final, size_t *out_len)
+static enum rp_err open_at(struct rp_stream *s, struct rp_status *st,
+			   const uint8_t *in, size_t in_len, bool is_final,
+			   size_t *out_len)
 {
 	uint8_t iv[STREAM_IV_LEN];
-	const size_t len = s->in_len - RP_STREAM_TAG;
+	const size_t len = in_len - RP_STREAM_TAG;
 	int n = 0;
 	int fin = 0;
 
-	assert(s->in_len >= RP_STREAM_TAG && len <= RP_STREAM_CHUNK);
+	assert(in_len >= RP_STREAM_TAG && len <= RP_STREAM_CHUNK);
 	chunk_iv(iv, s->counter, is_final);
 	if (EVP_DecryptInit_ex(s->ctx, NULL, NULL, s->key, iv) != 1 ||
-	    (len &&
-	     EVP_DecryptUpdate(s->ctx, s->out, &n, s->in, (int)len) != 1) ||
+	    (len && EVP_DecryptUpdate(s->ctx, s->out, &n, in, (int)len) != 1) ||
 	    EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_SET_TAG, RP_STREAM_TAG,
-				s->in + len) != 1) {
+				(void *)(in + len)) != 1) {
 		OPENSSL_cleanse(s->out, len);
 		return rp_status_ossl(st, RP_ERR_CRYPTO,
 				      "cannot open a payload chunk");
@@ -167,6 +167,13 @@ static enum rp_err try_open(struct rp_stream *s, struct rp_status *st,
 	}
 	*out_len = len;
 	return RP_OK;
+}
+
+/* try_open opens the buffered s->in[0..in_len) (open_at) */
+static enum rp_err try_open(struct rp_stream *s, struct rp_status *st,
+			    bool is_final, size_t *out_len)
+{
+	return open_at(s, st, s->in, s->in_len, is_final, out_len);
 }
 
 static enum rp_err auth_failed(const struct rp_stream *s, struct rp_status *st)
@@ -395,13 +402,11 @@ enum rp_err rp_stream_check_final(struct rp_stream *s, struct rp_status *st,
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "give the whole final chunk");
 	}
-	memcpy(s->in, last, last_len);
-	s->in_len = last_len;
 	s->counter = n - 1;
-	err = try_open(s, st, true, &out_len);
-	/* only what this call used: the final chunk in, its plaintext out */
+	/* straight from the caller's buffer: ciphertext needs no copy */
+	err = open_at(s, st, last, last_len, true, &out_len);
+	/* only what this call used: the plaintext of the final chunk */
 	OPENSSL_cleanse(s->out, last_len);
-	OPENSSL_cleanse(s->in, last_len);
 	s->is_clean = true;
 	s->in_len = 0;
 	s->is_failed = true; /* this stream has done its one job */

@@ -693,9 +693,9 @@ static EVP_PKEY_CTX *pss_ctx_new(struct rp_status *st, EVP_PKEY *pub)
 
 	if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, rp_sha256()) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) != 1) {
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, rp_sha256()) != 1) {
 		rp_status_ossl(st, RP_ERR_CRYPTO,
 			       "license: RSA-PSS verify setup");
 		EVP_PKEY_CTX_free(ctx);
@@ -731,7 +731,7 @@ static enum rp_err sig_check(struct rp_status *st, const struct rp_sigblock *sb,
 		}
 		r = EVP_DigestVerify(ctx, sb->sig, sb->sig_len, msg, msg_len);
 		EVP_MD_CTX_free(ctx);
-	} else if (!EVP_Digest(msg, msg_len, dg, &dl, EVP_sha256(), NULL)) {
+	} else if (!EVP_Digest(msg, msg_len, dg, &dl, rp_sha256(), NULL)) {
 		return rp_status_ossl(st, RP_ERR_CRYPTO, "license: sha-256");
 	} else {
 		r = EVP_PKEY_verify(pss, sb->sig, sb->sig_len, dg, dl);

@@ -7,6 +7,8 @@
 
 #include <openssl/evp.h>
 
+#include "rp_ossl.h"
+
 /* RFC 6962 section 2.1 domain separation prefixes */
 #define LEAF_PREFIX 0x00
 #define NODE_PREFIX 0x01
@@ -17,7 +19,7 @@ static bool sha256_parts(EVP_MD_CTX *ctx, uint8_t out[RP_MERKLE_HASH_LEN],
 {
 	unsigned int out_len = 0;
 
-	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	if (!EVP_DigestInit_ex(ctx, rp_sha256(), NULL) ||
 	    !EVP_DigestUpdate(ctx, &prefix, 1) ||
 	    (a_len && !EVP_DigestUpdate(ctx, a, a_len)) ||
 	    (b_len && !EVP_DigestUpdate(ctx, b, b_len)) ||
