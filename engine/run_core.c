@@ -308,6 +308,7 @@ static void job_put(struct run *r, struct job *j)
 
 /* outcomes */
 
+/* journal_path writes p escaped; the caller holds f's lock (flockfile) */
 static void journal_path(FILE *f, const char *p)
 {
 	for (; *p; p++) {
@@ -317,7 +318,7 @@ static void journal_path(FILE *f, const char *p)
 		    c == 0x7f) {
 			fprintf(f, "\\x%02x", c);
 		} else {
-			fputc(c, f);
+			putc_unlocked(c, f);
 		}
 	}
 }
@@ -336,13 +337,15 @@ static void record(struct run *r, struct job *j)
 		if (j->key_idx >= 0) {
 			rp_key_id_hex(hex, r->kr->keys[j->key_idx].id);
 		}
+		flockfile(r->o->journal); /* once, not per character */
 		fprintf(r->o->journal, "%s\t%.16s\t%llu\t",
 			rp_outcome_name(j->out), hex,
 			(unsigned long long)j->size);
 		journal_path(r->o->journal, j->path);
-		fputc('\t', r->o->journal);
+		putc_unlocked('\t', r->o->journal);
 		journal_path(r->o->journal, j->reason[0] ? j->reason : "-");
-		fputc('\n', r->o->journal);
+		putc_unlocked('\n', r->o->journal);
+		funlockfile(r->o->journal);
 	}
 	pthread_mutex_unlock(&r->mu);
 }
