@@ -13,6 +13,9 @@
 # options, to compare two ways of one binary:
 #
 #   AB_ARGS_A=--copy scripts/bench_ab.sh build/reprotect build/reprotect
+#
+# AB_ALG (default rsa2048; rsa3072, rsa4096, x25519) is the key type of
+# both the old and the new key.
 set -eu
 
 [ $# -eq 2 ] || { echo "usage: $0 OLD NEW" >&2; exit 2; }
@@ -24,6 +27,7 @@ RUNS=${AB_RUNS:-5}
 ARGS=${AB_ARGS:-}
 ARGS_A=${AB_ARGS_A:-$ARGS}
 ARGS_B=${AB_ARGS_B:-$ARGS}
+ALG=${AB_ALG:-rsa2048}
 CORES=$(nproc)
 W=$(mktemp -d /tmp/reprotect-ab.XXXXXX)
 trap 'rm -rf "$W"' EXIT
@@ -34,15 +38,15 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 speed() { openssl speed -seconds 3 -multi "$CORES" rsa2048 2>/dev/null | awk '/^rsa 2048/ { print $6 }' | tail -1; }
 
 "$B" init >/dev/null
-"$B" key create --alg rsa2048 --activate >/dev/null
+"$B" key create --alg "$ALG" --activate >/dev/null
 python3 "$HERE/gen_corpus.py" docs --count "$N" 2>/dev/null
 find docs -type f -name '*.bin' -print0 | xargs -0 -n 2000 "$B" protect >/dev/null
 find docs -type f -name '*.bin' -delete
-"$B" rekey --alg rsa2048 >/dev/null
+"$B" rekey --alg "$ALG" >/dev/null
 cp -a docs pristine
 cp -a store store.pristine
 
-echo "machine: $CORES cores, $(uname -r); $N documents of 4-64 KiB; $RUNS runs each; args: run --in-place --quiet, A: '$ARGS_A', B: '$ARGS_B'"
+echo "machine: $CORES cores, $(uname -r); $N documents of 4-64 KiB, $ALG; $RUNS runs each; args: run --in-place --quiet, A: '$ARGS_A', B: '$ARGS_B'"
 echo "openssl speed -multi $CORES rsa2048 before: $(speed) sign/s"
 for i in $(seq "$RUNS"); do
 	for which in A B; do
