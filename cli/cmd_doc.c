@@ -50,9 +50,12 @@ static const char inspect_help[] =
 	"\n"
 	"Shows a document's recipient (key id and algorithm), its license\n"
 	"fields, the status of each check (license, key, bindings,\n"
-	"signature, header MAC) and whether the key is in the store and its\n"
-	"state. Exit code 0 when every check passes, else the code of the\n"
-	"first failing check.\n"
+	"signature, header MAC, payload end) and whether the key is in the\n"
+	"store and its state. The payload end is checked when the key\n"
+	"unwraps and the header verifies: the payload is as long as its\n"
+	"license says and its last chunk authenticates (a document cut or\n"
+	"extended fails; damage in the middle needs `verify`). Exit code 0\n"
+	"when every check passes, else the code of the first failing check.\n"
 	"\n"
 	"  --json   one JSON object on standard output\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
@@ -298,6 +301,21 @@ static void json_check(const char *name, const struct rp_status *c, int last)
 	printf("}%s\n", last ? "" : ",");
 }
 
+/* NOT_CHECKED: why the payload's end was not looked at */
+#define NOT_CHECKED                                                            \
+	"not checked: the key did not unwrap or the header did not verify"
+
+static void json_tail(const struct rp_doc_info *i)
+{
+	if (i->is_tail_checked) {
+		json_check("payload_end", &i->tail_st, 1);
+		return;
+	}
+	printf("    \"payload_end\": {\"status\": \"not_checked\", "
+	       "\"message\": \"%s\"}\n",
+	       NOT_CHECKED);
+}
+
 static void print_json(const char *path, const struct rp_doc_info *i,
 		       struct rp_store *s)
 {
@@ -354,7 +372,8 @@ static void print_json(const char *path, const struct rp_doc_info *i,
 	json_check("stanza_binding", &i->stanza_st, 0);
 	json_check("nonce_binding", &i->nonce_st, 0);
 	json_check("signature", &i->sig_st, 0);
-	json_check("header_mac", &i->mac_st, 1);
+	json_check("header_mac", &i->mac_st, 0);
+	json_tail(i);
 	printf("  }\n}\n");
 }
 
@@ -421,6 +440,11 @@ static void print_text(const char *path, const struct rp_doc_info *i,
 	text_check("nonce binding", &i->nonce_st);
 	text_check("signature", &i->sig_st);
 	text_check("header MAC", &i->mac_st);
+	if (i->is_tail_checked) {
+		text_check("payload end", &i->tail_st);
+	} else {
+		printf("  %-15s %s\n", "payload end", NOT_CHECKED);
+	}
 }
 
 int rp_cmd_inspect(struct rp_cli *cli, int argc, char **argv)
@@ -430,7 +454,7 @@ int rp_cmd_inspect(struct rp_cli *cli, int argc, char **argv)
 	struct rp_status st = { 0 };
 	struct rp_store *s = NULL;
 	struct rp_doc_info *info = NULL;
-	const struct rp_status *order[6];
+	const struct rp_status *order[7];
 	int rc = parse_doc_opts(cli, "inspect", argc, argv, &a, inspect_help,
 				allowed, RP_ARRAY_LEN(allowed));
 
@@ -464,8 +488,9 @@ int rp_cmd_inspect(struct rp_cli *cli, int argc, char **argv)
 	order[3] = &info->nonce_st;
 	order[4] = &info->sig_st;
 	order[5] = &info->mac_st;
+	order[6] = &info->tail_st; /* zero (ok) when not checked */
 	rc = RP_EXIT_OK;
-	for (size_t k = 0; k < 6; k++) {
+	for (size_t k = 0; k < RP_ARRAY_LEN(order); k++) {
 		if (order[k]->err) {
 			rc = rp_cli_exit(order[k]->err);
 			break;

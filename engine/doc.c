@@ -456,6 +456,66 @@ out:
 	return; /* spub is borrowed from the store's cache */
 }
 
+enum rp_err rp_doc_check_tail(struct rp_doc_hdr *d, struct rp_status *st,
+			      const struct rp_license *lic,
+			      const uint8_t file_key[RP_AGE_FILE_KEY_LEN],
+			      struct rp_stream *s, uint8_t *buf)
+{
+	const uint64_t start = d->hdr.header_len + RP_AGE_NONCE_LEN;
+	const uint64_t size = (uint64_t)d->sb.st_size;
+	const uint64_t payload = size > start ? size - start : 0;
+	const uint64_t n = (payload + RP_STREAM_SEALED - 1) / RP_STREAM_SEALED;
+	const uint64_t last_off = n ? (n - 1) * RP_STREAM_SEALED : 0;
+	const size_t last_len = (size_t)(payload - last_off);
+	size_t got = 0;
+	enum rp_err err;
+
+	if (lic->encoding == RP_ENC_NONE &&
+	    payload != rp_stream_sealed_size(lic->plaintext_size)) {
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "the payload is %llu bytes but its "
+				      "license gives %llu: truncated or "
+				      "extended",
+				      (unsigned long long)payload,
+				      (unsigned long long)rp_stream_sealed_size(
+					      lic->plaintext_size));
+	}
+	if (last_len > RP_STREAM_SEALED) {
+		return rp_status_fail(st, RP_ERR_FORMAT, "payload truncated");
+	}
+	err = rp_read_full(d->fd, st, NULL, buf, last_len,
+			   (off_t)(start + last_off), &got);
+	if (!err && got != last_len) {
+		err = rp_status_fail(st, RP_ERR_IO, "short read");
+	}
+	if (!err) {
+		err = rp_stream_init(s, st, RP_STREAM_OPEN, file_key, d->nonce);
+	}
+	if (!err) {
+		err = rp_stream_check_final(s, st, payload, buf, last_len);
+	}
+	rp_stream_fini(s);
+	return err;
+}
+
+/* inspect_tail: the final-chunk check for inspect, into info->tail_st */
+static void inspect_tail(struct rp_doc_hdr *d, struct rp_doc_info *info,
+			 const uint8_t file_key[RP_AGE_FILE_KEY_LEN])
+{
+	struct rp_stream *s = calloc(1, sizeof(*s));
+	uint8_t *buf = malloc(RP_STREAM_SEALED);
+
+	if (!s || !buf) {
+		rp_status_fail(&info->tail_st, RP_ERR_NOMEM, "out of memory");
+	} else {
+		(void)!rp_doc_check_tail(d, &info->tail_st, &info->lic,
+					 file_key, s, buf);
+	}
+	info->is_tail_checked = 1;
+	free(s);
+	free(buf); /* ciphertext only: check_final wipes its plaintext */
+}
+
 enum rp_err rp_doc_inspect(struct rp_store *s, struct rp_status *st,
 			   const char *path, struct rp_doc_info *out)
 {
@@ -469,6 +529,10 @@ enum rp_err rp_doc_inspect(struct rp_store *s, struct rp_status *st,
 	if (!err) {
 		rp_doc_check(s, 0, &d, out, s ? file_key : NULL, &has_file_key,
 			     NULL, NULL);
+		/* the payload's end, where the key and the header are good */
+		if (has_file_key && !out->license_st.err && !out->mac_st.err) {
+			inspect_tail(&d, out, file_key);
+		}
 	}
 	OPENSSL_cleanse(file_key, sizeof(file_key));
 	rp_doc_hdr_fini(&d);

@@ -72,10 +72,14 @@ struct rp_doc_info {
 	struct rp_status nonce_st;   /* payload nonce matches */
 	struct rp_status sig_st;     /* signature verifies */
 	struct rp_status mac_st;     /* key unwraps and header MAC verifies */
+	int is_tail_checked;	     /* the payload's end was looked at: */
+	struct rp_status tail_st;    /* it ends in its authentic final chunk */
 };
 
 /*
- * rp_doc_inspect reads `path`'s header and fills `out`. Returns
+ * rp_doc_inspect reads `path`'s header and fills `out`; where the key
+ * unwraps and the header verifies, it also checks the payload's end
+ * (is_tail_checked, tail_st), reading its last chunk. Returns
  * RP_ERR_FORMAT if the header does not parse; otherwise RP_OK with each
  * check's result in `out`. `s` may be NULL (no store: key checks fail).
  */

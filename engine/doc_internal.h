@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "age_header.h"
+#include "age_stream.h"
 #include "doc.h"
 
 /* Shared by doc.c and the bulk engine only. */
@@ -67,5 +68,18 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		  struct rp_doc_info *info, uint8_t *out_file_key,
 		  int *has_file_key, struct rp_sig_cache *sigs,
 		  uint8_t *out_hdr_key);
+
+/*
+ * rp_doc_check_tail checks that the payload ends where its license says
+ * (when not compressed) and in a final chunk that authenticates under
+ * `file_key`: catches a payload cut or extended (not damage in its
+ * middle chunks), reading only the last chunk. `s` is a stream to use
+ * (about 128 KiB) and `buf` RP_STREAM_SEALED bytes for the ciphertext.
+ */
+RP_MUST_CHECK enum rp_err
+rp_doc_check_tail(struct rp_doc_hdr *d, struct rp_status *st,
+		  const struct rp_license *lic,
+		  const uint8_t file_key[RP_AGE_FILE_KEY_LEN],
+		  struct rp_stream *s, uint8_t *buf);
 
 #endif

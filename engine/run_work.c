@@ -264,47 +264,6 @@ static const struct rp_status *first_bad(const struct rp_doc_info *i)
 
 /* prepare checks the document fully and builds its new stanza and TBS */
 
-/* check_tail: the payload ends in a final chunk that authenticates */
-static enum rp_err check_tail(struct job *j, struct rp_status *st,
-			      struct rp_stream *s, uint8_t *buf)
-{
-	const uint64_t start = j->d.hdr.header_len + RP_AGE_NONCE_LEN;
-	const uint64_t payload = (uint64_t)j->d.sb.st_size - start;
-	const uint64_t n = (payload + RP_STREAM_SEALED - 1) / RP_STREAM_SEALED;
-	const uint64_t last_off = n ? (n - 1) * RP_STREAM_SEALED : 0;
-	const size_t last_len = (size_t)(payload - last_off);
-	size_t got = 0;
-	enum rp_err err;
-
-	if (j->lic.encoding == RP_ENC_NONE &&
-	    payload != rp_stream_sealed_size(j->lic.plaintext_size)) {
-		return rp_status_fail(st, RP_ERR_FORMAT,
-				      "the payload is %llu bytes but its "
-				      "license gives %llu: truncated or "
-				      "extended",
-				      (unsigned long long)payload,
-				      (unsigned long long)rp_stream_sealed_size(
-					      j->lic.plaintext_size));
-	}
-	if (last_len > RP_STREAM_SEALED) {
-		return rp_status_fail(st, RP_ERR_FORMAT, "payload truncated");
-	}
-	err = rp_read_full(j->d.fd, st, NULL, buf, last_len,
-			   (off_t)(start + last_off), &got);
-	if (!err && got != last_len) {
-		err = rp_status_fail(st, RP_ERR_IO, "short read");
-	}
-	if (!err) {
-		err = rp_stream_init(s, st, RP_STREAM_OPEN, j->old_file_key,
-				     j->d.nonce);
-	}
-	if (!err) {
-		err = rp_stream_check_final(s, st, payload, buf, last_len);
-	}
-	rp_stream_fini(s);
-	return err;
-}
-
 /*
  * wrap_rsa wraps the job's file key for the active RSA key through the
  * worker's encrypt context, made at its first use (the run's target key
@@ -359,7 +318,8 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 	 * rewrap copies the payload unread: check at least that it ends in
 	 * its authentic final chunk (reencrypt checks every chunk)
 	 */
-	if (r->o->mode == RP_RUN_REWRAP && check_tail(j, &st, vs, vbuf)) {
+	if (r->o->mode == RP_RUN_REWRAP &&
+	    rp_doc_check_tail(&j->d, &st, &j->lic, j->old_file_key, vs, vbuf)) {
 		run_finish(r, j,
 			   st.err == RP_ERR_IO ? RP_OUT_FAIL_IO
 					       : RP_OUT_FAIL_BAD,

@@ -372,7 +372,8 @@ assert_json "$T/lic.json" '["licensed"]' true
 assert_json "$T/lic.json" '["recipient"]["type"]' ssh-rsa
 assert_json "$T/lic.json" '["key"]["state"]' active
 assert_json "$T/lic.json" '["file"]' "$T/lic.txt.age"
-for _c in license key stanza_binding nonce_binding signature header_mac; do
+for _c in license key stanza_binding nonce_binding signature header_mac \
+	payload_end; do
 	assert_json "$T/lic.json" "[\"checks\"][\"$_c\"][\"status\"]" ok
 done
 case_ "inspect (text)"
@@ -437,6 +438,7 @@ expect_rc 4 "$RP" --store "$T/store2" inspect --json "$T/x.age"
 json_ok "$OUT"
 assert_json "$OUT" '["key"]["in_store"]' false
 assert_json "$OUT" '["checks"]["key"]["status"]' nokey
+assert_json "$OUT" '["checks"]["payload_end"]["status"]' not_checked
 
 case_ "inspect: not a document"
 expect_rc 3 "$RP" inspect "$T/lic.txt"

@@ -63,7 +63,24 @@ trace, mode = sys.argv[1:3]
 call = re.compile(r'^(\d+) +(\w+)\((.*)\) += (-?\d+)')
 fd = re.compile(r'\d+<([^>]*)>')
 ev = []
-for line in open(trace, errors="replace"):
+# a call another thread's call interrupted in the trace is split in two
+# lines, "NAME(ARGS <unfinished ...>" and "<... NAME resumed>REST": join
+# them, at the place of the second (where the call returned)
+pending = {}
+unfinished = re.compile(r'^(\d+) +(.*) <unfinished \.\.\.>$')
+resumed = re.compile(r'^(\d+) +<\.\.\. \w+ resumed>(.*)$')
+def whole(lines):
+    for line in lines:
+        line = line.rstrip("\n")
+        m = unfinished.match(line)
+        if m:
+            pending[m.group(1)] = m.group(2)
+            continue
+        m = resumed.match(line)
+        if m and m.group(1) in pending:
+            line = m.group(1) + " " + pending.pop(m.group(1)) + m.group(2)
+        yield line
+for line in whole(open(trace, errors="replace")):
     m = call.match(line)
     if not m or m.group(4).startswith("-"):
         continue

@@ -172,10 +172,13 @@ rekey_to "$D" "$T/r2.pem"
 if command -v strace >/dev/null 2>&1 &&
 	strace -f -o /dev/null true 2>/dev/null; then
 	# LeakSanitizer cannot run under ptrace
+	# one file per thread (-ff): a call is never split in two lines there
+	# by another thread's, as it can be in one file
 	expect_rc 0 env "ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
-		strace -f -o "$T/dio.trace" "$RP" run "$D/tree" \
+		strace -ff -o "$T/dio.tr" "$RP" run "$D/tree" \
 		--store "$D/store" --in-place --quiet --json --io sync
 	cp "$OUT" "$T/r.json"
+	cat "$T"/dio.tr.* >"$T/dio.trace"
 	check "big.age is opened O_DIRECT" grep -q \
 		'"big.age", O_WRONLY|O_NONBLOCK|O_DIRECT' "$T/dio.trace"
 	check "its header goes down in one 4096-byte write at 0" grep -q \

@@ -371,6 +371,15 @@ for D in rsa x zst; do
 	tampered "$D" cut-short 3 "truncated" "payload" "chunk"
 	head -c $((SZ - 1)) "$A" >"$W/$D-cut-last.age"
 	tampered "$D" cut-last 3 "truncated" "payload" "chunk"
+	# inspect reads the payload's end: a cut or an extension is caught
+	# there (by the license's length, or compressed, by the last chunk's
+	# tag); damage in a middle chunk is verify's to find
+	if [ "$D" = zst ]; then _end=auth; else _end=format; fi
+	inspect_says "$D" cut-last 3 payload_end "$_end"
+	inspect_says "$D" chunk-tag 3 payload_end auth
+	if [ "$D" != zst ]; then
+		inspect_says "$D" chunk-mid 0 payload_end ok
+	fi
 
 	# appended bytes
 	{
@@ -378,6 +387,7 @@ for D in rsa x zst; do
 		printf 'x'
 	} >"$W/$D-append1.age"
 	tampered "$D" append1 3 "payload" "chunk" "trailing" "after" "extended"
+	inspect_says "$D" append1 3 payload_end "$_end"
 	{
 		cat "$A"
 		head -c 16 /dev/zero

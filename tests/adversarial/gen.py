@@ -405,14 +405,14 @@ def _(c):
 
 
 @case("lic-size-max", "plaintext size 2^64-1 (-1 as a signed integer), "
-      "validly signed", 3, "size|truncated|extended|payload|license", 0,
+      "validly signed", 3, "size|truncated|extended|payload|license", 3,
       BAD, "size|truncated|extended|payload|license|plaintext", BAD)
 def _(c):
     return c.forge(edit=lambda l: l.set(0x08, b"\xff" * 8))
 
 
 @case("lic-size-neg", "plaintext size 2^63 (the most negative int64), "
-      "validly signed", 3, "size|truncated|extended|payload|license", 0,
+      "validly signed", 3, "size|truncated|extended|payload|license", 3,
       BAD, "size|truncated|extended|payload|license|plaintext", BAD)
 def _(c):
     return c.forge(edit=lambda l: l.set(0x08, b"\x80" + b"\0" * 7))
@@ -619,34 +619,34 @@ PAY = "truncated|payload|chunk|final|size|extended|license gives|plaintext"
 
 
 @case("pay-cut-mid", "the payload cut in the middle of its first chunk",
-      3, PAY, 0, BAD, PAY, BAD)
+      3, PAY, 3, BAD, PAY, BAD)
 def _(c):
     d = c.doc["a"]
     return d[:len(d) - len(c.parts("a")[2]) + 16 + 30000]
 
 
 @case("pay-no-final", "the payload without its final chunk (ends after "
-      "chunk 0)", 3, PAY, 0, BAD, PAY, BAD)
+      "chunk 0)", 3, PAY, 3, BAD, PAY, BAD)
 def _(c):
     d = c.doc["a"]
     return d[:len(d) - len(c.parts("a")[2]) + 16 + 65552]
 
 
 @case("pay-nonce-only", "the header and the nonce, no chunk at all",
-      3, PAY, 0, BAD, PAY, BAD)
+      3, PAY, 3, BAD, PAY, BAD)
 def _(c):
     d = c.doc["a"]
     return d[:len(d) - len(c.parts("a")[2]) + 16]
 
 
-@case("pay-append", "one byte after the final chunk", 3, PAY, 0, BAD, PAY,
+@case("pay-append", "one byte after the final chunk", 3, PAY, 3, BAD, PAY,
       BAD)
 def _(c):
     return c.doc["a"] + b"x"
 
 
 @case("pay-append-chunk", "chunk 0 again after the final chunk",
-      3, PAY, 0, BAD, PAY, BAD)
+      3, PAY, 3, BAD, PAY, BAD)
 def _(c):
     p = c.parts("a")[2]
     return c.doc["a"] + p[16:16 + 65552]
@@ -654,7 +654,7 @@ def _(c):
 
 @case("pay-no-final-signed", "no final chunk, and a validly signed license "
       "whose size (65,536) matches the one full chunk left",
-      3, PAY, 0, BAD, PAY, BAD)
+      3, PAY, 3, BAD, PAY, BAD)
 def _(c):
     p = c.parts("a")[2]
     return c.forge(edit=lambda l: l.set(0x08, struct.pack(">Q", 65536)),
@@ -663,7 +663,7 @@ def _(c):
 
 @case("pay-append-signed", "chunk 0 again after the final chunk, and a "
       "validly signed license whose size (165,536) matches",
-      3, PAY, 0, BAD, PAY, BAD)
+      3, PAY, 3, BAD, PAY, BAD)
 def _(c):
     p = c.parts("a")[2]
     return c.forge(edit=lambda l: l.set(0x08, struct.pack(">Q", 165536)),
@@ -687,6 +687,16 @@ INSPECT = {
     "alg-ed-on-rsa": "signature=format",
     "key-revoked": "key=revoked",
     "key-unknown": "key=nokey",
+    # the payload's end: its length against the license, or its last tag
+    "lic-size-max": "payload_end=format",
+    "lic-size-neg": "payload_end=format",
+    "pay-cut-mid": "payload_end=format",
+    "pay-no-final": "payload_end=format",
+    "pay-nonce-only": "payload_end=format",
+    "pay-append": "payload_end=format",
+    "pay-append-chunk": "payload_end=format",
+    "pay-no-final-signed": "payload_end=auth",
+    "pay-append-signed": "payload_end=auth",
 }
 
 

@@ -397,12 +397,32 @@ def path_of(esc):
     return unescape(esc).decode("utf-8", "replace")
 
 
+def whole_calls(log):
+    """the trace's lines with each call whole: a call that another
+    thread's interrupted is split in two lines, "PID NAME(ARGS <unfinished
+    ...>" and "PID <... NAME resumed>REST"; joined at the second"""
+    pending = {}
+    for line in open(log, encoding="ascii", errors="replace"):
+        line = line.rstrip("\n")
+        m = re.match(r"^(?:\[pid\s+)?(\d+)\]?\s+(.*)$", line)
+        if not m:
+            yield line
+            continue
+        pid, body = m.group(1), m.group(2)
+        if body.endswith(" <unfinished ...>"):
+            pending[pid] = body[: -len(" <unfinished ...>")]
+            continue
+        r = re.match(r"^<\.\.\. \w+ resumed>(.*)$", body)
+        if r and pid in pending:
+            body = pending.pop(pid) + r.group(1)
+        yield body
+
+
 def cmd_strace(log, files):
     """strace -f -xx -y: every string and every fd's path is \\xHH"""
     needles = load_needles(files)
     created, wrote = 0, {}
-    for line in open(log, encoding="ascii", errors="replace"):
-        line = re.sub(r"^\[pid\s+\d+\]\s+|^\d+\s+", "", line)
+    for line in whole_calls(log):
         m = re.match(r"^(\w+)\((.*)$", line)
         if not m:
             continue
