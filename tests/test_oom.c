@@ -446,7 +446,7 @@ static int is_unlicensed; /* doc_path was made by plain age */
 static enum rp_err op_inspect(struct fixture *f, struct rp_status *st)
 {
 	struct rp_doc_info *info = calloc(1, sizeof(*info));
-	const struct rp_status *checks[6];
+	const struct rp_status *checks[7];
 	enum rp_err err;
 
 	if (!info) {
@@ -459,6 +459,7 @@ static enum rp_err op_inspect(struct fixture *f, struct rp_status *st)
 	checks[3] = &info->nonce_st;
 	checks[4] = &info->sig_st;
 	checks[5] = &info->mac_st;
+	checks[6] = &info->tail_st; /* the payload's end: reads, decrypts */
 	for (size_t k = 0; !err && k < RP_ARRAY_LEN(checks); k++) {
 		if (checks[k]->err &&
 		    !(is_unlicensed && checks[k]->err == RP_ERR_UNLICENSED)) {
