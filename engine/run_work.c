@@ -120,11 +120,70 @@ static int lock_doc(struct run *r, struct job *j)
 	return 1;
 }
 
+static const struct rp_status *first_bad(const struct rp_doc_info *i)
+{
+	const struct rp_status *order[] = { &i->license_st, &i->key_st,
+					    &i->stanza_st,  &i->nonce_st,
+					    &i->sig_st,	    &i->mac_st };
+
+	for (size_t k = 0; k < RP_ARRAY_LEN(order); k++) {
+		if (order[k]->err) {
+			return order[k];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * is_bound_to_active: a document whose license names the active key is
+ * left as current only if its header says so in a way no one but this
+ * store could have written: the recipient stanza is the active key's (its
+ * type, and for RSA its tag), the license is bound to that stanza and to
+ * the payload's nonce, and its signature verifies (once per batch
+ * signature). Otherwise an edit of the license's key id would hide a
+ * document under an old key from the run, and from a census that lets
+ * the old key go. No unwrap: the header only, as for any current one.
+ */
+static int is_bound_to_active(struct run *r, size_t worker, struct job *j,
+			      struct rp_doc_info *info)
+{
+	const struct rp_status *bad;
+	int has_fk = 0;
+
+	memset(info, 0, sizeof(*info));
+	rp_doc_check(r->s, worker, &j->d, info, NULL, &has_fk,
+		     &r->sigs[worker], NULL);
+	bad = first_bad(info);
+	if (!bad && info->key_idx == (long)r->active) {
+		return 1;
+	}
+	if (bad && run_is_fatal(bad)) {
+		run_halt(r, rp_status_msg(bad));
+	}
+	if (!bad) {
+		run_finish(r, j, RP_OUT_FAIL_BAD,
+			   "its license names the active key, but its header "
+			   "is another key's");
+		return 0;
+	}
+	/* as prepare judges the same checks of a document it would move */
+	run_finish(r, j,
+		   bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
+		   : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM ||
+				   bad->err == RP_ERR_CRYPTO
+			   ? RP_OUT_FAIL_IO
+			   : RP_OUT_FAIL_BAD,
+		   "its license names the active key, but %s",
+		   rp_status_msg(bad));
+	return 0;
+}
+
 /*
  * classify reads the header and decides; returns 1 if the job goes on to
  * be moved (its header kept open), 0 if it was finished here.
  */
-static int classify(struct run *r, struct out_cache *oc, struct job *j)
+static int classify(struct run *r, size_t worker, struct out_cache *oc,
+		    struct job *j, struct rp_doc_info *info)
 {
 	struct rp_status st = { 0 };
 	struct rp_license *lic = &j->lic;
@@ -217,6 +276,9 @@ static int classify(struct run *r, struct out_cache *oc, struct job *j)
 		}
 	}
 	if ((size_t)k == r->active && !r->o->is_verify) {
+		if (!is_bound_to_active(r, worker, j, info)) {
+			return 0;
+		}
 		if (j->out_path[0] && !r->o->is_dry_run) {
 			j->is_copy = 1; /* the mirror gets it as it is */
 			return 1;
@@ -248,19 +310,6 @@ static int classify(struct run *r, struct out_cache *oc, struct job *j)
 	return j->out_path[0] || lock_doc(r, j);
 }
 
-static const struct rp_status *first_bad(const struct rp_doc_info *i)
-{
-	const struct rp_status *order[] = { &i->license_st, &i->key_st,
-					    &i->stanza_st,  &i->nonce_st,
-					    &i->sig_st,	    &i->mac_st };
-
-	for (size_t k = 0; k < RP_ARRAY_LEN(order); k++) {
-		if (order[k]->err) {
-			return order[k];
-		}
-	}
-	return NULL;
-}
 
 /* prepare checks the document fully and builds its new stanza and TBS */
 
@@ -470,7 +519,7 @@ void *run_worker_main(void *p)
 			run_not_started(r, j);
 			continue;
 		}
-		if (!classify(r, &oc, j)) {
+		if (!classify(r, a->index, &oc, j, info)) {
 			continue;
 		}
 		rp_test_crash_point("run:read");

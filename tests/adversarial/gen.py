@@ -561,9 +561,23 @@ def _(c):
     return c.forge(signer="upem")
 
 
+def _owner_edit(body):
+    lic = License(body)
+    lic.set(0x05, b"mallory@example.org")
+    return lic.encode()
+
+
+@case("active-owner-edit", "a document under the active key B, its "
+      "license's owner changed and not signed again (the header MAC made "
+      "anew): a run must not take it for current", 3, "signature", 3, BAD,
+      "signature", BAD)
+def _(c):
+    return c.relic("b", _owner_edit)
+
+
 @case("recip-a-lic-b", "the ssh-rsa stanza for key A, a license naming "
       "key B (validly signed by B, bound to this stanza and nonce)",
-      3, "recipient stanza|recipient", 3, "current", "-", BAD)
+      3, "recipient stanza|recipient", 3, BAD, "recipient stanza", BAD)
 def _(c):
     kb = key_id(c.k["bpem"])
     return c.forge(edit=lambda l: l.set(0x03, kb), signer="bpem")
@@ -682,6 +696,7 @@ INSPECT = {
     "sig-revoked": "signature=revoked",
     "sig-unknown": "signature=nokey",
     "recip-a-lic-b": "key=format",
+    "active-owner-edit": "signature=auth",
     "recip-x-lic-rsa": "key=format",
     "alg-rsa-on-ed": "signature=format",
     "alg-ed-on-rsa": "signature=format",
