@@ -327,6 +327,30 @@ void rp_cli_audit(struct rp_store *s, const char *op, const uint8_t *key_id,
 	}
 }
 
+enum rp_err rp_cli_audit_gate(struct rp_store *s, struct rp_status *st,
+			      const char *op, const uint8_t *key_id,
+			      const char *fmt, ...)
+{
+	char detail[RP_AUDIT_FIELD_MAX], name[64];
+	va_list ap;
+	enum rp_err err;
+
+	va_start(ap, fmt);
+	if (vsnprintf(detail, sizeof(detail), fmt, ap) < 0) {
+		detail[0] = '\0';
+	}
+	va_end(ap);
+	snprintf(name, sizeof(name), "%s.begin", op);
+	err = rp_audit_append(s, st, name, key_id, "%s", detail);
+	if (err) {
+		rp_status_prefix(st,
+				 "the audit log cannot record '%s', so it is "
+				 "not done",
+				 op);
+	}
+	return err;
+}
+
 void rp_cli_flush_usage(struct rp_store *s, const char *command)
 {
 	struct rp_status st = { 0 };

@@ -138,6 +138,18 @@ int rp_cli_confirm(const char *what, const char *word, int is_yes);
 void rp_cli_audit(struct rp_store *s, const char *op, const uint8_t *key_id,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*
+ * rp_cli_audit_gate appends the record of an operation about to happen,
+ * before it happens: the audit log is sealed, so an operation whose
+ * record cannot be written is not done. Returns the failure (in `st`,
+ * saying so) or RP_OK. `op` gets ".begin" appended; the record after the
+ * operation (rp_cli_audit) says how it ended.
+ */
+RP_MUST_CHECK enum rp_err
+rp_cli_audit_gate(struct rp_store *s, struct rp_status *st, const char *op,
+		  const uint8_t *key_id, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
 /* rp_cli_flush_usage records the command's key usage in the audit log. */
 void rp_cli_flush_usage(struct rp_store *s, const char *command);
 

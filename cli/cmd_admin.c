@@ -175,6 +175,11 @@ int rp_cmd_rekey(struct rp_cli *cli, int argc, char **argv)
 		if (prev >= 0) {
 			rp_key_id_hex(old, rp_store_keyring(s)->keys[prev].id);
 		}
+		err = rp_cli_audit_gate(s, &st, "rekey", NULL,
+					"archive=%s to=%s", old,
+					a.to ? a.to : "new");
+	}
+	if (!err) {
 		err = rp_store_rekey(s, &st, to, alg, &idx);
 	}
 	if (err) {
@@ -241,6 +246,11 @@ int rp_cmd_template(struct rp_cli *cli, int argc, char **argv)
 	}
 	if (!strcmp(sub, "create")) {
 		err = rp_store_lock(s, &st, 10000);
+		if (!err) {
+			err = rp_cli_audit_gate(s, &st, "template.create", NULL,
+						"name=%s rights=%s",
+						argv[optind], a.rights);
+		}
 		if (!err) {
 			err = rp_store_template_create(s, &st, argv[optind],
 						       a.rights);
@@ -352,8 +362,13 @@ int rp_cmd_world(struct rp_cli *cli, int argc, char **argv)
 		rc = rp_cli_error(&st);
 		goto out;
 	}
-	err = rp_store_world_split(s, &st, (unsigned)a.shares,
-				   (unsigned)a.threshold, lines);
+	err = rp_cli_audit_gate(s, &st, "world.backup", NULL,
+				"shares=%ld threshold=%ld", a.shares,
+				a.threshold);
+	if (!err) {
+		err = rp_store_world_split(s, &st, (unsigned)a.shares,
+					   (unsigned)a.threshold, lines);
+	}
 	for (long i = 0; !err && i < a.shares; i++) {
 		char path[4200];
 		char text[RP_SHARE_LINE_MAX + 1];

@@ -212,7 +212,12 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 		return RP_OK;
 	}
 	if (!strcmp(sub, "export")) {
-		err = rp_store_key_export(s, st, idx, &b);
+		err = rp_cli_audit_gate(s, st, "key.export",
+					rp_store_keyring(s)->keys[idx].id,
+					"to=%s", out ? out : "stdout");
+		if (!err) {
+			err = rp_store_key_export(s, st, idx, &b);
+		}
 		if (!err) {
 			err = write_out(st, out, &b);
 		}
@@ -227,6 +232,10 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 		err = rp_cli_read_file(&b, st, arg, 64 * 1024);
 		if (!err) {
 			err = rp_store_lock(s, st, 10000);
+		}
+		if (!err) {
+			err = rp_cli_audit_gate(s, st, "key.restore", NULL,
+						"from=%s", arg);
 		}
 		if (!err) {
 			err = rp_store_key_restore(s, st, b.p, b.len, &idx);
@@ -254,7 +263,12 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 	}
 	idx = (size_t)found;
 	if (!strcmp(sub, "backup")) {
-		err = rp_store_key_backup(s, st, idx, &b);
+		err = rp_cli_audit_gate(s, st, "key.backup",
+					rp_store_keyring(s)->keys[idx].id,
+					"to=%s", out);
+		if (!err) {
+			err = rp_store_key_backup(s, st, idx, &b);
+		}
 		if (!err) {
 			err = write_out(st, out, &b);
 		}
@@ -276,7 +290,12 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 					     "revoke not confirmed");
 			goto out;
 		}
-		err = rp_store_key_revoke(s, st, idx, is_force);
+		err = rp_cli_audit_gate(s, st, "key.revoke",
+					rp_store_keyring(s)->keys[idx].id,
+					"force=%d", is_force);
+		if (!err) {
+			err = rp_store_key_revoke(s, st, idx, is_force);
+		}
 		if (!err) {
 			const int was_active =
 				rp_keyring_active(rp_store_keyring(s)) < 0;
@@ -304,7 +323,11 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 					     "destroy not confirmed");
 			goto out;
 		}
-		err = rp_store_key_destroy(s, st, idx);
+		err = rp_cli_audit_gate(s, st, "key.destroy",
+					rp_store_keyring(s)->keys[idx].id, "-");
+		if (!err) {
+			err = rp_store_key_destroy(s, st, idx);
+		}
 		if (!err) {
 			printf("destroyed %s\n", hex);
 			rp_cli_audit(s, "key.destroy",
@@ -432,6 +455,14 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	err = rp_store_lock(s, &st, 10000);
+	if (err) {
+		goto out;
+	}
+	err = rp_cli_audit_gate(
+		s, &st, !strcmp(sub, "create") ? "key.create" : "key.import",
+		NULL, "%s activate=%d exportable=%d",
+		!strcmp(sub, "create") ? rp_key_alg_name(alg) : argv[optind],
+		is_activate, !!(flags & RP_KEY_EXPORTABLE));
 	if (err) {
 		goto out;
 	}

@@ -732,6 +732,15 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		o.from = (const uint8_t(*)[RP_KEY_ID_LEN])from_ids;
 		o.num_from = num_from;
 	}
+	/* sealed: a run whose record cannot be written moves nothing */
+	if (!o.is_verify && !o.is_dry_run &&
+	    rp_cli_audit_gate(s, &st, "run", NULL, "mode=%s roots=%zu",
+			      o.mode == RP_RUN_REENCRYPT ? "reencrypt"
+							 : "rewrap",
+			      o.num_roots)) {
+		rc = rp_cli_error(&st);
+		goto out;
+	}
 	journal = open_journal(&st, s, journal_arg, journal_path,
 			       sizeof(journal_path));
 	if (!journal) {

@@ -450,9 +450,12 @@ print(data.index(bytes.fromhex(sys.argv[2])) + 33)' keyring.revoked "$A")
 	# A crash between appending a record and updating audit.head leaves
 	# the log one record past its head: verify accepts that (the record
 	# is genuine), and the next append must carry on from it.
+	# (a protect appends one record, its key's usage; a key or template
+	# operation two: its .begin and its outcome, each with its head)
 	case_ "$BE: audit: head one record behind"
 	cp "$S/audit.head" head.before
-	expect_rc 0 rp template create half --rights view
+	mkfile half 100
+	expect_rc 0 rp protect half
 	cp head.before "$S/audit.head"
 	audit_ok
 	expect_rc 0 rp template create next --rights view
@@ -771,6 +774,78 @@ else
 	audit_ok
 	expect_rc 0 rp protect d4 -o d4b.age
 	audit_ok
+fi
+unset REPROTECT_STORE
+cd "$T"
+
+# ------------------------------------------------------- sealed audit log
+# An operation whose audit record cannot be written is not done (the
+# record goes first): the log made unwritable by a folder in its place
+# (root writes through any mode). Each is refused with exit 6 and the
+# store, the keys and the documents are as they were; back in place, each
+# is done and its ".begin" record precedes its record.
+case_ "sealed audit: setup"
+W=$T/sealed
+mkdir "$W"
+cd "$W"
+export REPROTECT_STORE=$W/store
+expect_rc 0 rp init
+expect_rc 0 rp key create --alg x25519 --activate
+K1=$(first_field)
+mkfile d1 3000
+expect_rc 0 rp protect d1
+expect_rc 0 rp rekey --alg x25519
+expect_rc 0 rp key list --json
+cp "$OUT" keys.before
+cp d1.age d1.before
+mv store/audit.log audit.keep
+mkdir store/audit.log
+# sealed_refused WHAT ARGS...: exit 6, the one stderr line says why
+sealed_refused() {
+	case_ "sealed audit: $1 refused"
+	shift
+	expect_rc 6 rp "$@"
+	assert_grep "$ERR" "audit log cannot record"
+}
+sealed_refused run run d1.age --in-place --quiet
+sealed_refused rekey rekey --alg x25519
+sealed_refused "key create" key create --alg x25519
+sealed_refused "key backup" key backup "$K1" -o k1.rpkb
+sealed_refused "key revoke" key revoke "$K1" --yes --force
+sealed_refused "template create" template create t1 --rights view
+sealed_refused "world backup" world backup --shares 3 --threshold 2 -o w
+case_ "sealed audit: nothing changed"
+assert_same d1.age d1.before
+expect_rc 0 rp key list --json
+assert_same "$OUT" keys.before
+if [ -e k1.rpkb ] || [ -e w-1.share ]; then
+	fail "a refused operation wrote its output"
+else
+	pass
+fi
+expect_rc 0 rp template list
+if grep -q t1 "$OUT"; then fail "template created"; else pass; fi
+case_ "sealed audit: back in place, done and recorded"
+rmdir store/audit.log
+mv audit.keep store/audit.log
+expect_rc 0 rp run d1.age --in-place --quiet
+opens d1.age d1
+expect_rc 0 rp key backup "$K1" -o k1.rpkb
+expect_rc 0 rp key revoke "$K1" --yes
+audit_ok
+expect_rc 0 rp audit --json
+# each one's ".begin" record comes before its own (a run's key usage may
+# come between them)
+if py - "$OUT" <<'PY'; then
+import json, sys
+ops = [r["op"] for r in json.load(open(sys.argv[1]))]
+last = lambda op: len(ops) - 1 - ops[::-1].index(op)
+for op in ("run", "key.backup", "key.revoke"):
+    assert op + ".begin" in ops and last(op + ".begin") < last(op), op
+PY
+	pass
+else
+	fail "an operation's record without its .begin before it"
 fi
 unset REPROTECT_STORE
 cd "$T"
