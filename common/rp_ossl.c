@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include <string.h>
@@ -56,9 +57,22 @@ int rp_ossl_is_nomem(void)
 }
 
 /*
- * libcrypto's allocator, as OpenSSL's own: a size of 0 gives NULL (not a
- * failure), realloc to 0 frees
+ * libcrypto's allocator, as OpenSSL's own (a size of 0 gives NULL, not a
+ * failure; realloc to 0 frees), except that every block is wiped before
+ * it goes back to the heap: OpenSSL frees key material it decoded or
+ * computed (a private key's DER, the CRT parts, a key being generated)
+ * without clearing it, and it stayed in freed heap memory (it_secrets
+ * found it). malloc_usable_size gives what the block can hold, all of
+ * which OpenSSL may have written.
  */
+static void wipe_free(void *p)
+{
+	if (p) {
+		explicit_bzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
 static void *ossl_malloc(size_t n, const char *file, int line)
 {
 	void *p;
@@ -75,20 +89,27 @@ static void *ossl_malloc(size_t n, const char *file, int line)
 	return p;
 }
 
+/* realloc moves the data itself, so that the old block is wiped too */
 static void *ossl_realloc(void *old, size_t n, const char *file, int line)
 {
+	size_t have;
 	void *p;
 
 	if (!old) {
 		return ossl_malloc(n, file, line);
 	}
 	if (!n) {
-		free(old);
+		wipe_free(old);
 		return NULL;
 	}
-	p = realloc(old, n);
-	if (!p) {
-		rp_ossl_note_nomem();
+	have = malloc_usable_size(old);
+	if (have >= n) {
+		return old; /* it fits: nothing moves, nothing is left behind */
+	}
+	p = ossl_malloc(n, file, line);
+	if (p) {
+		memcpy(p, old, have);
+		wipe_free(old);
 	}
 	return p;
 }
@@ -97,7 +118,7 @@ static void ossl_free(void *p, const char *file, int line)
 {
 	(void)file;
 	(void)line;
-	free(p);
+	wipe_free(p);
 }
 
 enum rp_err rp_ossl_init(struct rp_status *st)
