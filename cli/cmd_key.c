@@ -18,7 +18,7 @@ static const char help[] =
 	"       reprotect key backup ID -o FILE\n"
 	"       reprotect key restore FILE\n"
 	"       reprotect key revoke ID [--yes] [--force]\n"
-	"       reprotect key destroy ID [--yes]\n"
+	"       reprotect key destroy ID --without-census [--yes]\n"
 	"       reprotect key export ID [-o FILE]\n"
 	"\n"
 	"create   generates a key on the store's backend (soft, or the "
@@ -42,12 +42,17 @@ static const char help[] =
 	"         backup. Refused for a key never backed up, unless --force.\n"
 	"         Revoking the active key stops all protection until a rekey.\n"
 	"destroy  a revoked key, for good: its documents can never be opened\n"
-	"         again and its backups are refused.\n"
+	"         again and its backups are refused. No census can prove yet\n"
+	"         that no document is left under the key: --without-census\n"
+	"         says to destroy it without that proof, and the audit log\n"
+	"         records that none was given.\n"
 	"export   prints the private key (PEM, or an age identity): only for\n"
 	"         keys created or imported with --exportable.\n"
 	"\n"
 	"  --yes     do not ask for confirmation (revoke, destroy)\n"
 	"  --force   revoke a key that was never backed up\n"
+	"  --without-census  destroy without proof that no document is\n"
+	"            left under the key (required)\n"
 	"  -o FILE   output file (backup, export)\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
 
@@ -58,6 +63,7 @@ enum {
 	OPT_JSON,
 	OPT_YES,
 	OPT_FORCE,
+	OPT_WITHOUT_CENSUS,
 };
 
 static void print_created(const struct rp_store *s, size_t idx)
@@ -324,14 +330,16 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 			goto out;
 		}
 		err = rp_cli_audit_gate(s, st, "key.destroy",
-					rp_store_keyring(s)->keys[idx].id, "-");
+					rp_store_keyring(s)->keys[idx].id,
+					"census=none");
 		if (!err) {
 			err = rp_store_key_destroy(s, st, idx);
 		}
 		if (!err) {
 			printf("destroyed %s\n", hex);
 			rp_cli_audit(s, "key.destroy",
-				     rp_store_keyring(s)->keys[idx].id, "-");
+				     rp_store_keyring(s)->keys[idx].id,
+				     "census=none");
 		}
 	}
 out:
@@ -349,6 +357,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "yes", no_argument, NULL, OPT_YES },
 		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "without-census", no_argument, NULL, OPT_WITHOUT_CENSUS },
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -360,6 +369,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 	const char *out = NULL;
 	uint8_t alg = 0;
 	int is_activate = 0, is_json = 0, is_yes = 0, is_force = 0;
+	int is_without_census = 0;
 	uint8_t flags = 0;
 	size_t idx = 0;
 	enum rp_err err = RP_OK;
@@ -401,6 +411,9 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		case OPT_FORCE:
 			is_force = 1;
 			break;
+		case OPT_WITHOUT_CENSUS:
+			is_without_census = 1;
+			break;
 		case 'o':
 			out = optarg;
 			break;
@@ -432,6 +445,13 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		}
 		if (!strcmp(sub, "backup") && !out) {
 			return rp_cli_usage("key", "backup needs -o FILE");
+		}
+		if (!strcmp(sub, "destroy") && !is_without_census) {
+			return rp_cli_usage(
+				"key",
+				"destroy needs --without-census: nothing can "
+				"prove yet that no document is left under the "
+				"key, and the audit log will say so");
 		}
 	} else {
 		return rp_cli_usage("key", "unknown subcommand '%s'", sub);

@@ -617,7 +617,7 @@ else
 	start_held -
 fi
 midrun key revoke "$KB" --force --yes
-expect_rc 0 "$RP" key destroy "$KB" --yes --store "$S"
+expect_rc 0 "$RP" key destroy "$KB" --without-census --yes --store "$S"
 finish
 assert_eq "$RUN_RC" 8 "run exit code (target revoked mid-run)"
 assert_json "$D/r.json" '["stopped"]' true

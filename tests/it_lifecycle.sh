@@ -284,7 +284,7 @@ lifecycle() {
 
 	# --- destroy
 	case_ "$BE: destroy"
-	expect_rc 7 rp key destroy "$B" --yes
+	expect_rc 7 rp key destroy "$B" --without-census --yes
 	assert_grep "$ERR" "only a revoked key"
 	assert_state "$B" active
 	expect_rc 0 rp key import "$T/fx-c.pem"
@@ -296,18 +296,26 @@ lifecycle() {
 	assert_grep "$OUT" "active:   $C"
 	assert_grep "$OUT" "archived: $B"
 	assert_state "$B" archived
-	expect_rc 7 rp key destroy "$B" --yes
+	expect_rc 7 rp key destroy "$B" --without-census --yes
 	assert_state "$B" archived
 	mkfile c1.txt 500
 	expect_rc 0 rp protect c1.txt
 	assert_eq "$(doc_key c1.txt.age)" "$C" "c1 key"
 	expect_rc 0 rp key backup "$B" -o B.bak
 	expect_rc 0 rp key revoke "$B" --yes
-	expect_rc 2 rp key destroy "$B"
+	expect_rc 2 rp key destroy "$B" --without-census
 	assert_state "$B" revoked
-	expect_rc 0 rp key destroy "$B" --yes
+	# no census can prove yet that no document is left: the operator must
+	# say so, and the audit log records it
+	expect_rc 2 rp key destroy "$B" --yes
+	assert_grep "$ERR" "--without-census"
+	assert_state "$B" revoked
+	expect_rc 0 rp key destroy "$B" --without-census --yes
 	assert_grep "$OUT" "destroyed $B"
 	assert_state "$B" destroyed
+	expect_rc 0 rp audit --key "$B" --json
+	assert_grep "$OUT" '"op": "key.destroy"'
+	assert_grep "$OUT" 'census=none'
 	refused b1.txt.age 5 "$B16" "destroyed"
 	refused b2.bin.age 5 "$B16" "destroyed"
 	expect_rc 7 rp key restore B.bak
@@ -315,7 +323,7 @@ lifecycle() {
 	assert_state "$B" destroyed
 	refused b1.txt.age 5 "$B16" "destroyed"
 	expect_rc 7 rp key revoke "$B" --yes
-	expect_rc 7 rp key destroy "$B" --yes
+	expect_rc 7 rp key destroy "$B" --without-census --yes
 	expect_rc 7 rp rekey --to "$B"
 	if [ "$BE" = soft ]; then
 		assert_absent "$S/keys/$B.key"
@@ -741,16 +749,16 @@ else
 	expect_rc 0 rp key revoke "$K2" --yes
 	refused d2.age 5
 	AFTER=$(states | sed "s/^$K2 revoked\$/$K2 destroyed/")
-	crash destroy:after-keyring "$AFTER" key destroy "$K2" --yes
+	crash destroy:after-keyring "$AFTER" key destroy "$K2" --without-census --yes
 	if [ "$CRASH_STATE" = after ]; then
 		refused d2.age 5 "$(echo "$K2" | cut -c1-16)" destroyed
 		expect_rc 7 rp key restore k2.bak
 		assert_state "$K2" destroyed
 		# re-running the destroy finishes it: no key material left
-		run_rp rp key destroy "$K2" --yes
+		run_rp rp key destroy "$K2" --without-census --yes
 		assert_absent "$REPROTECT_STORE/keys/$K2.key"
 	else
-		expect_rc 0 rp key destroy "$K2" --yes
+		expect_rc 0 rp key destroy "$K2" --without-census --yes
 	fi
 	assert_state "$K2" destroyed
 	refused d2.age 5 destroyed
