@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -153,6 +154,35 @@ rp_cli_audit_gate(struct rp_store *s, struct rp_status *st, const char *op,
 /* rp_cli_flush_usage records the command's key usage in the audit log. */
 void rp_cli_flush_usage(struct rp_store *s, const char *command);
 
+/* Shared by the commands that drive the engine (run, verify, census). */
+struct rp_run_stats_view;
+
+/* rp_cli_parse_u64 parses a canonical decimal; 1 if it is one. */
+int rp_cli_parse_u64(const char *s, uint64_t *out);
+
+/*
+ * rp_cli_parse_shard parses --shard I/N, or N with I from
+ * JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; 1 if valid (I < N).
+ */
+int rp_cli_parse_shard(const char *arg, uint64_t *i, uint64_t *n);
+
+/* progress on stderr: a line redrawn on a terminal, else one per 10 s */
+struct rp_cli_progress {
+	int is_tty;
+	double last_line;
+};
+void rp_cli_show_progress(void *arg, const struct rp_run_stats_view *v);
+
+/* rp_cli_print_line prints "reprotect: LINE" on stderr (engine logs). */
+void rp_cli_print_line(void *arg, const char *line);
+
+/*
+ * SIGINT and SIGTERM set rp_cli_stop_flag (no new document starts); a
+ * second one exits at once (130). rp_cli_on_signals installs them.
+ */
+extern volatile sig_atomic_t rp_cli_stop_flag;
+void rp_cli_on_signals(void);
+
 /* the commands: argc/argv start at the command name */
 int rp_cmd_rekey(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_template(struct rp_cli *cli, int argc, char **argv);
@@ -160,6 +190,7 @@ int rp_cmd_world(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_audit(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_run(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_recover(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_census(struct rp_cli *cli, int argc, char **argv);
 
 struct rp_wal_recovery;
 /* a recovery (rp_run_recover) shown to a person, or in a JSON report */

@@ -127,9 +127,9 @@ enum {
 	OPT_COPY,
 };
 
-static volatile sig_atomic_t stop_flag;
+volatile sig_atomic_t rp_cli_stop_flag;
 
-static void print_line(void *arg, const char *line)
+void rp_cli_print_line(void *arg, const char *line)
 {
 	(void)arg;
 	fprintf(stderr, "reprotect: %s\n", line);
@@ -137,26 +137,33 @@ static void print_line(void *arg, const char *line)
 
 static void on_signal(int sig)
 {
+	volatile sig_atomic_t *const stop_flag = &rp_cli_stop_flag;
+
 	static const char msg[] =
 		"\nreprotect: stopping: documents in flight finish; signal "
 		"again to stop at once\n";
 
 	(void)sig;
-	if (stop_flag) {
+	if (*stop_flag) {
 		_exit(130); /* temporaries only: no document is torn */
 	}
-	stop_flag = 1;
+	*stop_flag = 1;
 	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
 }
 
-struct progress {
-	int is_tty;
-	double last_line;
-};
-
-static void show_progress(void *arg, const struct rp_run_stats_view *v)
+void rp_cli_on_signals(void)
 {
-	struct progress *p = arg;
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+void rp_cli_show_progress(void *arg, const struct rp_run_stats_view *v)
+{
+	struct rp_cli_progress *p = arg;
 	const uint64_t done = v->num[RP_OUT_MOVED] + v->num[RP_OUT_WOULD_MOVE];
 	uint64_t skipped = 0, failed = 0;
 	const double rate = v->seconds > 0 ? (double)done / v->seconds : 0;
@@ -203,7 +210,7 @@ static void show_progress(void *arg, const struct rp_run_stats_view *v)
 	}
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+int rp_cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end = NULL;
 	unsigned long long v;
@@ -217,7 +224,7 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 1;
 }
 
-static int parse_shard(const char *arg, uint64_t *i, uint64_t *n)
+int rp_cli_parse_shard(const char *arg, uint64_t *i, uint64_t *n)
 {
 	const char *slash = strchr(arg, '/');
 	char head[32];
@@ -228,7 +235,8 @@ static int parse_shard(const char *arg, uint64_t *i, uint64_t *n)
 		if (!env || !*env) {
 			env = getenv("SLURM_ARRAY_TASK_ID");
 		}
-		if (!env || !parse_u64(arg, n) || !parse_u64(env, i)) {
+		if (!env || !rp_cli_parse_u64(arg, n) ||
+		    !rp_cli_parse_u64(env, i)) {
 			return 0;
 		}
 	} else {
@@ -236,7 +244,8 @@ static int parse_shard(const char *arg, uint64_t *i, uint64_t *n)
 			return 0;
 		}
 		snprintf(head, sizeof(head), "%.*s", (int)(slash - arg), arg);
-		if (!parse_u64(head, i) || !parse_u64(slash + 1, n)) {
+		if (!rp_cli_parse_u64(head, i) ||
+		    !rp_cli_parse_u64(slash + 1, n)) {
 			return 0;
 		}
 	}
@@ -562,7 +571,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	struct rp_run_result res;
 	struct rp_status st = { 0 };
 	struct rp_store *s = NULL;
-	struct progress prog = { 0 };
+	struct rp_cli_progress prog = { 0 };
 	const char *from_hex[64];
 	size_t num_from = 0;
 	uint8_t from_ids[64][RP_KEY_ID_LEN];
@@ -609,7 +618,8 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		case OPT_JOBS:
 		case OPT_BATCH:
 		case OPT_BATCH_MS:
-			if (!parse_u64(optarg, &v) || v < (c != OPT_BATCH_MS) ||
+			if (!rp_cli_parse_u64(optarg, &v) ||
+			    v < (c != OPT_BATCH_MS) ||
 			    v > (c == OPT_BATCH ? 1024 : 100000)) {
 				return rp_cli_usage("run", "bad number '%s'",
 						    optarg);
@@ -645,7 +655,8 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			}
 			break;
 		case OPT_SHARD:
-			if (!parse_shard(optarg, &o.shard_i, &o.shard_n)) {
+			if (!rp_cli_parse_shard(optarg, &o.shard_i,
+						&o.shard_n)) {
 				return rp_cli_usage(
 					"run",
 					"--shard I/N with 0 <= I < N, or N "
@@ -707,9 +718,9 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		return rp_cli_usage(argv[0], "--copy goes with --in-place");
 	}
 	o.roots = (const char *const *)argv + optind;
-	o.log = print_line;
+	o.log = rp_cli_print_line;
 	o.num_roots = (size_t)(argc - optind);
-	o.stop = &stop_flag;
+	o.stop = &rp_cli_stop_flag;
 	if (o.out_dir && !o.is_dry_run && rp_run_check_out(&o, &st)) {
 		return rp_cli_error(&st); /* before anything is written */
 	}
@@ -750,17 +761,10 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	o.journal = journal;
 	if (!is_quiet) {
 		prog.is_tty = isatty(STDERR_FILENO);
-		o.progress = show_progress;
+		o.progress = rp_cli_show_progress;
 		o.progress_arg = &prog;
 	}
-	{
-		struct sigaction sa;
-
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-	}
+	rp_cli_on_signals();
 	err = rp_run(s, &st, &o, &res);
 	if (prog.is_tty) {
 		fputc('\n', stderr);

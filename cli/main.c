@@ -31,6 +31,8 @@ static const char usage[] =
 	"  verify PATH...            check that every document opens\n"
 	"  recover                   settle what a killed run left (torn\n"
 	"                            headers back to their old one)\n"
+	"  census PATH...            which documents are under which key: a\n"
+	"                            signed statement (and verify, merge)\n"
 	"  protect IN...             protect files under the active key\n"
 	"  unprotect IN              check and open a protected document\n"
 	"  inspect FILE              show a document's key, license and "
@@ -50,8 +52,9 @@ static const struct command commands[] = {
 	{ "protect", rp_cmd_protect },	 { "unprotect", rp_cmd_unprotect },
 	{ "inspect", rp_cmd_inspect },	 { "rekey", rp_cmd_rekey },
 	{ "template", rp_cmd_template }, { "world", rp_cmd_world },
-	{ "audit", rp_cmd_audit },	   { "run", rp_cmd_run },
-	{ "verify", rp_cmd_run },	   { "recover", rp_cmd_recover },
+	{ "audit", rp_cmd_audit },	 { "run", rp_cmd_run },
+	{ "verify", rp_cmd_run },	 { "recover", rp_cmd_recover },
+	{ "census", rp_cmd_census },
 };
 
 /*

@@ -241,4 +241,18 @@ void rp_test_trace(const char *what, const char *name)
 	close(fd);
 }
 
+long long rp_test_clock_skew(void)
+{
+	const char *v = getenv("REPROTECT_TEST_CLOCK_SKEW");
+	char *end = NULL;
+	long long n;
+
+	if (!v || !*v) {
+		return 0;
+	}
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	return errno || !end || *end ? 0 : n;
+}
+
 #endif

@@ -25,6 +25,10 @@ extern "C" {
  * makes it, in both --io modes, so a test sees their order even where
  * strace cannot (io_uring's operations).
  *
+ * rp_test_clock_skew returns REPROTECT_TEST_CLOCK_SKEW as seconds (a
+ * decimal, may be negative; 0 when unset or malformed): the store's
+ * clock (rp_store_now) adds it, so a test can let a waiting period pass.
+ *
  * rp_test_fault says what fault to inject at `point`: 0 for none, else
  * the code the caller should fail with (an errno value for I/O points, a
  * CK_RV for PKCS#11 points), or RP_TEST_FAULT_SHORT for a short transfer.
@@ -46,6 +50,7 @@ void rp_test_crash_point(const char *point);
 void rp_test_pause_point(const char *point);
 long rp_test_fault(const char *point);
 void rp_test_trace(const char *what, const char *name);
+long long rp_test_clock_skew(void);
 /* rp_test_fault_reset forgets the rules and counts: the next call reads
  * REPROTECT_TEST_FAULT again (for unit tests that change it) */
 void rp_test_fault_reset(void);
@@ -67,6 +72,10 @@ static inline void rp_test_trace(const char *what, const char *name)
 {
 	(void)what;
 	(void)name;
+}
+static inline long long rp_test_clock_skew(void)
+{
+	return 0;
 }
 #endif
 

@@ -256,6 +256,10 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
 	memset(w, 0, sizeof(w));
+	if (o->is_census && (!o->is_dry_run || o->out_dir || o->is_verify)) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "a census is a dry run of its own");
+	}
 	if (!o->is_dry_run) {
 		/* a killed run's torn headers are made whole before anything */
 		err = rp_run_recover(rp_store_dir(s), st, &res->recovery,

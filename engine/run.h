@@ -66,6 +66,20 @@ enum rp_outcome {
 /* rp_outcome_name returns "moved", "current", "skipped-revoked", ... */
 const char *rp_outcome_name(enum rp_outcome o);
 
+/*
+ * A document as the run saw it (rp_run_opts.on_doc): its outcome, its
+ * path (as in the journal), size, the key its license names (the
+ * store's key where it is one; NULL: no license decoded) and its
+ * document id (NULL: no license decoded). Borrowed for the call.
+ */
+struct rp_run_doc {
+	enum rp_outcome out;
+	const char *path;
+	uint64_t size;
+	const uint8_t *key_id; /* RP_KEY_ID_LEN bytes, or NULL */
+	const uint8_t *doc_id; /* RP_DOC_ID_LEN bytes, or NULL */
+};
+
 /* Counts while running and at the end. */
 struct rp_run_stats_view {
 	uint64_t num[RP_OUT_NUM];
@@ -112,6 +126,17 @@ struct rp_run_opts {
 	void (*log)(void *arg, const char *line);
 	void *log_arg;
 	volatile sig_atomic_t *stop; /* set: no new document starts */
+	/*
+	 * A census (with is_dry_run): every document under a key other than
+	 * the active one must be authentic as well (license, bindings and
+	 * signature, as a current one must be) to be counted under its key;
+	 * any other is failed-bad. Nothing is checked for moving (links,
+	 * owner, attributes).
+	 */
+	int is_census;
+	/* called once per document, in turn (under the run's lock) */
+	void (*on_doc)(void *arg, const struct rp_run_doc *d);
+	void *on_doc_arg;
 };
 
 /* Per-key counts for the report. */

@@ -3,6 +3,7 @@
  * pool, the queues, folders, halting, the key states as last read, progress.
  */
 #include "run_internal.h"
+#include "rp_text.h"
 
 static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_MOVED] = "moved",
@@ -251,6 +252,7 @@ struct job *run_job_get(struct run *r)
 	j->out = RP_OUT_MOVED;
 	j->reason[0] = '\0';
 	j->key_idx = -1;
+	j->has_lic = 0;
 	j->size = 0;
 	j->batch_next = NULL;
 	j->has_hdr = 0;
@@ -314,8 +316,7 @@ static void journal_path(FILE *f, const char *p)
 	for (; *p; p++) {
 		const unsigned char c = (unsigned char)*p;
 
-		if (c == '\\' || c == '\t' || c == '\n' || c < 0x20 ||
-		    c == 0x7f) {
+		if (rp_text_is_escaped(c)) {
 			fprintf(f, "\\x%02x", c);
 		} else {
 			putc_unlocked(c, f);
@@ -333,6 +334,19 @@ static void record(struct run *r, struct job *j)
 	r->stats.bytes[j->out] += j->size;
 	r->keys[k].num[j->out]++;
 	r->keys[k].bytes[j->out] += j->size;
+	if (r->o->on_doc) {
+		struct rp_run_doc d = {
+			.out = j->out,
+			.path = j->path,
+			.size = j->size,
+			.key_id = j->key_idx >= 0 ? r->kr->keys[j->key_idx].id
+				  : j->has_lic	  ? j->lic.key_id
+						  : NULL,
+			.doc_id = j->has_lic ? j->lic.doc_id : NULL,
+		};
+
+		r->o->on_doc(r->o->on_doc_arg, &d);
+	}
 	if (r->o->journal) {
 		if (j->key_idx >= 0) {
 			rp_key_id_hex(hex, r->kr->keys[j->key_idx].id);

@@ -110,6 +110,7 @@ struct job {
 	uint8_t nonce[RP_AGE_NONCE_LEN];
 	struct rp_recip_stanza rs;
 	struct rp_license lic;
+	int has_lic; /* lic decoded (a census reports its key and id) */
 	struct rp_buf tbs;
 	struct rp_afile af;
 };

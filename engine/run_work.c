@@ -179,6 +179,50 @@ static int is_bound_to_active(struct run *r, size_t worker, struct job *j,
 }
 
 /*
+ * is_authentic (a census): a document is counted under the key its
+ * license names only if the header is what this store wrote: the license
+ * bound to the recipient stanza (for RSA, the stanza's tag is the key's)
+ * and to the payload's nonce, and signed by a key of the store. A revoked
+ * or destroyed key vouches for nothing, and is no sign of an edit either.
+ * Otherwise an edit of the license's key id would hide a document still
+ * under a key from the census that lets the key go: failed-bad.
+ */
+static int is_authentic(struct run *r, size_t worker, struct job *j,
+			struct rp_doc_info *info)
+{
+	const struct rp_status *order[] = { &info->license_st, &info->key_st,
+					    &info->stanza_st, &info->nonce_st,
+					    &info->sig_st };
+	int has_fk = 0;
+
+	memset(info, 0, sizeof(*info));
+	rp_doc_check(r->s, worker, &j->d, info, NULL, &has_fk, &r->sigs[worker],
+		     NULL);
+	for (size_t i = 0; i < RP_ARRAY_LEN(order); i++) {
+		const struct rp_status *bad = order[i];
+
+		if (!bad->err || bad->err == RP_ERR_REVOKED) {
+			continue;
+		}
+		if (run_is_fatal(bad)) {
+			run_halt(r, rp_status_msg(bad));
+		}
+		if (bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM ||
+		    bad->err == RP_ERR_CRYPTO || bad->err == RP_ERR_NOMEM) {
+			run_finish(r, j, RP_OUT_FAIL_IO, "%s",
+				   rp_status_msg(bad));
+		} else {
+			run_finish(r, j, RP_OUT_FAIL_BAD,
+				   "its header is not as this store wrote it: "
+				   "%s",
+				   rp_status_msg(bad));
+		}
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * classify reads the header and decides; returns 1 if the job goes on to
  * be moved (its header kept open), 0 if it was finished here.
  */
@@ -250,6 +294,7 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 		run_finish(r, j, RP_OUT_FAIL_BAD, "%s", rp_status_msg(&st));
 		return 0;
 	}
+	j->has_lic = 1;
 	k = rp_keyring_find_id(r->kr, lic->key_id);
 	j->key_idx = k;
 	if (k < 0) {
@@ -286,6 +331,9 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 		run_finish(r, j, RP_OUT_CURRENT, NULL);
 		return 0;
 	}
+	if (r->o->is_census && !is_authentic(r, worker, j, info)) {
+		return 0;
+	}
 	if (run_is_gone(run_key_state(r, (size_t)k))) {
 		run_finish(r, j, RP_OUT_SKIP_REVOKED, "its key is %s",
 			   rp_key_state_name(run_key_state(r, (size_t)k)));
@@ -297,6 +345,10 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 	if (!run_is_selected(r, (size_t)k)) {
 		run_finish(r, j, RP_OUT_SKIP_NOT_SELECTED, "its key is %s",
 			   rp_key_state_name(run_key_state(r, (size_t)k)));
+		return 0;
+	}
+	if (r->o->is_census) {
+		run_finish(r, j, RP_OUT_WOULD_MOVE, NULL);
 		return 0;
 	}
 	j->ip_can = can_in_place(r, j, (size_t)k);

@@ -279,3 +279,61 @@ out:
 	EVP_MD_CTX_free(ctx);
 	return err;
 }
+
+/*
+ * The tree's shape (split at the largest power of two below n) is that of
+ * a binary counter: the leaves pushed so far form perfect subtrees of
+ * falling sizes, one per set bit of their number; a new leaf merges with
+ * the equal-sized subtrees before it. At the end the subtrees fold from
+ * the right.
+ */
+enum rp_err rp_merkle_root_of(uint8_t out[RP_ATLEAST(RP_MERKLE_HASH_LEN)],
+			      struct rp_status *st,
+			      const uint8_t (*leaves)[RP_MERKLE_HASH_LEN],
+			      size_t num_leaves)
+{
+	uint8_t stack[64][RP_MERKLE_HASH_LEN];
+	uint64_t size[64];
+	size_t top = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	enum rp_err err = RP_OK;
+	bool ok = true;
+
+	if (!ctx) {
+		return rp_status_fail(st, RP_ERR_NOMEM,
+				      "merkle root: out of memory");
+	}
+	if (!num_leaves) {
+		unsigned int len = 0;
+
+		ok = EVP_DigestInit_ex(ctx, rp_sha256(), NULL) &&
+		     EVP_DigestFinal_ex(ctx, out, &len);
+	}
+	for (size_t i = 0; ok && i < num_leaves; i++) {
+		uint8_t h[RP_MERKLE_HASH_LEN];
+		uint64_t n = 1;
+
+		memcpy(h, leaves[i], RP_MERKLE_HASH_LEN);
+		while (ok && top && size[top - 1] == n) {
+			ok = hash_node(ctx, h, stack[top - 1], h);
+			n *= 2;
+			top--;
+		}
+		memcpy(stack[top], h, RP_MERKLE_HASH_LEN);
+		size[top++] = n;
+	}
+	if (ok && top) {
+		while (ok && top > 1) {
+			ok = hash_node(ctx, stack[top - 2], stack[top - 2],
+				       stack[top - 1]);
+			top--;
+		}
+		memcpy(out, stack[0], RP_MERKLE_HASH_LEN);
+	}
+	if (!ok) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "merkle root: sha-256");
+		memset(out, 0, RP_MERKLE_HASH_LEN);
+	}
+	EVP_MD_CTX_free(ctx);
+	return err;
+}

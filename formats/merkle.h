@@ -95,6 +95,16 @@ RP_MUST_CHECK enum rp_err rp_merkle_root_from_path(
 	size_t num_leaves, const uint8_t (*path)[RP_MERKLE_HASH_LEN],
 	size_t num_path);
 
+/*
+ * rp_merkle_root_of computes the root of the tree over `num_leaves` leaf
+ * hashes, any number of them (0: SHA-256 of nothing, as RFC 9162 says),
+ * with one hash per level of memory: the same root as rp_merkle_tree_build
+ * and rp_merkle_tree_root where both apply, without their limit.
+ */
+RP_MUST_CHECK enum rp_err rp_merkle_root_of(
+	uint8_t out[RP_ATLEAST(RP_MERKLE_HASH_LEN)], struct rp_status *st,
+	const uint8_t (*leaves)[RP_MERKLE_HASH_LEN], size_t num_leaves);
+
 #ifdef __cplusplus
 }
 #endif

@@ -486,34 +486,27 @@ enum rp_err rp_store_template_create(struct rp_store *s, struct rp_status *st,
 	return err;
 }
 
-enum rp_err rp_store_template_verify(struct rp_store *s, struct rp_status *st,
-				     size_t idx)
+enum rp_err rp_store_verify_msg(struct rp_store *s, struct rp_status *st,
+				size_t idx, const uint8_t *msg, size_t msg_len,
+				const uint8_t *sig, size_t sig_len)
 {
-	const struct rp_template *t = &s->keyring.templates[idx];
-	const long k = rp_keyring_find_id(&s->keyring, t->signer);
-	struct rp_buf msg = { 0 };
+	const struct rp_key_info *k = &s->keyring.keys[idx];
 	EVP_PKEY *pub = NULL;
 	EVP_MD_CTX *md = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
 	enum rp_err err;
 
-	if (k < 0) {
-		return rp_status_fail(st, RP_ERR_NOKEY,
-				      "template '%s': its signer is not in the "
-				      "store",
-				      t->name);
-	}
-	err = rp_key_sign_pubkey(&pub, st, &s->keyring.keys[k]);
+	err = rp_key_sign_pubkey(&pub, st, k);
 	if (err) {
 		return err;
 	}
 	md = EVP_MD_CTX_new();
-	if (!md || rp_template_message(&msg, t)) {
+	if (!md) {
 		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	rp_ossl_nomem_clear();
-	if (s->keyring.keys[k].alg == RP_ALG_X25519) {
+	if (k->alg == RP_ALG_X25519) {
 		if (EVP_DigestVerifyInit(md, NULL, NULL, NULL, pub) != 1) {
 			err = rp_status_ossl(st, RP_ERR_CRYPTO, "verify");
 			goto out;
@@ -526,20 +519,44 @@ enum rp_err rp_store_template_verify(struct rp_store *s, struct rp_status *st,
 		err = rp_status_ossl(st, RP_ERR_CRYPTO, "verify");
 		goto out;
 	}
-	if (EVP_DigestVerify(md, t->sig, t->sig_len, msg.p, msg.len) != 1) {
+	if (EVP_DigestVerify(md, sig, sig_len, msg, msg_len) != 1) {
 		if (rp_ossl_is_nomem()) {
 			err = rp_status_ossl(st, RP_ERR_NOMEM,
-					     "template signature check");
+					     "signature check");
 			goto out;
 		}
 		ERR_clear_error();
 		err = rp_status_fail(st, RP_ERR_AUTH,
-				     "template '%s': signature does not verify",
-				     t->name);
+				     "the signature does not verify");
 	}
 out:
 	EVP_MD_CTX_free(md);
 	EVP_PKEY_free(pub);
+	return err;
+}
+
+enum rp_err rp_store_template_verify(struct rp_store *s, struct rp_status *st,
+				     size_t idx)
+{
+	const struct rp_template *t = &s->keyring.templates[idx];
+	const long k = rp_keyring_find_id(&s->keyring, t->signer);
+	struct rp_buf msg = { 0 };
+	enum rp_err err;
+
+	if (k < 0) {
+		return rp_status_fail(st, RP_ERR_NOKEY,
+				      "template '%s': its signer is not in the "
+				      "store",
+				      t->name);
+	}
+	if (rp_template_message(&msg, t)) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	err = rp_store_verify_msg(s, st, (size_t)k, msg.p, msg.len, t->sig,
+				  t->sig_len);
+	if (err == RP_ERR_AUTH) {
+		rp_status_prefix(st, "template '%s'", t->name);
+	}
 	rp_buf_fini(&msg);
 	return err;
 }

@@ -96,6 +96,18 @@ RP_MUST_CHECK enum rp_err rp_store_key_export(struct rp_store *s,
 RP_MUST_CHECK enum rp_err
 rp_store_key_destroy(struct rp_store *s, struct rp_status *st, size_t idx);
 
+/*
+ * rp_store_verify_msg checks a signature of rp_store_sign (RSA-PSS with
+ * SHA-256 and salt 32, or Ed25519 for the X25519 type's signing key) under
+ * key
+ * `idx`'s public half (any state: a revoked key's old statements still
+ * verify; the caller judges the state). RP_ERR_AUTH if it does not.
+ */
+RP_MUST_CHECK enum rp_err
+rp_store_verify_msg(struct rp_store *s, struct rp_status *st, size_t idx,
+		    const uint8_t *msg, size_t msg_len, const uint8_t *sig,
+		    size_t sig_len);
+
 /* rp_store_template_create adds a rights template signed by the active key. */
 RP_MUST_CHECK enum rp_err rp_store_template_create(struct rp_store *s,
 						   struct rp_status *st,

@@ -20,6 +20,7 @@
 
 #include "age_recip.h"
 #include "ks_soft.h"
+#include "rp_testhook.h"
 #include "store_internal.h"
 #include "rp_buf.h"
 #include "rp_file.h"
@@ -701,7 +702,7 @@ enum rp_err rp_store_open_backend(struct rp_store *s, struct rp_status *st)
 
 uint64_t rp_store_now(void)
 {
-	return (uint64_t)time(NULL);
+	return (uint64_t)time(NULL) + (uint64_t)rp_test_clock_skew();
 }
 
 static enum rp_err add_new_key(struct rp_store *s, struct rp_status *st,

@@ -91,6 +91,13 @@ const char *rp_store_dir(const struct rp_store *s);
 /* rp_store_keyring returns the keyring; borrowed, valid until changed. */
 const struct rp_keyring *rp_store_keyring(const struct rp_store *s);
 
+/*
+ * rp_store_now returns the store's clock: the current Unix time. In
+ * builds with test hooks, REPROTECT_TEST_CLOCK_SKEW (seconds, may be
+ * negative) is added, so a test can let a waiting period pass.
+ */
+uint64_t rp_store_now(void);
+
 /* rp_store_world_id returns the 16-byte security world id; borrowed. */
 const uint8_t *rp_store_world_id(const struct rp_store *s);
 

@@ -64,7 +64,4 @@ RP_MUST_CHECK enum rp_err rp_store_ks_default(struct rp_store *s,
 					      struct rp_keystore **out,
 					      uint8_t *out_backend);
 
-/* rp_store_now returns the current Unix time. */
-uint64_t rp_store_now(void);
-
 #endif

@@ -672,11 +672,56 @@ static void test_merkle_max_batch_verifies(void **state)
 	free(leaves);
 }
 
+/* the streaming root: the CT known answers, then every size to 1100 and
+ * a larger odd one against the reference */
+static void test_merkle_root_of_matches(void **state)
+{
+	uint8_t kat[8][HASH_LEN], got[HASH_LEN], want[HASH_LEN];
+	uint8_t(*leaves)[HASH_LEN] = NULL;
+	struct rp_status st = { 0 };
+	const size_t big = 70001;
+
+	(void)state;
+	ct_leaves(kat);
+	for (size_t n = 1; n <= 8; n++) {
+		assert_int_equal(
+			rp_merkle_root_of(got, &st, CONST_HASHES(kat), n),
+			RP_OK);
+		hex_decode(want, HASH_LEN, ct_roots[n - 1]);
+		assert_memory_equal(got, want, HASH_LEN);
+	}
+	/* no leaves: SHA-256 of the empty string */
+	assert_int_equal(rp_merkle_root_of(got, &st, NULL, 0), RP_OK);
+	hex_decode(want, HASH_LEN,
+		   "e3b0c44298fc1c149afbf4c8996fb924"
+		   "27ae41e4649b934ca495991b7852b855");
+	assert_memory_equal(got, want, HASH_LEN);
+	leaves = calloc(big, HASH_LEN);
+	assert_non_null(leaves);
+	for (size_t i = 0; i < big; i++) {
+		memcpy(leaves[i], &i, sizeof(i));
+		leaves[i][31] = (uint8_t)(i * 7);
+	}
+	for (size_t n = 1; n <= 1100; n++) {
+		ref_mth(want, CONST_HASHES(leaves), n);
+		assert_int_equal(
+			rp_merkle_root_of(got, &st, CONST_HASHES(leaves), n),
+			RP_OK);
+		assert_memory_equal(got, want, HASH_LEN);
+	}
+	ref_mth(want, CONST_HASHES(leaves), big);
+	assert_int_equal(rp_merkle_root_of(got, &st, CONST_HASHES(leaves), big),
+			 RP_OK);
+	assert_memory_equal(got, want, HASH_LEN);
+	free(leaves);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_merkle_leaf_matches_rfc6962_kat),
 		cmocka_unit_test(test_merkle_root_matches_ct_kat),
+		cmocka_unit_test(test_merkle_root_of_matches),
 		cmocka_unit_test(test_merkle_path_matches_ct_kat),
 		cmocka_unit_test(test_merkle_tree_small_sizes_match_reference),
 		cmocka_unit_test(test_merkle_tree_64_matches_reference),

@@ -5,7 +5,7 @@
  *   - the outcome is a known one and its name, the key "-" or 16
  *     lower-case hex digits, and path and reason lie inside the line;
  *   - writing the fields back as engine/run.c's record() does (the
- *     escaping of its journal_path(), mirrored below) gives exactly the
+ *     escaping of common/rp_text.c) gives exactly the
  *     line: the parser accepts only what the writer makes;
  *   - the line is at most RP_JOURNAL_LINE_MAX bytes and has no NUL.
  * Failures are RP_ERR_FORMAT.
@@ -18,26 +18,12 @@
 #include "fuzz.h"
 #include "journal.h"
 #include "rp_buf.h"
+#include "rp_text.h"
 
-
-/* add_escaped is engine/run.c's journal_path(), into a buffer */
+/* add_escaped: the writer's escaping (common/rp_text.c), into a buffer */
 static void add_escaped(struct rp_buf *b, const char *p)
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (; *p; p++) {
-		const unsigned char c = (unsigned char)*p;
-
-		if (c == '\\' || c == '\t' || c == '\n' || c < 0x20 ||
-		    c == 0x7f) {
-			const char e[4] = { '\\', 'x', digits[c >> 4],
-					    digits[c & 15] };
-
-			CHECK(rp_buf_add(b, e, 4) == RP_OK);
-		} else {
-			CHECK(rp_buf_add_u8(b, c) == RP_OK);
-		}
-	}
+	CHECK(rp_text_add_escaped(b, p) == RP_OK);
 }
 
 static int inside(const char *p, const char *line, size_t len)

@@ -43,7 +43,7 @@ umask 077
 export REPROTECT_STORE="$T/store" REPROTECT_PASSPHRASE="fuzz corpus"
 
 for d in age_header age_recip age_stream b64 keyring license shares zcodec \
-	key_backup audit journal key_import; do
+	key_backup audit journal key_import census; do
 	(umask 022 && mkdir -p "$C/$d")
 	rm -f "$C/$d"/seed-*
 done
@@ -118,6 +118,16 @@ ln -s doc4.txt.age tree/link.age
 "$R" rekey --alg x25519 >/dev/null
 "$R" run tree --dry-run --journal journal-dry-run >/dev/null || true
 "$R" run tree --in-place --journal journal-in-place >/dev/null || true
+# census statements: whole, one shard and a merge of three (the tree has
+# names that need escaping, a torn document and a link)
+"$R" rekey >/dev/null
+"$R" census tree --quiet --report census-all >/dev/null || true
+for i in 0 1 2; do
+	"$R" census tree --quiet --shard $i/3 --report census-shard$i \
+		>/dev/null || true
+done
+"$R" census merge census-shard0 census-shard1 census-shard2 \
+	--report census-merged >/dev/null
 cp "$REPROTECT_STORE/audit.log" "$REPROTECT_STORE/audit.head" .
 
 # ---- corpora ------------------------------------------------------------
@@ -456,6 +466,17 @@ edge = {
 }
 for name, line in edge.items():
     put("journal", name, line)
+
+# census: real statements, and each cut at a line, a line doubled, the
+# signature line dropped
+for f in ("census-all", "census-shard1", "census-merged"):
+    c = read(f)
+    put("census", f[7:], c)
+    lines = c.split(b"\n")
+    put("census", f[7:] + "-no-sig", b"\n".join(lines[:-2]) + b"\n")
+    put("census", f[7:] + "-cut", b"\n".join(lines[: len(lines) // 2]))
+    put("census", f[7:] + "-dup", b"\n".join(lines[:3] + lines[2:]))
+put("census", "magic-only", b"reprotect-census/v1\n")
 PY
 echo "make_corpus.sh: $(find "$C" -type f -name 'seed-*' | wc -l) seeds," \
 	"$(find "$C" -type f -exec cat {} + | wc -c) bytes in $C"
