@@ -12,6 +12,8 @@
 #include <openssl/crypto.h>
 
 #include "audit.h"
+#include "lifecycle.h"
+#include "rp_b64.h"
 #include "rp_buf.h"
 #include "rp_file.h"
 
@@ -60,6 +62,8 @@ int rp_cli_exit(enum rp_err err)
 		return RP_EXIT_NOKEY;
 	case RP_ERR_REVOKED:
 		return RP_EXIT_REVOKED;
+	case RP_ERR_RETIRING:
+		return RP_EXIT_RETIRING;
 	case RP_ERR_STATE:
 	case RP_ERR_EXISTS:
 	case RP_ERR_NOTFOUND:
@@ -204,6 +208,75 @@ enum rp_err rp_cli_store_dir(const struct rp_cli *cli, struct rp_status *st,
 	return rp_store_default_dir(out, out_cap, st);
 }
 
+int rp_cli_purge_due(struct rp_store *s, struct rp_status *st, FILE *out,
+		     const char *prefix)
+{
+	int num = 0;
+
+	for (size_t i = 0; i < rp_store_keyring(s)->num_keys; i++) {
+		const struct rp_key_info *k = &rp_store_keyring(s)->keys[i];
+		uint8_t id[RP_KEY_ID_LEN], census[32];
+		char hex[2 * RP_KEY_ID_LEN + 1], c_hex[65], when[32];
+
+		if (!rp_store_key_is_due(s, i)) {
+			continue;
+		}
+		memcpy(id, k->id, sizeof(id));
+		memcpy(census, k->retire_census, sizeof(census));
+		rp_key_id_hex(hex, id);
+		rp_hex_encode(c_hex, census, sizeof(census));
+		rp_cli_fmt_time(when, k->purge_at);
+		if (rp_cli_audit_gate(s, st, "key.purge", id, "census=%s",
+				      c_hex) ||
+		    rp_store_key_purge(s, st, i)) {
+			return -1;
+		}
+		fprintf(out,
+			"%sdestroyed %s: retired with census %.16s, its "
+			"waiting period ended %s\n",
+			prefix, hex, c_hex, when);
+		rp_cli_audit(s, "key.purge", id, "census=%s", c_hex);
+		num++;
+	}
+	return num;
+}
+
+/*
+ * auto_purge: a store whose retiring keys' waiting periods are over has
+ * them destroyed by the first command that opens it, which says so
+ * (stderr). Returns 1 if it purged (the caller reopens the store: its
+ * lock is held until rp_store_free), 0 if nothing was due or it could not
+ * (then the command goes on, after a warning).
+ */
+static int auto_purge(struct rp_store *s)
+{
+	struct rp_status st = { 0 };
+	int is_due = 0, n;
+
+	for (size_t i = 0; i < rp_store_keyring(s)->num_keys; i++) {
+		is_due |= rp_store_key_is_due(s, i);
+	}
+	if (!is_due) {
+		return 0;
+	}
+	if (rp_store_lock(s, &st, 10000)) {
+		fprintf(stderr,
+			"reprotect: warning: a retiring key is due for "
+			"destruction, but %s\n",
+			rp_status_msg(&st));
+		return 0;
+	}
+	/* on stderr: stdout is the command's */
+	n = rp_cli_purge_due(s, &st, stderr, "reprotect: ");
+	if (n < 0) {
+		fprintf(stderr,
+			"reprotect: warning: a retiring key is due for "
+			"destruction, but %s\n",
+			rp_status_msg(&st));
+	}
+	return 1;
+}
+
 enum rp_err rp_cli_open_store(const struct rp_cli *cli, struct rp_status *st,
 			      struct rp_store **out)
 {
@@ -216,6 +289,13 @@ enum rp_err rp_cli_open_store(const struct rp_cli *cli, struct rp_status *st,
 		err = rp_cli_passphrase(cli, st, 0, &pass, &pass_len);
 	}
 	if (!err) {
+		err = rp_store_open(out, st, dir, (const uint8_t *)pass,
+				    pass_len);
+	}
+	if (!err && !cli->no_auto_purge && auto_purge(*out)) {
+		/* the purge held the store's lock: open it afresh */
+		rp_store_free(*out);
+		*out = NULL;
 		err = rp_store_open(out, st, dir, (const uint8_t *)pass,
 				    pass_len);
 	}

@@ -24,13 +24,14 @@ enum rp_exit {
 	RP_EXIT_STORE = 7,    /* store refused: passphrase, lock, key state */
 	RP_EXIT_STOPPED = 8,  /* run: stopped (signal, keystore down, disk
 			       * full); run again */
+	RP_EXIT_RETIRING = 9, /* under a retiring key: 'key keep' it */
 };
 
 #define RP_EXIT_CODES_HELP                                                     \
 	"Exit codes:\n"                                                        \
 	"  0  success\n"                                                       \
-	"  1  some inputs failed (commands over many files; for run, also\n"  \
-	"     documents left busy or that a rewrite cannot keep whole)\n"    \
+	"  1  some inputs failed (commands over many files; for run, also\n"   \
+	"     documents left busy or that a rewrite cannot keep whole)\n"      \
 	"  2  usage error\n"                                                   \
 	"  3  malformed, tampered or unlicensed input\n"                       \
 	"  4  no key in the store matches\n"                                   \
@@ -38,9 +39,13 @@ enum rp_exit {
 	"  6  I/O or system error\n"                                           \
 	"  7  the store refused: wrong passphrase, locked, existing output,\n" \
 	"     or a key state that does not allow the operation\n"              \
-	"  8  run or verify stopped (a signal, the keystore unavailable, the\n" \
-	"     disk full or read-only, out of descriptors or memory, the\n"    \
-	"     target key revoked or replaced meanwhile): run it again\n"
+	"  8  run or verify stopped (a signal, the keystore unavailable, "     \
+	"the\n"                                                                \
+	"     disk full or read-only, out of descriptors or memory, the\n"     \
+	"     target key revoked or replaced meanwhile): run it again\n"       \
+	"  9  the key is retiring: it opens nothing; 'reprotect key keep'\n"   \
+	"     it before its destruction date to open its documents (run:\n"    \
+	"     documents were found under a retiring key)\n"
 
 #define RP_COMMON_HELP                                                         \
 	"Common options:\n"                                                    \
@@ -59,6 +64,7 @@ struct rp_cli {
 	const char *store_dir; /* NULL: default */
 	const char *pass_file; /* NULL: env or prompt */
 	const char *pin_file;  /* NULL: env REPROTECT_PKCS11_PIN */
+	int no_auto_purge;     /* key purge: it purges, and says so itself */
 };
 
 /* Long option ids shared by every command (beyond ASCII). */
@@ -116,7 +122,21 @@ enum rp_err rp_cli_passphrase(const struct rp_cli *cli, struct rp_status *st,
 enum rp_err rp_cli_store_dir(const struct rp_cli *cli, struct rp_status *st,
 			     char *out, size_t out_cap);
 
-/* rp_cli_open_store opens the store (asking for the passphrase). */
+/*
+ * rp_cli_purge_due destroys every retiring key whose waiting period is
+ * over (the audit log sealed: a '.begin' record first, the census that
+ * allowed it in both), printing a line for each to `out` after `prefix`.
+ * The caller
+ * holds the store's lock. Returns how many, or -1 (the failure in `st`).
+ */
+int rp_cli_purge_due(struct rp_store *s, struct rp_status *st, FILE *out,
+		     const char *prefix);
+
+/*
+ * rp_cli_open_store opens the store (asking for the passphrase). Retiring
+ * keys whose waiting period is over are destroyed first, saying so on
+ * stderr (rp_cli_purge_due).
+ */
 enum rp_err rp_cli_open_store(const struct rp_cli *cli, struct rp_status *st,
 			      struct rp_store **out);
 
@@ -182,6 +202,20 @@ void rp_cli_print_line(void *arg, const char *line);
  */
 extern volatile sig_atomic_t rp_cli_stop_flag;
 void rp_cli_on_signals(void);
+
+/*
+ * rp_cli_census_for_retire checks that the census statement at `path`
+ * lets key `idx` retire: good (this store's, signer not revoked, signature
+ * verifies), whole (not one shard), taken after the key was archived and
+ * after the last run that moved documents and the last rekey (the audit
+ * log), no document under the key and none it could not attribute, and
+ * every one of `roots` inside its roots. `digest` gets the statement's
+ * SHA-256. RP_ERR_STATE saying what is missing otherwise.
+ */
+enum rp_err rp_cli_census_for_retire(struct rp_store *s, struct rp_status *st,
+				     const char *path, size_t idx,
+				     const char *const *roots, size_t num_roots,
+				     uint8_t digest[RP_ATLEAST(32)]);
 
 /* the commands: argc/argv start at the command name */
 int rp_cmd_rekey(struct rp_cli *cli, int argc, char **argv);

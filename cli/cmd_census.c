@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "afile.h"
 #include "audit.h"
 #include "census.h"
@@ -317,6 +319,174 @@ static enum rp_err load_verified(struct rp_store *s, struct rp_status *st,
 	if (err) {
 		rp_status_prefix(st, "%s: the census statement", path);
 	}
+	return err;
+}
+
+/* the audit log's runs and rekeys after a census */
+struct since {
+	uint64_t after;	    /* the census's audit position */
+	uint64_t moved_seq; /* a run that moved documents after it: its seq */
+	uint64_t rekey_seq; /* a rekey after it */
+};
+
+static void scan_since(void *arg, const struct rp_audit_record *rec)
+{
+	struct since *sn = arg;
+	const char *m;
+
+	if (rec->seq <= sn->after) {
+		return;
+	}
+	if (!strcmp(rec->op, "run") && (m = strstr(rec->detail, "moved=")) &&
+	    strtoull(m + 6, NULL, 10) > 0 && !sn->moved_seq) {
+		sn->moved_seq = rec->seq;
+	}
+	if (!strcmp(rec->op, "rekey") && !sn->rekey_seq) {
+		sn->rekey_seq = rec->seq;
+	}
+}
+
+/* is_under: `path` is `root` or inside it (both resolved) */
+static int is_under(const char *path, const char *root)
+{
+	const size_t n = strlen(root);
+
+	if (!strcmp(root, "/")) {
+		return 1;
+	}
+	return !strncmp(path, root, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+enum rp_err rp_cli_census_for_retire(struct rp_store *s, struct rp_status *st,
+				     const char *path, size_t idx,
+				     const char *const *roots, size_t num_roots,
+				     uint8_t digest[RP_ATLEAST(32)])
+{
+	const struct rp_key_info *k = &rp_store_keyring(s)->keys[idx];
+	struct rp_buf buf = { 0 };
+	struct rp_census c;
+	const struct rp_census_key *line = NULL;
+	struct since sn = { 0 };
+	uint64_t unattributed = 0, under_k = 0;
+	char *doc_path = NULL;
+	char hex[2 * RP_KEY_ID_LEN + 1];
+	enum rp_err err;
+
+	memset(&c, 0, sizeof(c));
+	rp_hex_encode(hex, k->id, RP_KEY_ID_LEN);
+	err = load_verified(s, st, path, &buf, &c);
+	if (err) {
+		goto out;
+	}
+	if (c.sel == RP_CENSUS_SHARD) {
+		err = rp_status_fail(st, RP_ERR_STATE,
+				     "%s is the census of shard %llu of %llu: "
+				     "merge every shard first ('reprotect "
+				     "census merge')",
+				     path, (unsigned long long)c.shard_i,
+				     (unsigned long long)c.shard_n);
+		goto out;
+	}
+	for (size_t i = 0; i < c.num_keys; i++) {
+		if (!memcmp(c.keys[i].id, k->id, RP_KEY_ID_LEN)) {
+			line = &c.keys[i];
+		}
+	}
+	if (!line || !strcmp(line->state, "active") ||
+	    !strcmp(line->state, "pending")) {
+		err = rp_status_fail(
+			st, RP_ERR_STATE,
+			"%s was taken while key %.16s was %s: take "
+			"a census after it was archived",
+			path, hex, line ? line->state : "not yet in the store");
+		goto out;
+	}
+	doc_path = malloc(1 << 16);
+	if (!doc_path) {
+		err = rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	{
+		size_t off = c.docs_off;
+		struct rp_census_doc d;
+
+		while (rp_census_next_doc(&c, buf.p, &off, &d, doc_path,
+					  1 << 16)) {
+			if (d.has_key && !memcmp(d.key, k->id, RP_KEY_ID_LEN)) {
+				under_k++;
+			} else if (!strncmp(d.outcome, "failed-", 7) ||
+				   !strcmp(d.outcome, "skipped-busy")) {
+				unattributed++;
+			}
+		}
+	}
+	if (line->docs || under_k) {
+		err = rp_status_fail(st, RP_ERR_STATE,
+				     "%s shows %llu documents still under key "
+				     "%.16s: move them ('reprotect run ... "
+				     "--in-place'), then take a census again",
+				     path,
+				     (unsigned long long)(line->docs > under_k
+								  ? line->docs
+								  : under_k),
+				     hex);
+		goto out;
+	}
+	if (unattributed) {
+		err = rp_status_fail(
+			st, RP_ERR_STATE,
+			"%s lists %llu documents whose key it "
+			"could not tell (failed or busy): they may "
+			"be under key %.16s; settle them, then take "
+			"a census again",
+			path, (unsigned long long)unattributed, hex);
+		goto out;
+	}
+	for (size_t i = 0; i < num_roots; i++) {
+		char *real = realpath(roots[i], NULL);
+		int is_covered = 0;
+
+		for (size_t r = 0; real && r < c.num_roots; r++) {
+			is_covered |= is_under(real, c.roots[r]);
+		}
+		if (!real || !is_covered) {
+			err = rp_status_fail(
+				st, RP_ERR_STATE, "%s does not cover '%s'%s",
+				path, roots[i],
+				real ? "" : " (it cannot be resolved)");
+			free(real);
+			goto out;
+		}
+		free(real);
+	}
+	sn.after = c.audit_seq;
+	err = rp_audit_verify(s, st, scan_since, &sn, NULL);
+	if (err) {
+		goto out;
+	}
+	if (sn.moved_seq || sn.rekey_seq) {
+		err = rp_status_fail(
+			st, RP_ERR_STATE,
+			"%s is older than the %s recorded in audit "
+			"record %llu: take a census again",
+			path,
+			sn.moved_seq ? "run that moved documents" : "rekey",
+			(unsigned long long)(sn.moved_seq ? sn.moved_seq
+							  : sn.rekey_seq));
+		goto out;
+	}
+	if (c.taken > rp_store_now()) {
+		err = rp_status_fail(st, RP_ERR_STATE,
+				     "%s was taken in the future", path);
+		goto out;
+	}
+	if (!EVP_Digest(buf.p, buf.len, digest, NULL, EVP_sha256(), NULL)) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "sha-256");
+	}
+out:
+	free(doc_path);
+	rp_census_fini(&c);
+	rp_buf_fini(&buf);
 	return err;
 }
 

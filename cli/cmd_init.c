@@ -23,6 +23,9 @@ static const char help[] =
 	"  --pkcs11-module PATH the PKCS#11 module (default\n"
 	"                       /usr/lib/softhsm/libsofthsm2.so)\n"
 	"  --pkcs11-token LABEL the token, by label (default: reprotect)\n"
+	"  --min-retire-wait DAYS  the shortest waiting period a 'key\n"
+	"                       retire' may have (default 7; no command\n"
+	"                       can change it later)\n"
 	"  --from-shares FILE.. rebuild the security world of an earlier "
 	"store\n"
 	"                       from K of its admin shares ('world backup'),\n"
@@ -37,6 +40,7 @@ enum {
 	OPT_MODULE,
 	OPT_TOKEN,
 	OPT_SHARES,
+	OPT_MIN_WAIT,
 };
 
 int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
@@ -47,6 +51,7 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 		{ "pkcs11-module", required_argument, NULL, OPT_MODULE },
 		{ "pkcs11-token", required_argument, NULL, OPT_TOKEN },
 		{ "from-shares", no_argument, NULL, OPT_SHARES },
+		{ "min-retire-wait", required_argument, NULL, OPT_MIN_WAIT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rp_status st = { 0 };
@@ -66,6 +71,7 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 	enum rp_err err = RP_OK;
 	int c, rc = RP_EXIT_OK;
 	int n_module, n_token;
+	uint64_t min_wait = 0;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -83,6 +89,15 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 			break;
 		case OPT_SHARES:
 			is_from_shares = 1;
+			break;
+		case OPT_MIN_WAIT:
+			if (!rp_cli_parse_u64(optarg, &min_wait) || !min_wait ||
+			    min_wait > RP_RETIRE_MAX_DAYS) {
+				return rp_cli_usage("init",
+						    "--min-retire-wait: 1 to "
+						    "%d days",
+						    RP_RETIRE_MAX_DAYS);
+			}
 			break;
 		default:
 			if (!rp_cli_common_opt(cli, c, optarg)) {
@@ -150,6 +165,9 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 					 pass_len, &conf,
 					 is_from_shares ? world_key : NULL,
 					 is_from_shares ? world_id : NULL);
+	}
+	if (!err && min_wait) {
+		err = rp_store_set_min_retire_days(s, &st, (uint32_t)min_wait);
 	}
 	if (!err && conf.backend == RP_BACKEND_PKCS11) {
 		err = rp_cli_pin(cli, &st, &pin, &pin_len);

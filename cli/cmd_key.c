@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "rp_b64.h"
 #include "rp_buf.h"
 #include "rp_file.h"
 #include "lifecycle.h"
@@ -19,6 +20,10 @@ static const char help[] =
 	"       reprotect key restore FILE\n"
 	"       reprotect key revoke ID [--yes] [--force]\n"
 	"       reprotect key destroy ID --without-census [--yes]\n"
+	"       reprotect key retire ID --census FILE --root PATH...\n"
+	"                            [--wait DAYS]\n"
+	"       reprotect key keep ID\n"
+	"       reprotect key purge\n"
 	"       reprotect key export ID [-o FILE]\n"
 	"\n"
 	"create   generates a key on the store's backend (soft, or the "
@@ -42,10 +47,24 @@ static const char help[] =
 	"         backup. Refused for a key never backed up, unless --force.\n"
 	"         Revoking the active key stops all protection until a rekey.\n"
 	"destroy  a revoked key, for good: its documents can never be opened\n"
-	"         again and its backups are refused. No census can prove yet\n"
-	"         that no document is left under the key: --without-census\n"
-	"         says to destroy it without that proof, and the audit log\n"
-	"         records that none was given.\n"
+	"         again and its backups are refused. --without-census says\n"
+	"         to destroy it without proof that no document is left\n"
+	"         under it, and the audit log records that none was given\n"
+	"         (retire is the way with a proof).\n"
+	"retire   an archived key, with proof that nothing depends on it: a\n"
+	"         census (reprotect census) signed by this store, whole (all\n"
+	"         shards merged), taken after the key was archived and after\n"
+	"         the last run that moved documents and the last rekey,\n"
+	"         covering every --root PATH, showing no document under the\n"
+	"         key and none it could not attribute. The key opens nothing\n"
+	"         from then on (exit code 9, with the date) and is destroyed\n"
+	"         by the first command after --wait DAYS (default 7; the\n"
+	"         store's minimum, set at init, cannot be lowered).\n"
+	"keep     cancels a retirement within the waiting period: the key\n"
+	"         is archived again and opens its documents.\n"
+	"purge    destroys every retiring key whose waiting period is over\n"
+	"         (any command that opens the store does it too, and says\n"
+	"         so); the audit log records the census that allowed it.\n"
 	"export   prints the private key (PEM, or an age identity): only for\n"
 	"         keys created or imported with --exportable.\n"
 	"\n"
@@ -53,6 +72,10 @@ static const char help[] =
 	"  --force   revoke a key that was never backed up\n"
 	"  --without-census  destroy without proof that no document is\n"
 	"            left under the key (required)\n"
+	"  --census FILE     the census statement (retire)\n"
+	"  --root PATH       a root the census must cover (retire; one or\n"
+	"            more)\n"
+	"  --wait DAYS       the waiting period before destruction (retire)\n"
 	"  -o FILE   output file (backup, export)\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
 
@@ -64,6 +87,17 @@ enum {
 	OPT_YES,
 	OPT_FORCE,
 	OPT_WITHOUT_CENSUS,
+	OPT_CENSUS,
+	OPT_ROOT,
+	OPT_WAIT,
+};
+
+/* what 'key retire' is given */
+struct retire_args {
+	const char *census;
+	const char *roots[64];
+	size_t num_roots;
+	uint64_t wait_days; /* 0: the default (the store's minimum or more) */
 };
 
 static void print_created(const struct rp_store *s, size_t idx)
@@ -79,7 +113,7 @@ static void print_created(const struct rp_store *s, size_t idx)
 static void key_json(const struct rp_key_info *k)
 {
 	char hex[2 * RP_KEY_ID_LEN + 1];
-	char t[6][32];
+	char t[8][32];
 
 	rp_key_id_hex(hex, k->id);
 	rp_cli_fmt_time(t[0], k->created_at);
@@ -88,16 +122,19 @@ static void key_json(const struct rp_key_info *k)
 	rp_cli_fmt_time(t[3], k->revoked_at);
 	rp_cli_fmt_time(t[4], k->destroyed_at);
 	rp_cli_fmt_time(t[5], k->backed_up_at);
+	rp_cli_fmt_time(t[6], k->state == RP_KEY_RETIRING ? k->retired_at : 0);
+	rp_cli_fmt_time(t[7], k->state == RP_KEY_RETIRING ? k->purge_at : 0);
 	printf("{\"id\": \"%s\", \"alg\": \"%s\", \"state\": \"%s\", "
 	       "\"backend\": \"%s\", \"exportable\": %s, \"imported\": %s, "
 	       "\"created\": \"%s\", \"activated\": \"%s\", "
 	       "\"archived\": \"%s\", \"revoked\": \"%s\", "
-	       "\"destroyed\": \"%s\", \"backed_up\": \"%s\"}",
+	       "\"destroyed\": \"%s\", \"backed_up\": \"%s\", "
+	       "\"retired\": \"%s\", \"purge_at\": \"%s\"}",
 	       hex, rp_key_alg_name(k->alg), rp_key_state_name(k->state),
 	       k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11",
 	       k->flags & RP_KEY_EXPORTABLE ? "true" : "false",
 	       k->flags & RP_KEY_IMPORTED ? "true" : "false", t[0], t[1], t[2],
-	       t[3], t[4], t[5]);
+	       t[3], t[4], t[5], t[6], t[7]);
 }
 
 static void list_json(const struct rp_keyring *kr)
@@ -136,6 +173,17 @@ static void show_text(const struct rp_key_info *k)
 	printf("destroyed:   %s\n", t);
 	rp_cli_fmt_time(t, k->backed_up_at);
 	printf("backed up:   %s\n", t);
+	if (k->state == RP_KEY_RETIRING) {
+		char c_hex[65];
+
+		rp_cli_fmt_time(t, k->retired_at);
+		printf("retired:     %s\n", t);
+		rp_cli_fmt_time(t, k->purge_at);
+		printf("purge at:    %s\n", t);
+		rp_hex_encode(c_hex, k->retire_census,
+			      sizeof(k->retire_census));
+		printf("census:      %s\n", c_hex);
+	}
 }
 
 static void list_table(const struct rp_keyring *kr)
@@ -160,8 +208,9 @@ static void list_table(const struct rp_keyring *kr)
 
 static int needs_id(const char *sub)
 {
-	static const char *const subs[] = { "show", "backup", "revoke",
-					    "destroy", "export" };
+	static const char *const subs[] = { "show",    "backup", "revoke",
+					    "destroy", "export", "retire",
+					    "keep" };
 
 	for (size_t i = 0; i < RP_ARRAY_LEN(subs); i++) {
 		if (!strcmp(sub, subs[i])) {
@@ -186,10 +235,56 @@ static enum rp_err write_out(struct rp_status *st, const char *path,
 	return rp_file_write_atomic(st, path, b->p, b->len, 1);
 }
 
+/* retire: the census checked under the lock, then the key retiring */
+static enum rp_err key_retire(struct rp_status *st, struct rp_store *s,
+			      size_t idx, const struct retire_args *ra)
+{
+	const struct rp_keyring *kr = rp_store_keyring(s);
+	uint32_t days = (uint32_t)ra->wait_days;
+	uint8_t digest[32];
+	char c_hex[65], when[32], hex[2 * RP_KEY_ID_LEN + 1];
+	enum rp_err err;
+
+	if (!days) {
+		days = rp_keyring_min_retire_days(kr) > RP_RETIRE_DEFAULT_DAYS
+			       ? rp_keyring_min_retire_days(kr)
+			       : RP_RETIRE_DEFAULT_DAYS;
+	}
+	err = rp_store_key_retire_check(s, st, idx, days);
+	if (!err) {
+		err = rp_cli_census_for_retire(s, st, ra->census, idx,
+					       ra->roots, ra->num_roots,
+					       digest);
+	}
+	if (err) {
+		return err;
+	}
+	rp_hex_encode(c_hex, digest, sizeof(digest));
+	err = rp_cli_audit_gate(s, st, "key.retire", kr->keys[idx].id,
+				"census=%s wait=%ud", c_hex, days);
+	if (!err) {
+		err = rp_store_key_retire(s, st, idx, days, digest);
+	}
+	if (err) {
+		return err;
+	}
+	kr = rp_store_keyring(s);
+	rp_key_id_hex(hex, kr->keys[idx].id);
+	rp_cli_fmt_time(when, kr->keys[idx].purge_at);
+	printf("retiring %s: it opens nothing from now on and is destroyed "
+	       "at the first command after %s; 'reprotect key keep %.16s' "
+	       "cancels it until then\n",
+	       hex, when, hex);
+	rp_cli_audit(s, "key.retire", kr->keys[idx].id, "census=%s purge_at=%s",
+		     c_hex, when);
+	return RP_OK;
+}
+
 static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 			    struct rp_store *s, const char *sub,
 			    const char *arg, const char *out, int is_yes,
-			    int is_force, int is_json)
+			    int is_force, int is_json,
+			    const struct retire_args *ra)
 {
 	struct rp_buf b = { 0 };
 	char hex[2 * RP_KEY_ID_LEN + 1];
@@ -315,6 +410,20 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 				     rp_store_keyring(s)->keys[idx].id,
 				     "force=%d", is_force);
 		}
+	} else if (!strcmp(sub, "retire")) {
+		err = key_retire(st, s, idx, ra);
+	} else if (!strcmp(sub, "keep")) {
+		err = rp_cli_audit_gate(s, st, "key.keep",
+					rp_store_keyring(s)->keys[idx].id, "-");
+		if (!err) {
+			err = rp_store_key_keep(s, st, idx);
+		}
+		if (!err) {
+			printf("kept %s: archived again, its documents open\n",
+			       hex);
+			rp_cli_audit(s, "key.keep",
+				     rp_store_keyring(s)->keys[idx].id, "-");
+		}
 	} else if (!strcmp(sub, "destroy")) {
 		char what[400];
 
@@ -358,6 +467,9 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		{ "yes", no_argument, NULL, OPT_YES },
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "without-census", no_argument, NULL, OPT_WITHOUT_CENSUS },
+		{ "census", required_argument, NULL, OPT_CENSUS },
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -370,6 +482,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 	uint8_t alg = 0;
 	int is_activate = 0, is_json = 0, is_yes = 0, is_force = 0;
 	int is_without_census = 0;
+	struct retire_args ra = { 0 };
 	uint8_t flags = 0;
 	size_t idx = 0;
 	enum rp_err err = RP_OK;
@@ -383,7 +496,8 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		}
 		return rp_cli_usage("key", "give a subcommand: create, import, "
 					   "list, show, backup, restore, "
-					   "revoke, destroy or export");
+					   "revoke, destroy, retire, keep, "
+					   "purge or export");
 	}
 	sub = argv[1];
 	argc--;
@@ -414,6 +528,24 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		case OPT_WITHOUT_CENSUS:
 			is_without_census = 1;
 			break;
+		case OPT_CENSUS:
+			ra.census = optarg;
+			break;
+		case OPT_ROOT:
+			if (ra.num_roots == RP_ARRAY_LEN(ra.roots)) {
+				return rp_cli_usage("key", "too many --root");
+			}
+			ra.roots[ra.num_roots++] = optarg;
+			break;
+		case OPT_WAIT:
+			if (!rp_cli_parse_u64(optarg, &ra.wait_days) ||
+			    !ra.wait_days ||
+			    ra.wait_days > RP_RETIRE_MAX_DAYS) {
+				return rp_cli_usage("key",
+						    "--wait: 1 to %d days",
+						    RP_RETIRE_MAX_DAYS);
+			}
+			break;
 		case 'o':
 			out = optarg;
 			break;
@@ -423,7 +555,13 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 			}
 		}
 	}
-	if (!strcmp(sub, "create") || !strcmp(sub, "list")) {
+	if ((ra.census || ra.num_roots || ra.wait_days) &&
+	    strcmp(sub, "retire")) {
+		return rp_cli_usage("key", "--census, --root and --wait go "
+					   "with retire");
+	}
+	if (!strcmp(sub, "create") || !strcmp(sub, "list") ||
+	    !strcmp(sub, "purge")) {
 		if (optind != argc) {
 			return rp_cli_usage("key", "unexpected argument '%s'",
 					    argv[optind]);
@@ -446,6 +584,12 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		if (!strcmp(sub, "backup") && !out) {
 			return rp_cli_usage("key", "backup needs -o FILE");
 		}
+		if (!strcmp(sub, "retire") && (!ra.census || !ra.num_roots)) {
+			return rp_cli_usage("key",
+					    "retire needs --census FILE and at "
+					    "least one --root PATH it must "
+					    "cover");
+		}
 		if (!strcmp(sub, "destroy") && !is_without_census) {
 			return rp_cli_usage(
 				"key",
@@ -457,8 +601,26 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		return rp_cli_usage("key", "unknown subcommand '%s'", sub);
 	}
 
+	cli->no_auto_purge = !strcmp(sub, "purge");
 	err = rp_cli_open_store(cli, &st, &s);
 	if (err) {
+		goto out;
+	}
+	if (!strcmp(sub, "purge")) {
+		int n;
+
+		err = rp_store_lock(s, &st, 10000);
+		if (err) {
+			goto out;
+		}
+		n = rp_cli_purge_due(s, &st, stdout, "");
+		if (n < 0) {
+			err = st.err;
+			goto out;
+		}
+		if (!n) {
+			printf("no retiring key is due\n");
+		}
 		goto out;
 	}
 	if (!strcmp(sub, "list")) {
@@ -471,7 +633,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 	}
 	if (strcmp(sub, "create") && strcmp(sub, "import")) {
 		err = key_life(cli, &st, s, sub, argv[optind], out, is_yes,
-			       is_force, is_json);
+			       is_force, is_json, &ra);
 		goto out;
 	}
 	err = rp_store_lock(s, &st, 10000);

@@ -172,7 +172,8 @@ void rp_cli_show_progress(void *arg, const struct rp_run_stats_view *v)
 	for (int o = RP_OUT_CURRENT; o <= RP_OUT_SKIP_NOT_FILE; o++) {
 		skipped += v->num[o];
 	}
-	skipped += v->num[RP_OUT_SKIP_BUSY] + v->num[RP_OUT_SKIP_CANNOT_KEEP];
+	skipped += v->num[RP_OUT_SKIP_BUSY] + v->num[RP_OUT_SKIP_CANNOT_KEEP] +
+		   v->num[RP_OUT_SKIP_RETIRING];
 	failed = v->num[RP_OUT_FAIL_BAD] + v->num[RP_OUT_FAIL_CHANGED] +
 		 v->num[RP_OUT_FAIL_IO];
 	if (v->is_total_known && v->num_seen && v->seconds > 1 &&
@@ -810,6 +811,16 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			"untouched: run the same command again to resume\n",
 			o.is_verify ? "verify" : "run", res.stop_reason);
 		rc = RP_EXIT_STOPPED;
+	} else if (res.total.num[RP_OUT_SKIP_RETIRING]) {
+		/* a census missed them: the key is to be destroyed */
+		fprintf(stderr,
+			"reprotect: %llu documents are under a retiring key "
+			"(the journal names them): they open nothing, and "
+			"will never open once the key is destroyed; 'reprotect "
+			"key keep' it, then run again\n",
+			(unsigned long long)
+				res.total.num[RP_OUT_SKIP_RETIRING]);
+		rc = RP_EXIT_RETIRING;
 	} else if (res.total.num[RP_OUT_FAIL_BAD] ||
 		   res.total.num[RP_OUT_FAIL_CHANGED] ||
 		   res.total.num[RP_OUT_FAIL_IO] ||

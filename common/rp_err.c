@@ -28,6 +28,7 @@ static const char *const err_msgs[] = {
 	[RP_ERR_PASSPHRASE] = "wrong or missing passphrase",
 	[RP_ERR_LOCKED] = "store is locked by another process",
 	[RP_ERR_INTERNAL] = "internal error",
+	[RP_ERR_RETIRING] = "the key is retiring",
 };
 
 static const char *const err_names[] = {
@@ -48,6 +49,7 @@ static const char *const err_names[] = {
 	[RP_ERR_PASSPHRASE] = "passphrase",
 	[RP_ERR_LOCKED] = "locked",
 	[RP_ERR_INTERNAL] = "internal",
+	[RP_ERR_RETIRING] = "retiring",
 };
 
 const char *rp_err_str(enum rp_err err)

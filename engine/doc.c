@@ -238,7 +238,8 @@ static int is_system_err(enum rp_err err)
 
 static int is_usable(const struct rp_key_info *k)
 {
-	return k->state != RP_KEY_REVOKED && k->state != RP_KEY_DESTROYED;
+	return k->state != RP_KEY_REVOKED && k->state != RP_KEY_DESTROYED &&
+	       k->state != RP_KEY_RETIRING;
 }
 
 /*

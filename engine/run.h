@@ -44,23 +44,24 @@ enum rp_durability {
 
 /* A document's outcome. The values and names are stable (reports). */
 enum rp_outcome {
-	RP_OUT_MOVED = 0,	    /* now under the active key */
-	RP_OUT_WOULD_MOVE = 1,	    /* dry run: would be moved */
-	RP_OUT_CURRENT = 2,	    /* already under the active key */
+	RP_OUT_MOVED = 0,	      /* now under the active key */
+	RP_OUT_WOULD_MOVE = 1,	      /* dry run: would be moved */
+	RP_OUT_CURRENT = 2,	      /* already under the active key */
 	RP_OUT_SKIP_NOT_SELECTED = 3, /* under a key --from did not name */
-	RP_OUT_SKIP_REVOKED = 4,    /* under a revoked or destroyed key */
-	RP_OUT_SKIP_UNKNOWN_KEY = 5, /* under a key not in the store */
-	RP_OUT_SKIP_UNLICENSED = 6, /* a plain age file */
-	RP_OUT_SKIP_NOT_AGE = 7,    /* not an age file at all */
-	RP_OUT_SKIP_NOT_FILE = 8,   /* symlink, special file, loop, ... */
-	RP_OUT_FAIL_BAD = 9,	    /* malformed or tampered: left as it was */
-	RP_OUT_FAIL_CHANGED = 10,   /* changed while the run read it */
-	RP_OUT_FAIL_IO = 11,	    /* I/O or key store error */
-	RP_OUT_VERIFIED = 12,	    /* verify: opens, every check passes */
-	RP_OUT_SKIP_BUSY = 13,	    /* another process holds its lock */
+	RP_OUT_SKIP_REVOKED = 4,      /* under a revoked or destroyed key */
+	RP_OUT_SKIP_UNKNOWN_KEY = 5,  /* under a key not in the store */
+	RP_OUT_SKIP_UNLICENSED = 6,   /* a plain age file */
+	RP_OUT_SKIP_NOT_AGE = 7,      /* not an age file at all */
+	RP_OUT_SKIP_NOT_FILE = 8,     /* symlink, special file, loop, ... */
+	RP_OUT_FAIL_BAD = 9,	  /* malformed or tampered: left as it was */
+	RP_OUT_FAIL_CHANGED = 10, /* changed while the run read it */
+	RP_OUT_FAIL_IO = 11,	  /* I/O or key store error */
+	RP_OUT_VERIFIED = 12,	  /* verify: opens, every check passes */
+	RP_OUT_SKIP_BUSY = 13,	  /* another process holds its lock */
 	RP_OUT_SKIP_CANNOT_KEEP = 14, /* a rewrite would lose its links,
 					owner, mode or an attribute */
-	RP_OUT_NUM = 15,
+	RP_OUT_SKIP_RETIRING = 15, /* under a retiring key: it opens nothing */
+	RP_OUT_NUM = 16,
 };
 
 /* rp_outcome_name returns "moved", "current", "skipped-revoked", ... */

@@ -7,6 +7,7 @@
 
 static const char *const outcome_names[RP_OUT_NUM] = {
 	[RP_OUT_MOVED] = "moved",
+	[RP_OUT_SKIP_RETIRING] = "skipped-retiring-key",
 	[RP_OUT_WOULD_MOVE] = "would-move",
 	[RP_OUT_CURRENT] = "current",
 	[RP_OUT_SKIP_NOT_SELECTED] = "skipped-not-selected",
@@ -432,7 +433,31 @@ uint8_t run_key_state(const struct run *r, size_t k)
 
 int run_is_gone(uint8_t state)
 {
-	return state == RP_KEY_REVOKED || state == RP_KEY_DESTROYED;
+	return state == RP_KEY_REVOKED || state == RP_KEY_DESTROYED ||
+	       state == RP_KEY_RETIRING;
+}
+
+enum rp_outcome run_gone_outcome(uint8_t state)
+{
+	return state == RP_KEY_RETIRING ? RP_OUT_SKIP_RETIRING
+					: RP_OUT_SKIP_REVOKED;
+}
+
+enum rp_outcome run_outcome_of(const struct rp_status *bad)
+{
+	switch (bad->err) {
+	case RP_ERR_REVOKED:
+		return RP_OUT_SKIP_REVOKED;
+	case RP_ERR_RETIRING:
+		return RP_OUT_SKIP_RETIRING;
+	case RP_ERR_IO:
+	case RP_ERR_HSM:
+	case RP_ERR_CRYPTO:
+	case RP_ERR_NOMEM:
+		return RP_OUT_FAIL_IO;
+	default:
+		return RP_OUT_FAIL_BAD;
+	}
 }
 
 int run_is_selected(const struct run *r, size_t k)

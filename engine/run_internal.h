@@ -236,6 +236,11 @@ enum rp_err run_out_folder(struct run *r, struct out_cache *oc, struct job *j,
 			   struct rp_status *st);
 uint8_t run_key_state(const struct run *r, size_t k);
 int run_is_gone(uint8_t state);
+/* run_gone_outcome: skipped-retiring-key or skipped-revoked-key */
+enum rp_outcome run_gone_outcome(uint8_t state);
+/* run_outcome_of: how a failed check (a key state, the system, the
+ * document) ends the document */
+enum rp_outcome run_outcome_of(const struct rp_status *bad);
 int run_is_selected(const struct run *r, size_t k);
 int run_keep_problem(const struct job *j, char *why, size_t why_len);
 void *run_worker_main(void *p);

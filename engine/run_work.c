@@ -167,12 +167,7 @@ static int is_bound_to_active(struct run *r, size_t worker, struct job *j,
 		return 0;
 	}
 	/* as prepare judges the same checks of a document it would move */
-	run_finish(r, j,
-		   bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
-		   : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM ||
-				   bad->err == RP_ERR_CRYPTO
-			   ? RP_OUT_FAIL_IO
-			   : RP_OUT_FAIL_BAD,
+	run_finish(r, j, run_outcome_of(bad),
 		   "its license names the active key, but %s",
 		   rp_status_msg(bad));
 	return 0;
@@ -201,14 +196,14 @@ static int is_authentic(struct run *r, size_t worker, struct job *j,
 	for (size_t i = 0; i < RP_ARRAY_LEN(order); i++) {
 		const struct rp_status *bad = order[i];
 
-		if (!bad->err || bad->err == RP_ERR_REVOKED) {
+		if (!bad->err || bad->err == RP_ERR_REVOKED ||
+		    bad->err == RP_ERR_RETIRING) {
 			continue;
 		}
 		if (run_is_fatal(bad)) {
 			run_halt(r, rp_status_msg(bad));
 		}
-		if (bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM ||
-		    bad->err == RP_ERR_CRYPTO || bad->err == RP_ERR_NOMEM) {
+		if (run_outcome_of(bad) == RP_OUT_FAIL_IO) {
 			run_finish(r, j, RP_OUT_FAIL_IO, "%s",
 				   rp_status_msg(bad));
 		} else {
@@ -335,8 +330,21 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 		return 0;
 	}
 	if (run_is_gone(run_key_state(r, (size_t)k))) {
-		run_finish(r, j, RP_OUT_SKIP_REVOKED, "its key is %s",
-			   rp_key_state_name(run_key_state(r, (size_t)k)));
+		struct rp_status why = { 0 };
+
+		/* the store's own words: when, and what to do */
+		if (rp_store_check_usable(r->s, &why, (size_t)k)) {
+			run_finish(
+				r, j,
+				run_gone_outcome(run_key_state(r, (size_t)k)),
+				"%s", rp_status_msg(&why));
+		} else {
+			run_finish(
+				r, j,
+				run_gone_outcome(run_key_state(r, (size_t)k)),
+				"its key is %s",
+				rp_key_state_name(run_key_state(r, (size_t)k)));
+		}
 		return 0;
 	}
 	if (r->o->is_verify) {
@@ -406,13 +414,7 @@ static int prepare(struct run *r, size_t worker, struct job *j,
 		run_halt(r, rp_status_msg(bad));
 	}
 	if (bad) {
-		run_finish(r, j,
-			   bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
-			   : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM ||
-					   bad->err == RP_ERR_CRYPTO
-				   ? RP_OUT_FAIL_IO
-				   : RP_OUT_FAIL_BAD,
-			   "%s", rp_status_msg(bad));
+		run_finish(r, j, run_outcome_of(bad), "%s", rp_status_msg(bad));
 		return 0;
 	}
 	/*
@@ -508,12 +510,7 @@ static void verify_doc(struct run *r, size_t worker, struct job *j,
 		run_halt(r, rp_status_msg(bad));
 	}
 	if (bad) {
-		run_finish(r, j,
-			   bad->err == RP_ERR_REVOKED ? RP_OUT_SKIP_REVOKED
-			   : bad->err == RP_ERR_IO || bad->err == RP_ERR_HSM
-				   ? RP_OUT_FAIL_IO
-				   : RP_OUT_FAIL_BAD,
-			   "%s", rp_status_msg(bad));
+		run_finish(r, j, run_outcome_of(bad), "%s", rp_status_msg(bad));
 		return;
 	}
 	err = rp_stream_init(s, &st, RP_STREAM_OPEN, j->old_file_key,

@@ -177,10 +177,12 @@ void run_may_commit(struct run *r, struct job *j, int is_keys_ok)
 			     "not moved: the run stopped (%s)", r->halt_reason);
 	} else if (!j->is_copy && j->key_idx >= 0 &&
 		   run_is_gone(run_key_state(r, (size_t)j->key_idx))) {
-		run_job_fail(j, RP_OUT_SKIP_REVOKED,
-			     "its key was %s during the run: left under it",
-			     rp_key_state_name(
-				     run_key_state(r, (size_t)j->key_idx)));
+		run_job_fail(
+			j,
+			run_gone_outcome(run_key_state(r, (size_t)j->key_idx)),
+			"its key was %s during the run: left under it",
+			rp_key_state_name(
+				run_key_state(r, (size_t)j->key_idx)));
 	} else if (!is_unchanged(j)) {
 		run_job_fail(j, RP_OUT_FAIL_CHANGED,
 			     "the file changed while the run read it");

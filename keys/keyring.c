@@ -11,7 +11,16 @@
 #include "rp_span.h"
 
 #define KEYRING_MAGIC	"RPKR"
-#define KEYRING_VERSION 1
+/*
+ * Version 1: header, keys, templates. Version 2 adds, after the templates,
+ * the retirement section: the minimum waiting period (u32 days) and one
+ * entry per retiring key (u32 count; key id, retired_at u64, purge_at
+ * u64, census digest 32 bytes). A keyring is written as version 2 only
+ * when that section says something (a retiring key, or a minimum other
+ * than the default), so each keyring has one encoding.
+ */
+#define KEYRING_VERSION	   1
+#define KEYRING_VERSION_V2 2
 
 static const char *const alg_names[] = {
 	[RP_ALG_RSA2048] = "rsa2048",
@@ -23,7 +32,7 @@ static const char *const alg_names[] = {
 static const char *const state_names[] = {
 	[RP_KEY_PENDING] = "pending",	  [RP_KEY_ACTIVE] = "active",
 	[RP_KEY_ARCHIVED] = "archived",	  [RP_KEY_REVOKED] = "revoked",
-	[RP_KEY_DESTROYED] = "destroyed",
+	[RP_KEY_DESTROYED] = "destroyed", [RP_KEY_RETIRING] = "retiring",
 };
 
 const char *rp_key_alg_name(uint8_t alg)
@@ -356,9 +365,18 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 	uint8_t mac[32];
 	enum rp_err err;
 
+	const uint32_t min_days = rp_keyring_min_retire_days(kr);
+	uint32_t num_retiring = 0;
+	int is_v2;
+
+	for (size_t i = 0; i < kr->num_keys; i++) {
+		num_retiring += kr->keys[i].state == RP_KEY_RETIRING;
+	}
+	is_v2 = num_retiring || min_days != RP_RETIRE_DEFAULT_DAYS;
 	err = rp_buf_add(out, KEYRING_MAGIC, 4);
 	if (!err) {
-		err = rp_buf_add_u8(out, KEYRING_VERSION);
+		err = rp_buf_add_u8(out, is_v2 ? KEYRING_VERSION_V2
+					       : KEYRING_VERSION);
 	}
 	if (!err) {
 		err = rp_buf_add_u64be(out, kr->generation);
@@ -378,6 +396,30 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 	for (size_t i = 0; !err && i < kr->num_templates; i++) {
 		err = add_template(out, &kr->templates[i]);
 	}
+	if (!err && is_v2) {
+		err = rp_buf_add_u32be(out, min_days);
+		if (!err) {
+			err = rp_buf_add_u32be(out, num_retiring);
+		}
+		for (size_t i = 0; !err && i < kr->num_keys; i++) {
+			const struct rp_key_info *k = &kr->keys[i];
+
+			if (k->state != RP_KEY_RETIRING) {
+				continue;
+			}
+			err = rp_buf_add(out, k->id, RP_KEY_ID_LEN);
+			if (!err) {
+				err = rp_buf_add_u64be(out, k->retired_at);
+			}
+			if (!err) {
+				err = rp_buf_add_u64be(out, k->purge_at);
+			}
+			if (!err) {
+				err = rp_buf_add(out, k->retire_census,
+						 sizeof(k->retire_census));
+			}
+		}
+	}
 	if (err) {
 		return rp_status_fail(st, err, "cannot encode the keyring");
 	}
@@ -394,7 +436,7 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 static int valid_key(const struct rp_key_info *k)
 {
 	return k->alg >= RP_ALG_RSA2048 && k->alg <= RP_ALG_X25519 &&
-	       k->state >= RP_KEY_PENDING && k->state <= RP_KEY_DESTROYED &&
+	       k->state >= RP_KEY_PENDING && k->state <= RP_KEY_RETIRING &&
 	       (k->backend == RP_BACKEND_SOFT ||
 		k->backend == RP_BACKEND_PKCS11) &&
 	       !(k->flags & ~(RP_KEY_EXPORTABLE | RP_KEY_IMPORTED)) &&
@@ -424,6 +466,60 @@ int rp_keyring_decode_key(struct rp_span *s, struct rp_key_info *k)
 	return valid_key(k);
 }
 
+uint32_t rp_keyring_min_retire_days(const struct rp_keyring *kr)
+{
+	return kr->min_retire_days ? kr->min_retire_days
+				   : RP_RETIRE_DEFAULT_DAYS;
+}
+
+/*
+ * get_retirement reads version 2's section into kr (its keys read):
+ * exactly one entry per retiring key, and a section that says something
+ */
+static int get_retirement(struct rp_span *s, struct rp_keyring *kr)
+{
+	uint32_t min_days, num, num_retiring = 0;
+
+	if (!rp_span_get_u32be(s, &min_days) || !min_days ||
+	    min_days > RP_RETIRE_MAX_DAYS || !rp_span_get_u32be(s, &num) ||
+	    num > kr->num_keys ||
+	    (!num && min_days == RP_RETIRE_DEFAULT_DAYS)) {
+		return 0;
+	}
+	for (size_t i = 0; i < kr->num_keys; i++) {
+		num_retiring += kr->keys[i].state == RP_KEY_RETIRING;
+	}
+	if (num != num_retiring) {
+		return 0;
+	}
+	kr->min_retire_days = min_days;
+	for (uint32_t i = 0, last = 0; i < num; i++) {
+		uint8_t id[RP_KEY_ID_LEN];
+		struct rp_key_info *k;
+		long idx;
+
+		if (!rp_span_copy(s, id, sizeof(id))) {
+			return 0;
+		}
+		idx = rp_keyring_find_id(kr, id);
+		/* in the keys' order, so each retiring key once */
+		if (idx < 0 || (i && (uint32_t)idx <= last)) {
+			return 0;
+		}
+		last = (uint32_t)idx;
+		k = &kr->keys[idx];
+		if (k->state != RP_KEY_RETIRING ||
+		    !rp_span_get_u64be(s, &k->retired_at) ||
+		    !rp_span_get_u64be(s, &k->purge_at) ||
+		    k->purge_at <= k->retired_at ||
+		    !rp_span_copy(s, k->retire_census,
+				  sizeof(k->retire_census))) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
 enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 			      const uint8_t *in, size_t in_len,
 			      const uint8_t mac_key[RP_ATLEAST(32)])
@@ -450,7 +546,8 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 				      "or belongs to another store");
 	}
 	s = rp_span_of(in + 4, in_len - 4 - 32);
-	if (!rp_span_get_u8(&s, &version) || version != KEYRING_VERSION ||
+	if (!rp_span_get_u8(&s, &version) ||
+	    (version != KEYRING_VERSION && version != KEYRING_VERSION_V2) ||
 	    !rp_span_get_u64be(&s, &out->generation) ||
 	    !get_conf(&s, &out->conf) || !rp_span_get_u32be(&s, &num) ||
 	    num > RP_KEYRING_MAX_KEYS) {
@@ -507,6 +604,21 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 					      "keyring: template %u repeats an "
 					      "earlier name",
 					      i);
+		}
+	}
+	out->min_retire_days = RP_RETIRE_DEFAULT_DAYS;
+	if (version == KEYRING_VERSION_V2 && !get_retirement(&s, out)) {
+		rp_keyring_fini(out);
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "keyring: bad retirement section");
+	}
+	for (size_t i = 0; version != KEYRING_VERSION_V2 && i < out->num_keys;
+	     i++) {
+		if (out->keys[i].state == RP_KEY_RETIRING) {
+			rp_keyring_fini(out);
+			return rp_status_fail(st, RP_ERR_FORMAT,
+					      "keyring: a retiring key without "
+					      "its retirement");
 		}
 	}
 	if (s.len || num_active > 1) {

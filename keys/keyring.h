@@ -37,7 +37,12 @@ enum rp_key_state {
 	RP_KEY_ARCHIVED = 3,
 	RP_KEY_REVOKED = 4,
 	RP_KEY_DESTROYED = 5,
+	RP_KEY_RETIRING = 6, /* opens nothing; destroyed at purge_at */
 };
+
+/* retirement: the default and the longest waiting period, in days */
+#define RP_RETIRE_DEFAULT_DAYS 7
+#define RP_RETIRE_MAX_DAYS     3650
 
 enum rp_backend {
 	RP_BACKEND_SOFT = 1,
@@ -64,6 +69,10 @@ struct rp_key_info {
 	size_t pub_len;
 	uint8_t pub[RP_PUB_DER_MAX]; /* SubjectPublicKeyInfo DER */
 	uint8_t sign_pub[32];	     /* Ed25519 public key (X25519 type) */
+	/* retiring only (kept in the keyring, not in a key record): */
+	uint64_t retired_at;
+	uint64_t purge_at; /* destroyed by the first purge from then on */
+	uint8_t retire_census[32]; /* SHA-256 of the census that allowed it */
 };
 
 #define RP_TEMPLATE_NAME_MAX   64
@@ -92,6 +101,8 @@ struct rp_store_conf {
 struct rp_keyring {
 	uint64_t generation; /* bumped on every write */
 	struct rp_store_conf conf;
+	/* the shortest waiting period a retirement may have (set at init) */
+	uint32_t min_retire_days;
 	size_t num_keys;
 	struct rp_key_info *keys; /* owned */
 	size_t cap;
@@ -126,6 +137,12 @@ long rp_keyring_find_hex(const struct rp_keyring *kr, struct rp_status *st,
 /* rp_keyring_find_id returns the index of the key with `id`, or -1. */
 long rp_keyring_find_id(const struct rp_keyring *kr,
 			const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)]);
+
+/*
+ * rp_keyring_min_retire_days returns the shortest waiting period a
+ * retirement may have: the one set at init, else RP_RETIRE_DEFAULT_DAYS.
+ */
+uint32_t rp_keyring_min_retire_days(const struct rp_keyring *kr);
 
 /* rp_keyring_active returns the index of the active key, or -1. */
 long rp_keyring_active(const struct rp_keyring *kr);

@@ -206,6 +206,12 @@ enum rp_err rp_store_key_backup(struct rp_store *s, struct rp_status *st,
 				      "a %s key has no material to back up",
 				      rp_key_state_name(k->state));
 	}
+	if (k->state == RP_KEY_RETIRING) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "a retiring key is not backed up (a copy "
+				      "would outlive its destruction): 'key "
+				      "keep' it first");
+	}
 	err = rp_store_ks(s, st, k, &ks);
 	if (!err) {
 		err = ks->ops->backup(ks, st, k, &wrapped);
@@ -427,6 +433,150 @@ enum rp_err rp_store_key_destroy(struct rp_store *s, struct rp_status *st,
 		return err;
 	}
 	rp_test_crash_point("destroy:after-keyring");
+	return ks->ops->erase(ks, st, k);
+}
+
+enum rp_err rp_store_key_retire_check(const struct rp_store *s,
+				      struct rp_status *st, size_t idx,
+				      uint32_t wait_days)
+{
+	const struct rp_key_info *k = &s->keyring.keys[idx];
+	const uint32_t min_days = rp_keyring_min_retire_days(&s->keyring);
+	char hex[17];
+
+	key_hex16(hex, k->id);
+	if (k->state != RP_KEY_ARCHIVED) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s is %s: only an archived key can "
+				      "retire",
+				      hex, rp_key_state_name(k->state));
+	}
+	if (wait_days < min_days || wait_days > RP_RETIRE_MAX_DAYS) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "the waiting period must be %u to %d "
+				      "days (the store's minimum is %u, set at "
+				      "init)",
+				      min_days, RP_RETIRE_MAX_DAYS, min_days);
+	}
+	return RP_OK;
+}
+
+enum rp_err rp_store_key_retire(struct rp_store *s, struct rp_status *st,
+				size_t idx, uint32_t wait_days,
+				const uint8_t census_digest[RP_ATLEAST(32)])
+{
+	struct rp_key_info *k = &s->keyring.keys[idx];
+	enum rp_err err;
+
+	err = rp_store_key_retire_check(s, st, idx, wait_days);
+	if (err) {
+		return err;
+	}
+	k->state = RP_KEY_RETIRING;
+	k->retired_at = rp_store_now();
+	k->purge_at = k->retired_at + (uint64_t)wait_days * 86400;
+	memcpy(k->retire_census, census_digest, sizeof(k->retire_census));
+	err = rp_store_save_keyring(s, st);
+	if (err) {
+		discard(s);
+	}
+	return err;
+}
+
+enum rp_err rp_store_key_keep(struct rp_store *s, struct rp_status *st,
+			      size_t idx)
+{
+	struct rp_key_info *k = &s->keyring.keys[idx];
+	char hex[17];
+	enum rp_err err;
+
+	key_hex16(hex, k->id);
+	if (k->state != RP_KEY_RETIRING) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s is %s: only a retiring key can "
+				      "be kept",
+				      hex, rp_key_state_name(k->state));
+	}
+	if (rp_store_now() >= k->purge_at) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s: its waiting period is over; it "
+				      "is destroyed at the next purge",
+				      hex);
+	}
+	k->state = RP_KEY_ARCHIVED;
+	k->retired_at = k->purge_at = 0;
+	memset(k->retire_census, 0, sizeof(k->retire_census));
+	err = rp_store_save_keyring(s, st);
+	if (err) {
+		discard(s);
+	}
+	return err;
+}
+
+enum rp_err rp_store_set_min_retire_days(struct rp_store *s,
+					 struct rp_status *st, uint32_t days)
+{
+	enum rp_err err;
+
+	if (s->keyring.num_keys || s->keyring.min_retire_days) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "the minimum waiting period is set once, "
+				      "at init");
+	}
+	if (!days || days > RP_RETIRE_MAX_DAYS) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "the minimum waiting period: 1 to %d "
+				      "days",
+				      RP_RETIRE_MAX_DAYS);
+	}
+	s->keyring.min_retire_days = days;
+	err = rp_store_save_keyring(s, st);
+	if (err) {
+		discard(s);
+	}
+	return err;
+}
+
+int rp_store_key_is_due(const struct rp_store *s, size_t idx)
+{
+	const struct rp_key_info *k = &s->keyring.keys[idx];
+
+	return k->state == RP_KEY_RETIRING && rp_store_now() >= k->purge_at;
+}
+
+enum rp_err rp_store_key_purge(struct rp_store *s, struct rp_status *st,
+			       size_t idx)
+{
+	struct rp_key_info *k = &s->keyring.keys[idx];
+	struct rp_keystore *ks = NULL;
+	char hex[17];
+	enum rp_err err;
+
+	key_hex16(hex, k->id);
+	if (!rp_store_key_is_due(s, idx)) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s is %s%s: only a retiring key "
+				      "whose waiting period is over is purged",
+				      hex, rp_key_state_name(k->state),
+				      k->state == RP_KEY_RETIRING
+					      ? " and its waiting period is "
+						"not over"
+					      : "");
+	}
+	err = rp_store_ks(s, st, k, &ks);
+	if (err) {
+		return err;
+	}
+	k->state = RP_KEY_DESTROYED;
+	k->destroyed_at = rp_store_now();
+	k->retired_at = k->purge_at = 0;
+	err = rp_store_save_keyring(s, st);
+	if (err) {
+		discard(s);
+		return err;
+	}
+	/* the keyring refuses the key already: the material goes second */
+	rp_test_crash_point("purge:after-keyring");
 	return ks->ops->erase(ks, st, k);
 }
 

@@ -108,6 +108,43 @@ rp_store_verify_msg(struct rp_store *s, struct rp_status *st, size_t idx,
 		    const uint8_t *msg, size_t msg_len, const uint8_t *sig,
 		    size_t sig_len);
 
+/*
+ * Retirement (docs/OPERATIONS.md, "Retiring a key"). rp_store_key_retire
+ * makes archived key `idx` retiring: it opens nothing from now on, and is
+ * destroyed by the first purge after `wait_days` (the store's minimum ..
+ * RP_RETIRE_MAX_DAYS, else RP_ERR_USAGE); `census_digest` (SHA-256 of the
+ * census statement that allowed it, checked by the caller) is kept for
+ * the audit; rp_store_key_retire_check is its check of the key's state and
+ * the period alone (before a caller reads a census). rp_store_key_keep
+ * cancels it within the waiting period.
+ * rp_store_key_is_due says whether a retiring key's period is over;
+ * rp_store_key_purge destroys such a key (the keyring first, then the
+ * material, as key destroy does). Each saves the keyring; the caller
+ * holds the store's lock.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_retire_check(const struct rp_store *s,
+						    struct rp_status *st,
+						    size_t idx,
+						    uint32_t wait_days);
+RP_MUST_CHECK enum rp_err
+rp_store_key_retire(struct rp_store *s, struct rp_status *st, size_t idx,
+		    uint32_t wait_days,
+		    const uint8_t census_digest[RP_ATLEAST(32)]);
+RP_MUST_CHECK enum rp_err rp_store_key_keep(struct rp_store *s,
+					    struct rp_status *st, size_t idx);
+int rp_store_key_is_due(const struct rp_store *s, size_t idx);
+
+/*
+ * rp_store_set_min_retire_days sets the store's shortest waiting period
+ * (1 .. RP_RETIRE_MAX_DAYS days): once, on a new store (init), before any
+ * key; RP_ERR_STATE after.
+ */
+RP_MUST_CHECK enum rp_err rp_store_set_min_retire_days(struct rp_store *s,
+						       struct rp_status *st,
+						       uint32_t days);
+RP_MUST_CHECK enum rp_err rp_store_key_purge(struct rp_store *s,
+					     struct rp_status *st, size_t idx);
+
 /* rp_store_template_create adds a rights template signed by the active key. */
 RP_MUST_CHECK enum rp_err rp_store_template_create(struct rp_store *s,
 						   struct rp_status *st,

@@ -802,8 +802,10 @@ enum rp_err rp_store_check_usable(const struct rp_store *s,
 	const struct rp_key_info *k = &s->keyring.keys[idx];
 	char hex[2 * RP_KEY_ID_LEN + 1];
 	char when[64] = "an unknown time";
-	const time_t t = (time_t)(k->state == RP_KEY_DESTROYED ? k->destroyed_at
-							       : k->revoked_at);
+	const time_t t =
+		(time_t)(k->state == RP_KEY_DESTROYED  ? k->destroyed_at
+			 : k->state == RP_KEY_RETIRING ? k->purge_at
+						       : k->revoked_at);
 	struct tm tm;
 
 	rp_key_id_hex(hex, k->id);
@@ -823,6 +825,14 @@ enum rp_err rp_store_check_usable(const struct rp_store *s,
 				      "key %.16s was destroyed at %s: its "
 				      "documents can never be opened again",
 				      hex, when);
+	}
+	if (k->state == RP_KEY_RETIRING) {
+		return rp_status_fail(st, RP_ERR_RETIRING,
+				      "key %.16s is retiring: it opens nothing "
+				      "and will be destroyed at %s; 'reprotect "
+				      "key keep %.16s' before then opens its "
+				      "documents again (a census missed them)",
+				      hex, when, hex);
 	}
 	return RP_OK;
 }

@@ -171,10 +171,60 @@ static void test_keyring_alg_names_round_trip(void **state)
 	assert_int_equal(rp_key_alg_parse(&alg, "rsa1024"), RP_ERR_USAGE);
 }
 
+/*
+ * retirement: a keyring with nothing to say about it stays version 1;
+ * a retiring key or another minimum makes version 2, and both round-trip
+ */
+static void test_keyring_retirement_section(void **state)
+{
+	struct rp_buf b = { 0 }, b2 = { 0 };
+	struct rp_keyring kr, back;
+	struct rp_status st = { 0 };
+
+	(void)state;
+	encode3(&b, &kr);
+	assert_int_equal(b.p[4], 1);
+	rp_buf_reset(&b);
+	kr.min_retire_days = 30;
+	assert_int_equal(rp_keyring_encode(&b, &st, &kr, mac_key), RP_OK);
+	assert_int_equal(b.p[4], 2);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_OK);
+	assert_int_equal(rp_keyring_min_retire_days(&back), 30);
+	rp_keyring_fini(&back);
+	kr.min_retire_days = 0;
+	kr.keys[0].state = RP_KEY_RETIRING;
+	kr.keys[0].retired_at = 1800000000;
+	kr.keys[0].purge_at = 1800000000 + 7 * 86400;
+	memset(kr.keys[0].retire_census, 0x5a, 32);
+	rp_buf_reset(&b);
+	assert_int_equal(rp_keyring_encode(&b, &st, &kr, mac_key), RP_OK);
+	assert_int_equal(b.p[4], 2);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_OK);
+	assert_memory_equal(back.keys, kr.keys, 3 * sizeof(*kr.keys));
+	assert_int_equal(rp_keyring_min_retire_days(&back),
+			 RP_RETIRE_DEFAULT_DAYS);
+	assert_int_equal(rp_keyring_encode(&b2, &st, &back, mac_key), RP_OK);
+	assert_int_equal(b2.len, b.len);
+	assert_memory_equal(b2.p, b.p, b.len);
+	rp_keyring_fini(&back);
+	/* a retiring key without a waiting period: refused */
+	rp_buf_reset(&b);
+	kr.keys[0].purge_at = kr.keys[0].retired_at; /* no period */
+	assert_int_equal(rp_keyring_encode(&b, &st, &kr, mac_key), RP_OK);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_ERR_FORMAT);
+	rp_keyring_fini(&kr);
+	rp_buf_fini(&b);
+	rp_buf_fini(&b2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keyring_round_trip_same),
+		cmocka_unit_test(test_keyring_retirement_section),
 		cmocka_unit_test(test_keyring_any_flip_detected),
 		cmocka_unit_test(
 			test_keyring_revoked_flipped_to_archived_refused),

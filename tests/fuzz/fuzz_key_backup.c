@@ -44,7 +44,7 @@ static void check_record(const struct rp_key_info *k)
 	unsigned int n = 0;
 
 	CHECK(k->alg >= RP_ALG_RSA2048 && k->alg <= RP_ALG_X25519);
-	CHECK(k->state >= RP_KEY_PENDING && k->state <= RP_KEY_DESTROYED);
+	CHECK(k->state >= RP_KEY_PENDING && k->state <= RP_KEY_RETIRING);
 	CHECK(k->backend == RP_BACKEND_SOFT || k->backend == RP_BACKEND_PKCS11);
 	CHECK(!(k->flags & ~(RP_KEY_EXPORTABLE | RP_KEY_IMPORTED)));
 	CHECK(k->pub_len >= 1 && k->pub_len <= RP_PUB_DER_MAX);

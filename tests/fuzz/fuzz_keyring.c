@@ -10,6 +10,8 @@
  *     known algorithm, state and backend, known flags and a public key of
  *     1..RP_PUB_DER_MAX bytes; at most one is active;
  *   - at most RP_MAX_TEMPLATES templates with distinct non-empty names;
+ *   - a retiring key has a waiting period (purge_at after retired_at),
+ *     no other key has one, and the minimum period is within bounds;
  *   - a decoded key record encodes back to exactly the bytes it used.
  * When the MAC differs the result is RP_ERR_AUTH; other failures are
  * RP_ERR_FORMAT, always with a message.
@@ -53,7 +55,10 @@ static void check_keyring(const struct rp_keyring *kr, const uint8_t *in,
 
 		CHECK(k->alg >= RP_ALG_RSA2048 && k->alg <= RP_ALG_X25519);
 		CHECK(k->state >= RP_KEY_PENDING &&
-		      k->state <= RP_KEY_DESTROYED);
+		      k->state <= RP_KEY_RETIRING);
+		/* a retiring key has its waiting period, no other key one */
+		CHECK((k->state == RP_KEY_RETIRING) ==
+		      (k->purge_at > k->retired_at));
 		CHECK(k->backend == RP_BACKEND_SOFT ||
 		      k->backend == RP_BACKEND_PKCS11);
 		CHECK(!(k->flags & ~(RP_KEY_EXPORTABLE | RP_KEY_IMPORTED)));
@@ -62,6 +67,8 @@ static void check_keyring(const struct rp_keyring *kr, const uint8_t *in,
 		active += k->state == RP_KEY_ACTIVE;
 	}
 	CHECK(active <= 1);
+	CHECK(rp_keyring_min_retire_days(kr) >= 1 &&
+	      rp_keyring_min_retire_days(kr) <= RP_RETIRE_MAX_DAYS);
 	CHECK(rp_keyring_active(kr) == -1 || active == 1);
 	CHECK(kr->num_templates <= RP_MAX_TEMPLATES);
 	for (size_t i = 0; i < kr->num_templates; i++) {
