@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -23,6 +24,13 @@ static const char help[] =
 	"  --pkcs11-module PATH the PKCS#11 module (default\n"
 	"                       /usr/lib/softhsm/libsofthsm2.so)\n"
 	"  --pkcs11-token LABEL the token, by label (default: reprotect)\n"
+	"  --pin-generation FILE  keep a copy of the keyring's generation in\n"
+	"                       FILE, outside the store (another disk, a\n"
+	"                       mount the store's backups do not hold): a\n"
+	"                       store folder copied back whole from an older\n"
+	"                       copy then does not open. Written at every\n"
+	"                       key change; the store does not open without\n"
+	"                       it\n"
 	"  --min-retire-wait DAYS  the shortest waiting period a 'key\n"
 	"                       retire' may have (default 7; no command\n"
 	"                       can change it later)\n"
@@ -41,6 +49,7 @@ enum {
 	OPT_TOKEN,
 	OPT_SHARES,
 	OPT_MIN_WAIT,
+	OPT_PIN,
 };
 
 int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
@@ -52,6 +61,7 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 		{ "pkcs11-token", required_argument, NULL, OPT_TOKEN },
 		{ "from-shares", no_argument, NULL, OPT_SHARES },
 		{ "min-retire-wait", required_argument, NULL, OPT_MIN_WAIT },
+		{ "pin-generation", required_argument, NULL, OPT_PIN },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rp_status st = { 0 };
@@ -72,6 +82,8 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 	int c, rc = RP_EXIT_OK;
 	int n_module, n_token;
 	uint64_t min_wait = 0;
+	const char *pin_arg = NULL;
+	char pin_path[RP_PIN_PATH_MAX + 1] = "";
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -89,6 +101,9 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 			break;
 		case OPT_SHARES:
 			is_from_shares = 1;
+			break;
+		case OPT_PIN:
+			pin_arg = optarg;
 			break;
 		case OPT_MIN_WAIT:
 			if (!rp_cli_parse_u64(optarg, &min_wait) || !min_wait ||
@@ -124,6 +139,33 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 	    n_token < 0 || (size_t)n_token >= sizeof(conf.pkcs11_token)) {
 		return rp_cli_usage("init", "module path or token label too "
 					    "long");
+	}
+	if (pin_arg) {
+		/* absolute, its folder resolved; the file itself is made */
+		char *dup = strdup(pin_arg);
+		char *slash = dup ? strrchr(dup, '/') : NULL;
+		char *folder = NULL;
+		const char *name = pin_arg;
+
+		if (dup && slash) {
+			*slash = '\0';
+			name = slash + 1;
+			folder = realpath(slash == dup ? "/" : dup, NULL);
+		} else if (dup) {
+			folder = realpath(".", NULL);
+		}
+		if (!folder || !*name ||
+		    snprintf(pin_path, sizeof(pin_path), "%s/%s",
+			     strcmp(folder, "/") ? folder : "",
+			     name) >= (int)sizeof(pin_path)) {
+			free(dup);
+			free(folder);
+			return rp_cli_usage("init",
+					    "--pin-generation: a file in an "
+					    "existing folder");
+		}
+		free(dup);
+		free(folder);
 	}
 	if (is_from_shares && optind == argc) {
 		return rp_cli_usage("init", "--from-shares needs share files");
@@ -165,6 +207,22 @@ int rp_cmd_init(struct rp_cli *cli, int argc, char **argv)
 					 pass_len, &conf,
 					 is_from_shares ? world_key : NULL,
 					 is_from_shares ? world_id : NULL);
+	}
+	if (!err && pin_path[0]) {
+		char *real = realpath(dir, NULL);
+		const size_t n = real ? strlen(real) : 0;
+
+		if (real && !strncmp(pin_path, real, n) && pin_path[n] == '/') {
+			err = rp_status_fail(&st, RP_ERR_USAGE,
+					     "--pin-generation: the file must "
+					     "be outside the store (a copy of "
+					     "the folder would hold it too); "
+					     "the store was created without "
+					     "it");
+		} else {
+			err = rp_store_set_pin_path(s, &st, pin_path);
+		}
+		free(real);
 	}
 	if (!err && min_wait) {
 		err = rp_store_set_min_retire_days(s, &st, (uint32_t)min_wait);

@@ -69,23 +69,38 @@ static enum rp_err log_path(const struct rp_store *s, struct rp_status *st,
 	return RP_OK;
 }
 
-/* head: magic || seq (u64) || last mac || HMAC(zero-prev, those 44) */
+/*
+ * head: magic || seq (u64) || last mac || HMAC(zero-prev, those 44), or
+ * (since 2026-12-06) "RPH2" || seq || last mac || keyring generation (u64)
+ * || HMAC(zero-prev, those 52): the highest keyring generation the store
+ * has written, so that a keyring copied back from an older copy is seen
+ */
+#define HEAD_MAGIC_2 "RPH2"
+#define HEAD_LEN_1   (4 + 8 + 32 + 32)
+#define HEAD_LEN_2   (4 + 8 + 32 + 8 + 32)
+
 enum rp_err rp_audit_head_decode(struct rp_status *st, uint64_t *out_seq,
 				 uint8_t out_last[RP_ATLEAST(32)],
+				 uint64_t *out_gen,
 				 const uint8_t audit_key[RP_ATLEAST(32)],
 				 const uint8_t *in, size_t in_len)
 {
 	uint8_t want[32];
 	static const uint8_t zero[32];
+	const int is_v2 = in_len == HEAD_LEN_2 && !memcmp(in, HEAD_MAGIC_2, 4);
+	const size_t body = is_v2 ? HEAD_LEN_2 - 32 : HEAD_LEN_1 - 32;
 	enum rp_err err;
 
 	*out_seq = 0;
 	memset(out_last, 0, 32);
-	if (in_len != 4 + 8 + 32 + 32 || memcmp(in, HEAD_MAGIC, 4)) {
+	if (out_gen) {
+		*out_gen = 0;
+	}
+	if (!is_v2 && (in_len != HEAD_LEN_1 || memcmp(in, HEAD_MAGIC, 4))) {
 		return rp_status_fail(st, RP_ERR_AUTH, "audit.head is damaged");
 	}
-	err = mac(want, st, audit_key, zero, (const char *)in, 44);
-	if (!err && CRYPTO_memcmp(want, in + 44, 32)) {
+	err = mac(want, st, audit_key, zero, (const char *)in, body);
+	if (!err && CRYPTO_memcmp(want, in + body, 32)) {
 		err = rp_status_fail(st, RP_ERR_AUTH,
 				     "audit.head was modified");
 	}
@@ -94,18 +109,23 @@ enum rp_err rp_audit_head_decode(struct rp_status *st, uint64_t *out_seq,
 
 		(void)rp_span_get_u64be(&sp, out_seq);
 		memcpy(out_last, in + 12, 32);
+		if (is_v2 && out_gen) {
+			sp = rp_span_of(in + 44, 8);
+			(void)rp_span_get_u64be(&sp, out_gen);
+		}
 	}
 	return err;
 }
 
 static enum rp_err read_head(const struct rp_store *s, struct rp_status *st,
-			     uint64_t *seq, uint8_t last[32])
+			     uint64_t *seq, uint8_t last[32], uint64_t *gen)
 {
 	struct rp_buf b = { 0 };
 	char path[PATH_MAX];
 	enum rp_err err = log_path(s, st, path, "audit.head");
 
 	*seq = 0;
+	*gen = 0;
 	memset(last, 0, 32);
 	if (!err) {
 		err = rp_file_read(&b, st, path, 1024);
@@ -116,8 +136,8 @@ static enum rp_err read_head(const struct rp_store *s, struct rp_status *st,
 		goto out;
 	}
 	if (!err) {
-		err = rp_audit_head_decode(st, seq, last, s->audit_key, b.p,
-					   b.len);
+		err = rp_audit_head_decode(st, seq, last, gen, s->audit_key,
+					   b.p, b.len);
 	}
 out:
 	rp_buf_fini(&b);
@@ -125,18 +145,20 @@ out:
 }
 
 static enum rp_err write_head(const struct rp_store *s, struct rp_status *st,
-			      uint64_t seq, const uint8_t last[32])
+			      uint64_t seq, const uint8_t last[32],
+			      uint64_t gen)
 {
-	uint8_t b[4 + 8 + 32 + 32];
+	uint8_t b[HEAD_LEN_2];
 	static const uint8_t zero[32];
 	char path[PATH_MAX];
 	enum rp_err err = log_path(s, st, path, "audit.head");
 
-	memcpy(b, HEAD_MAGIC, 4);
+	memcpy(b, HEAD_MAGIC_2, 4);
 	rp_put_u64be(b + 4, seq);
 	memcpy(b + 12, last, 32);
+	rp_put_u64be(b + 44, gen);
 	if (!err) {
-		err = mac(b + 44, st, s->audit_key, zero, (const char *)b, 44);
+		err = mac(b + 52, st, s->audit_key, zero, (const char *)b, 52);
 	}
 	if (!err) {
 		err = rp_file_write_atomic(st, path, b, sizeof(b), 0);
@@ -221,6 +243,40 @@ enum rp_err rp_audit_adopt_tail(struct rp_status *st, uint64_t *seq,
 	return err;
 }
 
+/*
+ * ends_at: the last complete line of the log's tail (`in`, n bytes) is
+ * record `seq` with MAC `last` (a torn line after it is left to verify,
+ * as before); an empty tail ends at record 0
+ */
+static int ends_at(const uint8_t *in, size_t n, uint64_t seq,
+		   const uint8_t last[32])
+{
+	char line[RP_AUDIT_LINE_MAX + 1];
+	const char *start, *tab;
+	char *end = NULL;
+	uint8_t got[32];
+	size_t len;
+
+	while (n && in[n - 1] != '\n') {
+		n--; /* a torn last line */
+	}
+	if (!n) {
+		return seq == 0;
+	}
+	memcpy(line, in, n - 1);
+	line[n - 1] = '\0';
+	start = strrchr(line, '\n');
+	start = start ? start + 1 : line;
+	len = strlen(start);
+	tab = strrchr(start, '\t');
+	if (!len || !tab || strlen(tab + 1) != 64 ||
+	    rp_hex_decode(got, 32, tab + 1, 64)) {
+		return 0;
+	}
+	return strtoull(start, &end, 10) == seq && end && *end == '\t' &&
+	       !CRYPTO_memcmp(got, last, 32);
+}
+
 static enum rp_err adopt_unanchored(const struct rp_store *s,
 				    struct rp_status *st, int fd, uint64_t *seq,
 				    uint8_t last[32])
@@ -229,12 +285,20 @@ static enum rp_err adopt_unanchored(const struct rp_store *s,
 	struct stat sb;
 	off_t off;
 	ssize_t n;
+	enum rp_err err;
 
 	if (fstat(fd, &sb) < 0) {
 		return rp_status_errno(st, errno, "cannot stat", "audit.log");
 	}
 	if (sb.st_size == 0) {
-		return RP_OK;
+		return *seq ? rp_status_fail(
+				      st, RP_ERR_AUTH,
+				      "audit.log is empty, but "
+				      "audit.head says it holds %llu "
+				      "records: nothing more is recorded "
+				      "until it is settled",
+				      (unsigned long long)*seq)
+			    : RP_OK;
 	}
 	off = sb.st_size > RP_AUDIT_LINE_MAX ? sb.st_size - RP_AUDIT_LINE_MAX
 					     : 0;
@@ -242,8 +306,18 @@ static enum rp_err adopt_unanchored(const struct rp_store *s,
 	if (n <= 0) {
 		return RP_OK; /* verify reports a torn last line */
 	}
-	return rp_audit_adopt_tail(st, seq, last, s->audit_key, tail,
-				   (size_t)n);
+	err = rp_audit_adopt_tail(st, seq, last, s->audit_key, tail, (size_t)n);
+	if (!err && !ends_at(tail, (size_t)n, *seq, last)) {
+		err = rp_status_fail(
+			st, RP_ERR_AUTH,
+			"the audit log does not end where audit.head says "
+			"(record %llu): records were removed, or the log or "
+			"its head was copied back from an older copy; "
+			"'reprotect audit verify' says where, and nothing more "
+			"is recorded until it is settled",
+			(unsigned long long)*seq);
+	}
+	return err;
 }
 
 enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
@@ -256,7 +330,7 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 	char key[2 * 32 + 1] = "-";
 	char tbuf[32], line[LINE_MAX_], mac_hex[65];
 	uint8_t last[32], m[32];
-	uint64_t seq = 0;
+	uint64_t seq = 0, gen = 0;
 	const time_t now = time(NULL);
 	struct tm tm;
 	va_list ap;
@@ -294,7 +368,7 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 		goto out;
 	}
 	remove_stale_head_tmp(s);
-	err = read_head(s, st, &seq, last);
+	err = read_head(s, st, &seq, last, &gen);
 	if (!err) {
 		err = adopt_unanchored(s, st, fd, &seq, last);
 	}
@@ -319,7 +393,7 @@ enum rp_err rp_audit_append(struct rp_store *s, struct rp_status *st,
 		err = rp_status_errno(st, errno, "cannot sync", path);
 	}
 	if (!err) {
-		err = write_head(s, st, seq + 1, m);
+		err = write_head(s, st, seq + 1, m, gen);
 	}
 out:
 	close(fd); /* drops the lock */
@@ -490,14 +564,14 @@ enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
 	struct rp_buf b = { 0 };
 	char path[PATH_MAX];
 	uint8_t head_mac[32];
-	uint64_t head_seq = 0;
+	uint64_t head_seq = 0, gen = 0;
 	enum rp_err err = log_path(s, st, path, "audit.log");
 
 	if (out_num) {
 		*out_num = 0;
 	}
 	if (!err) {
-		err = read_head(s, st, &head_seq, head_mac);
+		err = read_head(s, st, &head_seq, head_mac, &gen);
 	}
 	if (!err) {
 		err = rp_file_read(&b, st, path, LOG_MAX);
@@ -517,5 +591,99 @@ enum rp_err rp_audit_verify(struct rp_store *s, struct rp_status *st,
 	}
 out:
 	rp_buf_fini(&b);
+	return err;
+}
+
+/* last_seq: the number of the log's last complete record, 0 if none */
+static uint64_t last_seq(int fd)
+{
+	char tail[RP_AUDIT_LINE_MAX + 1];
+	struct stat sb;
+	off_t off;
+	ssize_t n;
+	char *line, *end = NULL;
+	unsigned long long v;
+
+	if (fstat(fd, &sb) < 0 || sb.st_size == 0) {
+		return 0;
+	}
+	off = sb.st_size > RP_AUDIT_LINE_MAX ? sb.st_size - RP_AUDIT_LINE_MAX
+					     : 0;
+	n = pread(fd, tail, (size_t)(sb.st_size - off), off);
+	while (n > 0 && tail[n - 1] != '\n') {
+		n--; /* a torn last line */
+	}
+	if (n <= 0) {
+		return 0;
+	}
+	tail[n - 1] = '\0';
+	line = strrchr(tail, '\n');
+	line = line ? line + 1 : tail;
+	v = strtoull(line, &end, 10);
+	return end && *end == '\t' ? v : 0;
+}
+
+enum rp_err rp_audit_generation(const struct rp_store *s, struct rp_status *st,
+				uint64_t *out_gen)
+{
+	char path[PATH_MAX];
+	uint8_t last[32];
+	uint64_t seq, log_seq = 0;
+	int fd;
+	enum rp_err err = read_head(s, st, &seq, last, out_gen);
+
+	if (!err) {
+		err = log_path(s, st, path, "audit.log");
+	}
+	if (err) {
+		return err;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		log_seq = last_seq(fd);
+		close(fd);
+	}
+	/* one record ahead is a crash between the record and its head */
+	if (log_seq > seq + 1) {
+		*out_gen = 0;
+		return rp_status_fail(
+			st, RP_ERR_AUTH,
+			"audit.head (record %llu) is older than audit.log "
+			"(record %llu): it was copied back from an older copy, "
+			"with the keyring perhaps; put the newest back "
+			"(docs/OPERATIONS.md, \"Rollback\")",
+			(unsigned long long)seq, (unsigned long long)log_seq);
+	}
+	return RP_OK;
+}
+
+enum rp_err rp_audit_note_generation(struct rp_store *s, struct rp_status *st,
+				     uint64_t gen)
+{
+	char path[PATH_MAX];
+	uint8_t last[32];
+	uint64_t seq = 0, old = 0;
+	int fd;
+	enum rp_err err = log_path(s, st, path, "audit.log");
+
+	if (err) {
+		return err;
+	}
+	/* the log's lock: an append in between keeps the generation */
+	fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0) {
+		return rp_status_errno(st, errno, "cannot open", path);
+	}
+	if (flock(fd, LOCK_EX) < 0) {
+		err = rp_status_errno(st, errno, "cannot lock", path);
+	}
+	if (!err) {
+		err = read_head(s, st, &seq, last, &old);
+	}
+	if (!err && gen > old) {
+		err = write_head(s, st, seq, last, gen);
+	}
+	close(fd);
 	return err;
 }

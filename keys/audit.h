@@ -77,14 +77,31 @@ RP_MUST_CHECK enum rp_err rp_audit_verify(struct rp_store *s,
 
 /*
  * rp_audit_head_decode checks an audit.head file's bytes and returns the
- * last record's number and MAC. RP_ERR_AUTH if it is damaged or its MAC
- * differs (then out_seq is 0 and out_last zero).
+ * last record's number and MAC, and the keyring generation it holds
+ * (out_gen may be NULL; 0 for a head of the first format). RP_ERR_AUTH if it is
+ * damaged or its MAC differs (then out_seq is 0 and out_last zero).
  */
 RP_MUST_CHECK enum rp_err
 rp_audit_head_decode(struct rp_status *st, uint64_t *out_seq,
-		     uint8_t out_last[RP_ATLEAST(32)],
+		     uint8_t out_last[RP_ATLEAST(32)], uint64_t *out_gen,
 		     const uint8_t audit_key[RP_ATLEAST(32)], const uint8_t *in,
 		     size_t in_len);
+
+/*
+ * The keyring's generation watermark (docs/OPERATIONS.md, "Rollback"):
+ * audit.head also holds the highest keyring generation the store has
+ * written. rp_audit_note_generation raises it to `gen` (never lowers it),
+ * under the log's lock; the store calls it after each keyring write.
+ * rp_audit_generation reads it (0: none yet, or a head of before
+ * 2026-12-06); RP_ERR_AUTH when audit.log goes on more than one record
+ * past its head (the head, and the keyring with it, copied back).
+ */
+RP_MUST_CHECK enum rp_err rp_audit_note_generation(struct rp_store *s,
+						   struct rp_status *st,
+						   uint64_t gen);
+RP_MUST_CHECK enum rp_err rp_audit_generation(const struct rp_store *s,
+					      struct rp_status *st,
+					      uint64_t *out_gen);
 
 /*
  * rp_audit_log_check checks a whole audit.log against the head's

@@ -13,11 +13,13 @@
 #define KEYRING_MAGIC	"RPKR"
 /*
  * Version 1: header, keys, templates. Version 2 adds, after the templates,
- * the retirement section: the minimum waiting period (u32 days) and one
- * entry per retiring key (u32 count; key id, retired_at u64, purge_at
- * u64, census digest 32 bytes). A keyring is written as version 2 only
- * when that section says something (a retiring key, or a minimum other
- * than the default), so each keyring has one encoding.
+ * the policy section: the minimum waiting period (u32 days), the store's
+ * id (16 bytes, zero: none), the generation pin file's path (u16 length,
+ * 0: none; bytes) and one entry
+ * per retiring key (u32 count; key id, retired_at u64, purge_at u64,
+ * census digest 32 bytes). A keyring is written as version 2 only when
+ * that section says something (a retiring key, a minimum other than the
+ * default, a store id, a pin file), so each keyring has one encoding.
  */
 #define KEYRING_VERSION	   1
 #define KEYRING_VERSION_V2 2
@@ -357,6 +359,13 @@ static int keyring_mac(uint8_t out[32], const uint8_t key[32], const uint8_t *p,
 	return HMAC(EVP_sha256(), key, 32, p, len, out, &n) && n == 32;
 }
 
+static int has_store_id(const struct rp_keyring *kr)
+{
+	static const uint8_t zero[sizeof(kr->store_id)];
+
+	return memcmp(kr->store_id, zero, sizeof(zero)) != 0;
+}
+
 enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 			      const struct rp_keyring *kr,
 			      const uint8_t mac_key[RP_ATLEAST(32)])
@@ -372,7 +381,8 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 	for (size_t i = 0; i < kr->num_keys; i++) {
 		num_retiring += kr->keys[i].state == RP_KEY_RETIRING;
 	}
-	is_v2 = num_retiring || min_days != RP_RETIRE_DEFAULT_DAYS;
+	is_v2 = num_retiring || min_days != RP_RETIRE_DEFAULT_DAYS ||
+		kr->pin_path[0] || has_store_id(kr);
 	err = rp_buf_add(out, KEYRING_MAGIC, 4);
 	if (!err) {
 		err = rp_buf_add_u8(out, is_v2 ? KEYRING_VERSION_V2
@@ -397,7 +407,19 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 		err = add_template(out, &kr->templates[i]);
 	}
 	if (!err && is_v2) {
+		const size_t pin_len = strnlen(kr->pin_path, RP_PIN_PATH_MAX);
+
 		err = rp_buf_add_u32be(out, min_days);
+		if (!err) {
+			err = rp_buf_add(out, kr->store_id,
+					 sizeof(kr->store_id));
+		}
+		if (!err) {
+			err = rp_buf_add_u16be(out, (uint16_t)pin_len);
+		}
+		if (!err) {
+			err = rp_buf_add(out, kr->pin_path, pin_len);
+		}
 		if (!err) {
 			err = rp_buf_add_u32be(out, num_retiring);
 		}
@@ -479,13 +501,21 @@ uint32_t rp_keyring_min_retire_days(const struct rp_keyring *kr)
 static int get_retirement(struct rp_span *s, struct rp_keyring *kr)
 {
 	uint32_t min_days, num, num_retiring = 0;
+	uint16_t pin_len;
 
 	if (!rp_span_get_u32be(s, &min_days) || !min_days ||
-	    min_days > RP_RETIRE_MAX_DAYS || !rp_span_get_u32be(s, &num) ||
-	    num > kr->num_keys ||
-	    (!num && min_days == RP_RETIRE_DEFAULT_DAYS)) {
+	    min_days > RP_RETIRE_MAX_DAYS ||
+	    !rp_span_copy(s, kr->store_id, sizeof(kr->store_id)) ||
+	    !rp_span_get_u16be(s, &pin_len) || pin_len > RP_PIN_PATH_MAX ||
+	    !rp_span_copy(s, kr->pin_path, pin_len) ||
+	    memchr(kr->pin_path, '\0', pin_len) ||
+	    (pin_len && kr->pin_path[0] != '/') ||
+	    !rp_span_get_u32be(s, &num) || num > kr->num_keys ||
+	    (!num && !pin_len && !has_store_id(kr) &&
+	     min_days == RP_RETIRE_DEFAULT_DAYS)) {
 		return 0;
 	}
+	kr->pin_path[pin_len] = '\0';
 	for (size_t i = 0; i < kr->num_keys; i++) {
 		num_retiring += kr->keys[i].state == RP_KEY_RETIRING;
 	}

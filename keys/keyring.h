@@ -43,6 +43,7 @@ enum rp_key_state {
 /* retirement: the default and the longest waiting period, in days */
 #define RP_RETIRE_DEFAULT_DAYS 7
 #define RP_RETIRE_MAX_DAYS     3650
+#define RP_PIN_PATH_MAX	       1024
 
 enum rp_backend {
 	RP_BACKEND_SOFT = 1,
@@ -103,6 +104,11 @@ struct rp_keyring {
 	struct rp_store_conf conf;
 	/* the shortest waiting period a retirement may have (set at init) */
 	uint32_t min_retire_days;
+	/* the store's own id, random, made at init (zero: a keyring of
+	 * before 2026-12-06); a PKCS#11 token keeps its generation by it */
+	uint8_t store_id[16];
+	/* a file outside the store that pins the generation ("": none) */
+	char pin_path[RP_PIN_PATH_MAX + 1];
 	size_t num_keys;
 	struct rp_key_info *keys; /* owned */
 	size_t cap;

@@ -87,6 +87,16 @@ struct rp_keystore_ops {
 	 */
 	enum rp_err (*erase)(struct rp_keystore *ks, struct rp_status *st,
 			     const struct rp_key_info *ki);
+	/*
+	 * generation reads into *gen (0: none yet) the highest keyring
+	 * generation this backend keeps for the store `store_id`, or,
+	 * with `is_set`, raises it to *gen (never lowers it): a place of its
+	 * own that a copy of the store's folder cannot take back (a data
+	 * object on a PKCS#11 token). NULL for a backend without one (soft).
+	 */
+	enum rp_err (*generation)(struct rp_keystore *ks, struct rp_status *st,
+				  const uint8_t store_id[RP_ATLEAST(16)],
+				  uint64_t *gen, int is_set);
 	void (*free)(struct rp_keystore *ks);
 };
 

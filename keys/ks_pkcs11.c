@@ -33,6 +33,7 @@
  * session, used by one thread at a time, for unwrap and sign.
  */
 #include "ks_pkcs11.h"
+#include "rp_b64.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -2895,6 +2896,86 @@ static enum rp_err pk_erase(struct rp_keystore *base, struct rp_status *st,
 	return err;
 }
 
+/*
+ * pk_generation: the watermark is a private token data object labelled
+ * "reprotect-generation-<store id hex>" whose value is the generation
+ * (u64, big-endian). Tokens may refuse to change a data object's value
+ * (SoftHSM2 does): raising it makes a new object, then destroys the old
+ * ones; a crash in between leaves two, and the highest counts.
+ */
+#define GEN_OBJS 4
+
+static enum rp_err pk_generation(struct rp_keystore *base, struct rp_status *st,
+				 const uint8_t store_id[RP_ATLEAST(16)],
+				 uint64_t *gen, int is_set)
+{
+	struct p11_ks *ks = (struct p11_ks *)base;
+	static const char app[] = "reprotect";
+	char label[64], hex[33];
+	CK_OBJECT_HANDLE h[GEN_OBJS], made;
+	uint8_t want[8];
+	struct tpl t;
+	size_t n = 0;
+	uint64_t have = 0;
+	CK_RV rv;
+	enum rp_err err;
+
+	rp_hex_encode(hex, store_id, 16);
+	snprintf(label, sizeof(label), "reprotect-generation-%s", hex);
+	memset(&t, 0, sizeof(t));
+	t.cls = CKO_DATA;
+	tpl_add(&t, CKA_CLASS, &t.cls, sizeof(t.cls));
+	tpl_add(&t, CKA_LABEL, label, strlen(label));
+	err = anchor_lock(ks, st);
+	if (err) {
+		return err;
+	}
+	err = find_objects(ks, st, ks->anchor, &t, h, RP_ARRAY_LEN(h), &n);
+	for (size_t i = 0; !err && i < n; i++) {
+		uint8_t val[8];
+		CK_ATTRIBUTE a = { CKA_VALUE, val, sizeof(val) };
+		uint64_t v = 0;
+
+		rv = ks->f->C_GetAttributeValue(ks->anchor, h[i], &a, 1);
+		if (rv || a.ulValueLen != sizeof(val)) {
+			err = rv ? ck_fail(st, rv, "C_GetAttributeValue")
+				 : rp_status_fail(st, RP_ERR_FORMAT,
+						  "token '%s': '%s' is not a "
+						  "generation",
+						  ks->token, label);
+			break;
+		}
+		for (size_t k = 0; k < sizeof(val); k++) {
+			v = v << 8 | val[k];
+		}
+		have = v > have ? v : have;
+	}
+	if (err || !is_set || *gen <= have) {
+		if (!is_set) {
+			*gen = err ? 0 : have;
+		}
+		anchor_unlock(ks);
+		return err;
+	}
+	rp_put_u64be(want, *gen);
+	tpl_add(&t, CKA_APPLICATION, app, sizeof(app) - 1);
+	tpl_add(&t, CKA_VALUE, want, sizeof(want));
+	tpl_bool(&t, CKA_TOKEN, 1);
+	tpl_bool(&t, CKA_PRIVATE, 1);
+	rv = ks->f->C_CreateObject(ks->anchor, t.a, t.n, &made);
+	if (rv) {
+		err = ck_fail(st, rv, "C_CreateObject");
+	}
+	for (size_t i = 0; !err && i < n; i++) {
+		rv = ks->f->C_DestroyObject(ks->anchor, h[i]);
+		if (rv && rv != CKR_OBJECT_HANDLE_INVALID) {
+			err = ck_fail(st, rv, "C_DestroyObject");
+		}
+	}
+	anchor_unlock(ks);
+	return err;
+}
+
 static void pk_free(struct rp_keystore *base)
 {
 	struct p11_ks *ks = (struct p11_ks *)base;
@@ -2932,6 +3013,7 @@ static const struct rp_keystore_ops pkcs11_ops = {
 	.restore = pk_restore,
 	.export_key = pk_export,
 	.erase = pk_erase,
+	.generation = pk_generation,
 	.free = pk_free,
 };
 

@@ -19,7 +19,9 @@
 #include <openssl/rand.h>
 
 #include "age_recip.h"
+#include "audit.h"
 #include "ks_soft.h"
+#include "rp_ossl.h"
 #include "rp_testhook.h"
 #include "store_internal.h"
 #include "rp_buf.h"
@@ -140,12 +142,141 @@ out:
 	return err;
 }
 
+/*
+ * store_watermark_id: whose watermark the token keeps: the store's own id
+ * (made at init), so that a store rebuilt from the world's shares, or
+ * another store of the world, keeps its own; a keyring of before
+ * 2026-12-06 has none, and uses the world's id
+ */
+static const uint8_t *store_watermark_id(const struct rp_store *s)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(s->keyring.store_id, zero, 16) ? s->keyring.store_id
+						     : s->world_id;
+}
+
+/*
+ * The generation pin file (init --pin-generation): "RPPG" || world id ||
+ * generation (u64) || HMAC-SHA-256 under the audit key of
+ * "reprotect/v1 generation pin" and those 28 bytes.
+ */
+#define PIN_MAGIC "RPPG"
+#define PIN_LEN	  (4 + 16 + 8 + 32)
+
+static enum rp_err pin_mac(const struct rp_store *s, struct rp_status *st,
+			   uint8_t out[32], const uint8_t *body)
+{
+	static const char label[] = "reprotect/v1 generation pin";
+	const uint8_t *data[] = { (const uint8_t *)label, body };
+	const size_t lens[] = { sizeof(label) - 1, PIN_LEN - 32 };
+
+	return rp_hmac_sha256(out, st, s->audit_key, 32, data, lens, 2);
+}
+
+static enum rp_err write_pin(const struct rp_store *s, struct rp_status *st)
+{
+	uint8_t b[PIN_LEN];
+	enum rp_err err;
+
+	memcpy(b, PIN_MAGIC, 4);
+	memcpy(b + 4, s->world_id, 16);
+	rp_put_u64be(b + 20, s->keyring.generation);
+	err = pin_mac(s, st, b + 28, b);
+	if (!err) {
+		err = rp_file_write_atomic(st, s->keyring.pin_path, b,
+					   sizeof(b), 0);
+	}
+	if (err) {
+		rp_status_prefix(st, "the generation pin file '%s'",
+				 s->keyring.pin_path);
+	}
+	return err;
+}
+
+static enum rp_err read_pin(const struct rp_store *s, struct rp_status *st,
+			    uint64_t *out_gen)
+{
+	struct rp_buf b = { 0 };
+	uint8_t want[32];
+	enum rp_err err = rp_file_read(&b, st, s->keyring.pin_path, 1024);
+
+	*out_gen = 0;
+	if (!err && (b.len != PIN_LEN || memcmp(b.p, PIN_MAGIC, 4) ||
+		     memcmp(b.p + 4, s->world_id, 16))) {
+		err = rp_status_fail(st, RP_ERR_AUTH, "it is not this store's");
+	}
+	if (!err) {
+		err = pin_mac(s, st, want, b.p);
+	}
+	if (!err && CRYPTO_memcmp(want, b.p + 28, 32)) {
+		err = rp_status_fail(st, RP_ERR_AUTH, "it was modified");
+	}
+	if (!err) {
+		struct rp_span sp = rp_span_of(b.p + 20, 8);
+
+		(void)rp_span_get_u64be(&sp, out_gen);
+	}
+	if (err) {
+		rp_status_prefix(st,
+				 "the generation pin file '%s' cannot be "
+				 "checked, so the store does not open",
+				 s->keyring.pin_path);
+	}
+	rp_buf_fini(&b);
+	return err;
+}
+
+/*
+ * check_generation refuses a keyring older than the store has written:
+ * the watermark in audit.head, and the pin file if there is one. A
+ * revoke or a retirement must never be undone by copying files back.
+ */
+static enum rp_err check_generation(const struct rp_store *s,
+				    struct rp_status *st)
+{
+	uint64_t head = 0, pin = 0;
+	enum rp_err err = rp_audit_generation(s, st, &head);
+
+	if (!err && s->keyring.pin_path[0]) {
+		err = read_pin(s, st, &pin);
+	}
+	if (err) {
+		return err;
+	}
+	if (s->keyring.generation < head || s->keyring.generation < pin) {
+		return rp_status_fail(
+			st, RP_ERR_AUTH,
+			"the keyring (generation %llu) is older than this "
+			"store has written (generation %llu, in %s): it was "
+			"copied back from an older copy, which could undo a "
+			"revoke; put the newest keyring back (docs/"
+			"OPERATIONS.md, \"Rollback\")",
+			(unsigned long long)s->keyring.generation,
+			(unsigned long long)(head > pin ? head : pin),
+			head >= pin ? "audit.head" : s->keyring.pin_path);
+	}
+	return RP_OK;
+}
+
 enum rp_err rp_store_save_keyring(struct rp_store *s, struct rp_status *st)
 {
 	struct rp_buf b = { 0 };
 	char path[PATH_MAX];
 	enum rp_err err = store_path(s, st, path, "keyring");
 
+	/*
+	 * a token store's keys live on the token, and so does its watermark:
+	 * the token is opened (and the keyring checked against it) before
+	 * anything is written
+	 */
+	if (!err && s->keyring.conf.backend == RP_BACKEND_PKCS11 &&
+	    s->keyring.num_keys) {
+		err = rp_store_open_backend(s, st);
+	}
+	if (err) {
+		return err;
+	}
 	s->keyring.generation++;
 	if (!err) {
 		err = rp_keyring_encode(&b, st, &s->keyring, s->mac_key);
@@ -154,7 +285,46 @@ enum rp_err rp_store_save_keyring(struct rp_store *s, struct rp_status *st)
 		err = rp_file_write_atomic(st, path, b.p, b.len, 0);
 	}
 	rp_buf_fini(&b);
+	/*
+	 * the watermark after the keyring: a crash in between leaves the
+	 * keyring newer than its watermark, which opens; the reverse would
+	 * lock the store out
+	 */
+	if (!err) {
+		err = rp_audit_note_generation(s, st, s->keyring.generation);
+		if (err) {
+			rp_status_prefix(st, "the keyring was written, but its "
+					     "generation was not noted");
+		}
+	}
+	if (!err && s->keyring.pin_path[0]) {
+		err = write_pin(s, st);
+	}
+	if (!err && s->ks_p11 && s->ks_p11->ops->generation) {
+		uint64_t gen = s->keyring.generation;
+
+		err = s->ks_p11->ops->generation(
+			s->ks_p11, st, store_watermark_id(s), &gen, 1);
+	}
 	return err;
+}
+
+enum rp_err rp_store_set_pin_path(struct rp_store *s, struct rp_status *st,
+				  const char *path)
+{
+	if (s->keyring.num_keys || s->keyring.pin_path[0]) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "the generation pin file is set once, at "
+				      "init");
+	}
+	if (path[0] != '/' || strlen(path) > RP_PIN_PATH_MAX) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "the generation pin file: an absolute "
+				      "path of at most %d bytes",
+				      RP_PIN_PATH_MAX);
+	}
+	snprintf(s->keyring.pin_path, sizeof(s->keyring.pin_path), "%s", path);
+	return rp_store_save_keyring(s, st);
 }
 
 static void flush_pubs(struct rp_store *s)
@@ -236,6 +406,9 @@ static enum rp_err load_keyring(struct rp_store *s, struct rp_status *st)
 		err = rp_keyring_decode(&s->keyring, st, b.p, b.len,
 					s->mac_key);
 	}
+	if (!err) {
+		err = check_generation(s, st);
+	}
 	rp_buf_fini(&b);
 	return err;
 }
@@ -299,6 +472,12 @@ static enum rp_err create(struct rp_store **out, struct rp_status *st,
 		err = make_dir(st, path);
 	}
 	if (err) {
+		goto out;
+	}
+	/* the store's own id: its token watermark, apart from any other
+	 * store of the world (one rebuilt from its shares) */
+	if (RAND_bytes(s->keyring.store_id, sizeof(s->keyring.store_id)) != 1) {
+		err = rp_status_ossl(st, RP_ERR_CRYPTO, "random bytes");
 		goto out;
 	}
 	if (world_key) {
@@ -581,6 +760,15 @@ enum rp_err rp_store_key_states_now(struct rp_store *s, struct rp_status *st,
 		err = rp_keyring_decode(&now, st, b.p, b.len, s->mac_key);
 	}
 	rp_buf_fini(&b);
+	if (!err && now.generation < s->keyring.generation) {
+		err = rp_status_fail(st, RP_ERR_AUTH,
+				     "the keyring went back to an older "
+				     "generation (%llu, from %llu) while this "
+				     "command ran: copied back from an older "
+				     "copy",
+				     (unsigned long long)now.generation,
+				     (unsigned long long)s->keyring.generation);
+	}
 	if (err) {
 		rp_keyring_fini(&now);
 		return err;
@@ -633,6 +821,42 @@ enum rp_err rp_store_set_pkcs11_pin(struct rp_store *s, struct rp_status *st,
 	return RP_OK;
 }
 
+/*
+ * token_generation: the token's watermark against the keyring, when the
+ * token is opened: a keyring older than the token has seen is a copy
+ * put back (the whole folder, audit.head too); a newer one raises it (a
+ * store of before 2026-12-06, or a keyring write that did not reach the
+ * token)
+ */
+static enum rp_err token_generation(struct rp_store *s, struct rp_status *st)
+{
+	struct rp_keystore *ks = s->ks_p11;
+	uint64_t gen = 0;
+	enum rp_err err;
+
+	if (!ks->ops->generation) {
+		return RP_OK;
+	}
+	err = ks->ops->generation(ks, st, store_watermark_id(s), &gen, 0);
+	if (!err && s->keyring.generation < gen) {
+		return rp_status_fail(
+			st, RP_ERR_AUTH,
+			"the keyring (generation %llu) is older than token "
+			"'%s' has seen (generation %llu): the store's folder "
+			"was copied back from an older copy, which could undo "
+			"a revoke; put the newest keyring back (docs/"
+			"OPERATIONS.md, \"Rollback\")",
+			(unsigned long long)s->keyring.generation,
+			s->keyring.conf.pkcs11_token, (unsigned long long)gen);
+	}
+	if (!err && s->keyring.generation > gen) {
+		gen = s->keyring.generation;
+		err = ks->ops->generation(ks, st, store_watermark_id(s), &gen,
+					  1);
+	}
+	return err;
+}
+
 static enum rp_err open_p11(struct rp_store *s, struct rp_status *st)
 {
 	struct rp_pkcs11_config cfg = {
@@ -657,7 +881,19 @@ static enum rp_err open_p11(struct rp_store *s, struct rp_status *st)
 			"or give --pkcs11-pin-file");
 	}
 #ifdef RP_HAVE_PKCS11
-	return rp_keystore_pkcs11_new(&s->ks_p11, st, &cfg, s->num_workers);
+	{
+		enum rp_err err = rp_keystore_pkcs11_new(&s->ks_p11, st, &cfg,
+							 s->num_workers);
+
+		if (!err) {
+			err = token_generation(s, st);
+		}
+		if (err && s->ks_p11) {
+			s->ks_p11->ops->free(s->ks_p11);
+			s->ks_p11 = NULL;
+		}
+		return err;
+	}
 #else
 	return rp_status_fail(st, RP_ERR_HSM,
 			      "this build has no PKCS#11 backend");

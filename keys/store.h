@@ -98,6 +98,17 @@ const struct rp_keyring *rp_store_keyring(const struct rp_store *s);
  */
 uint64_t rp_store_now(void);
 
+/*
+ * rp_store_set_pin_path names a file outside the store (absolute path)
+ * that keeps a copy of the keyring's generation, MACed: written at each
+ * keyring write, checked at each open, so that the whole store folder
+ * copied back from an older copy does not open either. Once, at init
+ * (RP_ERR_STATE after). docs/OPERATIONS.md, "Rollback".
+ */
+RP_MUST_CHECK enum rp_err rp_store_set_pin_path(struct rp_store *s,
+						struct rp_status *st,
+						const char *path);
+
 /* rp_store_world_id returns the 16-byte security world id; borrowed. */
 const uint8_t *rp_store_world_id(const struct rp_store *s);
 

@@ -209,6 +209,24 @@ static void test_keyring_retirement_section(void **state)
 	assert_int_equal(b2.len, b.len);
 	assert_memory_equal(b2.p, b.p, b.len);
 	rp_keyring_fini(&back);
+	/* a store id and a pin file make version 2 too, and come back */
+	kr.keys[0].state = RP_KEY_ARCHIVED;
+	kr.keys[0].retired_at = kr.keys[0].purge_at = 0;
+	memset(kr.keys[0].retire_census, 0, 32);
+	memset(kr.store_id, 0x11, sizeof(kr.store_id));
+	snprintf(kr.pin_path, sizeof(kr.pin_path), "/mnt/pin");
+	rp_buf_reset(&b);
+	assert_int_equal(rp_keyring_encode(&b, &st, &kr, mac_key), RP_OK);
+	assert_int_equal(b.p[4], 2);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_OK);
+	assert_memory_equal(back.store_id, kr.store_id, sizeof(kr.store_id));
+	assert_string_equal(back.pin_path, "/mnt/pin");
+	rp_keyring_fini(&back);
+	memset(kr.store_id, 0, sizeof(kr.store_id));
+	kr.pin_path[0] = '\0';
+	kr.keys[0].state = RP_KEY_RETIRING;
+	kr.keys[0].retired_at = 1800000000;
 	/* a retiring key without a waiting period: refused */
 	rp_buf_reset(&b);
 	kr.keys[0].purge_at = kr.keys[0].retired_at; /* no period */

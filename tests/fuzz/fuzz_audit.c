@@ -32,6 +32,7 @@
 
 
 #define HEAD_LEN  (4 + 8 + 32 + 32)
+#define HEAD_LEN_2 (4 + 8 + 32 + 8 + 32)
 #define MAX_LINES 256
 
 static const uint8_t audit_key[32] = "audit log fuzz key 0123456789ab";
@@ -67,31 +68,51 @@ static void on_record(void *arg, const struct rp_audit_record *r)
 	CHECK(memchr(r->detail, '\0', sizeof(r->detail)));
 }
 
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++) {
+		v = v << 8 | p[i];
+	}
+	return v;
+}
+
 static void check_head(const uint8_t *data, size_t size)
 {
 	struct rp_status st = { 0 };
-	uint8_t head[HEAD_LEN], last[32];
+	uint8_t head[HEAD_LEN], head2[HEAD_LEN_2], last[32];
 	static const uint8_t zero[32];
-	uint64_t seq = 1;
+	uint64_t seq = 1, gen = 1;
 	enum rp_err err;
 
-	err = rp_audit_head_decode(&st, &seq, last, audit_key, data, size);
+	err = rp_audit_head_decode(&st, &seq, last, &gen, audit_key, data,
+				   size);
 	if (err) {
 		CHECK(err == RP_ERR_AUTH && st.err == err && st.msg[0]);
-		CHECK(seq == 0 && !memcmp(last, zero, 32));
+		CHECK(seq == 0 && gen == 0 && !memcmp(last, zero, 32));
 	}
-	/* a head with a valid MAC around the input's first bytes */
+	/* a head of each format with a valid MAC around the input */
 	memset(head, 0, sizeof(head));
 	memcpy(head, "RPAH", 4);
 	memcpy(head + 4, data, size < 40 ? size : 40);
 	chain_mac(head + 44, zero, head, 44);
-	CHECK(rp_audit_head_decode(&st, &seq, last, audit_key, head,
+	CHECK(rp_audit_head_decode(&st, &seq, last, &gen, audit_key, head,
 				   sizeof(head)) == RP_OK);
-	CHECK(seq == ((uint64_t)head[4] << 56 | (uint64_t)head[5] << 48 |
-		      (uint64_t)head[6] << 40 | (uint64_t)head[7] << 32 |
-		      (uint64_t)head[8] << 24 | (uint64_t)head[9] << 16 |
-		      (uint64_t)head[10] << 8 | head[11]));
+	CHECK(seq == be64(head + 4) && gen == 0);
 	CHECK(!memcmp(last, head + 12, 32));
+	memset(head2, 0, sizeof(head2));
+	memcpy(head2, "RPH2", 4);
+	memcpy(head2 + 4, data, size < 48 ? size : 48);
+	chain_mac(head2 + 52, zero, head2, 52);
+	CHECK(rp_audit_head_decode(&st, &seq, last, &gen, audit_key, head2,
+				   sizeof(head2)) == RP_OK);
+	CHECK(seq == be64(head2 + 4) && gen == be64(head2 + 44));
+	CHECK(!memcmp(last, head2 + 12, 32));
+	/* the first format under the second's name, and the reverse */
+	memcpy(head, "RPH2", 4);
+	CHECK(rp_audit_head_decode(&st, &seq, last, &gen, audit_key, head,
+				   sizeof(head)) == RP_ERR_AUTH);
 }
 
 /* adopt runs rp_audit_adopt_tail on the last bytes of `log` */
