@@ -23,6 +23,7 @@ static const char help[] =
 	"                     [--durability batch|each|none] [--shard I/N]\n"
 	"                     [--dry-run] [--report FILE] [--json]\n"
 	"                     [--journal FILE] [--quiet] [--copy]\n"
+	"                     [--key-ops RATE]\n"
 	"\n"
 	"Moves every document under an archived key (or under the keys --from\n"
 	"names) to the active key, each written atomically. Run it\n"
@@ -59,7 +60,8 @@ static const char help[] =
 	"                     inode, bind mounts too); links in DIR are\n"
 	"                     never followed\n"
 	"  --mode M           rewrap (default): new recipient stanza and\n"
-	"                     license, payload unchanged; reencrypt: also a new\n"
+	"                     license, payload unchanged; reencrypt: also a "
+	"new\n"
 	"                     file key and payload (after a key leak)\n"
 	"  --from KEY         only documents under KEY (repeatable; default:\n"
 	"                     every archived key)\n"
@@ -70,14 +72,21 @@ static const char help[] =
 	"  --io uring|sync    commit batches through io_uring (default) or\n"
 	"                     plain calls; see docs/ENGINE.md for what the\n"
 	"                     ring does today\n"
-	"  --durability D     batch (default): a batch of new files is fsynced\n"
-	"                     together before any is renamed, then each folder\n"
+	"  --durability D     batch (default): a batch of new files is "
+	"fsynced\n"
+	"                     together before any is renamed, then each "
+	"folder\n"
 	"                     once; each: per document; none: no fsync\n"
 	"                     (crash-safe, not power-cut-safe)\n"
 	"  --shard I/N        only the documents whose path (relative to its\n"
 	"                     root) hashes to shard I of N; with --shard N\n"
 	"                     alone, I comes from JOB_COMPLETION_INDEX or\n"
 	"                     SLURM_ARRAY_TASK_ID\n"
+	"  --key-ops RATE     ask the keystore for at most RATE private-key\n"
+	"                     operations a second (unwraps and signatures),\n"
+	"                     spread evenly; with --shard I/N this shard\n"
+	"                     takes RATE/N. The report shows the rate\n"
+	"                     reached against the rate allowed\n"
 	"  --dry-run          read headers only; print the plan\n"
 	"  --report FILE      write the JSON report to FILE\n"
 	"  --json             print the JSON report on standard output\n"
@@ -103,7 +112,8 @@ static const char help[] =
 	"the keystore still unavailable after its retries, the disk full\n"
 	"(ENOSPC, EDQUOT) or read-only (EROFS), no descriptors or memory\n"
 	"left, or the run's target key no longer active (revoked,\n"
-	"destroyed or replaced by another process). Any other fault fails only\n"
+	"destroyed or replaced by another process). Any other fault fails "
+	"only\n"
 	"the document it hit (failed-io, with the reason), and the run goes\n"
 	"on. Either way the document stays as it was.\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
@@ -125,6 +135,7 @@ enum {
 	OPT_JOURNAL,
 	OPT_QUIET,
 	OPT_COPY,
+	OPT_KEY_OPS,
 };
 
 volatile sig_atomic_t rp_cli_stop_flag;
@@ -355,6 +366,17 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 		(unsigned long long)v->in_place, (unsigned long long)v->copied,
 		(unsigned long long)v->bytes_written);
 	rp_cli_recovery_json(f, &res->recovery);
+	fprintf(f,
+		"  \"key_ops\": {\"count\": %llu, \"per_second\": %.1f, "
+		"\"allowed_per_second\": ",
+		(unsigned long long)res->key_ops,
+		v->seconds > 0 ? (double)res->key_ops / v->seconds : 0);
+	if (res->key_ops_allowed > 0) {
+		fprintf(f, "%.1f", res->key_ops_allowed);
+	} else {
+		fprintf(f, "null");
+	}
+	fprintf(f, ", \"waited_seconds\": %.3f},\n", res->key_ops_waited);
 	fprintf(f, "  \"outcomes\": {");
 	for (int k = 0; k < RP_OUT_NUM; k++) {
 		fprintf(f, "%s\n    \"%s\": {\"documents\": %llu, \"bytes\": %llu}",
@@ -461,6 +483,12 @@ static void print_summary(const struct rp_run_opts *o,
 		       (unsigned long long)v->copied,
 		       (double)v->bytes_written / 1e6);
 	}
+	if (res->key_ops_allowed > 0) {
+		printf("key operations: %llu, %.1f/s (allowed %.1f/s)\n",
+		       (unsigned long long)res->key_ops,
+		       v->seconds > 0 ? (double)res->key_ops / v->seconds : 0,
+		       res->key_ops_allowed);
+	}
 	rp_cli_recovery_print(&res->recovery);
 }
 
@@ -566,6 +594,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		{ "journal", required_argument, NULL, OPT_JOURNAL },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "copy", no_argument, NULL, OPT_COPY },
+		{ "key-ops", required_argument, NULL, OPT_KEY_OPS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rp_run_opts o;
@@ -683,6 +712,19 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		case OPT_COPY:
 			o.no_in_place = 1;
 			break;
+		case OPT_KEY_OPS: {
+			char *end = NULL;
+
+			errno = 0;
+			o.key_ops = strtod(optarg, &end);
+			if (errno || !end || *end || end == optarg ||
+			    !(o.key_ops > 0) || o.key_ops > 1e7) {
+				return rp_cli_usage("run",
+						    "--key-ops: a rate above 0 "
+						    "(operations a second)");
+			}
+			break;
+		}
 		default:
 			if (!rp_cli_common_opt(cli, c, optarg)) {
 				return rp_cli_usage("run", "bad option");
@@ -717,6 +759,9 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	}
 	if (o.no_in_place && (o.out_dir || o.is_verify)) {
 		return rp_cli_usage(argv[0], "--copy goes with --in-place");
+	}
+	if (o.key_ops > 0 && o.shard_n > 1) {
+		o.key_ops /= (double)o.shard_n; /* this shard's share */
 	}
 	o.roots = (const char *const *)argv + optind;
 	o.log = rp_cli_print_line;

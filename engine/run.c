@@ -251,6 +251,8 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	int has_signer = 0, has_writer[RP_RUN_WRITERS] = { 0 };
 	int has_progress = 0, has_writers = 1;
 	long active;
+	uint64_t kops0 = 0;
+	double kwait0 = 0;
 	enum rp_err err;
 
 	memset(res, 0, sizeof(*res));
@@ -334,6 +336,10 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		goto out;
 	}
 	res->io_used = r.use_uring ? "uring" : "sync";
+	/* the keystore quota: this run's share, counted from here */
+	rp_store_set_key_ops(s, o->key_ops);
+	rp_store_key_ops(s, &kops0, &kwait0);
+	res->key_ops_allowed = o->key_ops;
 	run_rd_init(&r);
 	clock_gettime(CLOCK_MONOTONIC, &r.start);
 	/* the coarse clock is the one file times come from */
@@ -404,6 +410,9 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		pthread_join(counter, NULL);
 	}
 	run_snapshot(&r, &res->total);
+	rp_store_key_ops(s, &res->key_ops, &res->key_ops_waited);
+	res->key_ops -= kops0;
+	res->key_ops_waited -= kwait0;
 	res->was_stopped = (o->stop && *o->stop) || r.halted;
 	if (r.halted) {
 		snprintf(res->stop_reason, sizeof(res->stop_reason), "%s",

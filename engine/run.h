@@ -128,6 +128,12 @@ struct rp_run_opts {
 	void *log_arg;
 	volatile sig_atomic_t *stop; /* set: no new document starts */
 	/*
+	 * the keystore quota: at most this many private-key operations a
+	 * second (unwraps and batch signatures together), spread evenly;
+	 * 0: no cap. A shard gives its share (rate / N).
+	 */
+	double key_ops;
+	/*
 	 * A census (with is_dry_run): every document under a key other than
 	 * the active one must be authentic as well (license, bindings and
 	 * signature, as a current one must be) to be counted under its key;
@@ -156,6 +162,11 @@ struct rp_run_result {
 	char stop_reason[320];
 	char active_key[2 * RP_KEY_ID_LEN + 1];
 	const char *io_used; /* "uring" or "sync" */
+	/* private-key operations the run asked of its keystores, the rate
+	 * allowed (0: no cap) and the seconds its threads waited for it */
+	uint64_t key_ops;
+	double key_ops_allowed;
+	double key_ops_waited;
 	/* what the journals of killed runs held (rp_wal_recover) */
 	struct rp_wal_recovery recovery;
 };

@@ -1148,6 +1148,60 @@ enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st,
 			       out_len);
 }
 
+void rp_store_set_key_ops(struct rp_store *s, double per_second)
+{
+	pthread_mutex_lock(&s->usage_lock);
+	s->key_ops_rate = per_second > 0 ? per_second : 0;
+	s->key_ops_next = 0;
+	pthread_mutex_unlock(&s->usage_lock);
+}
+
+void rp_store_key_ops(struct rp_store *s, uint64_t *count, double *waited)
+{
+	pthread_mutex_lock(&s->usage_lock);
+	*count = s->key_ops_count;
+	*waited = s->key_ops_waited;
+	pthread_mutex_unlock(&s->usage_lock);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * key_op_slot: every private-key operation takes the next slot of the
+ * quota, 1/rate seconds after the one before (a token bucket of one,
+ * shared by every thread): the operations are spread evenly, never in a
+ * burst above the rate, and a thread waits only for its own slot
+ */
+static void key_op_slot(struct rp_store *s)
+{
+	double now, at = 0, wait = 0;
+
+	pthread_mutex_lock(&s->usage_lock);
+	s->key_ops_count++;
+	if (s->key_ops_rate > 0) {
+		now = mono_now();
+		at = s->key_ops_next > now ? s->key_ops_next : now;
+		s->key_ops_next = at + 1.0 / s->key_ops_rate;
+		wait = at - now;
+		s->key_ops_waited += wait;
+	}
+	pthread_mutex_unlock(&s->usage_lock);
+	if (wait > 0) {
+		struct timespec ts;
+
+		ts.tv_sec = (time_t)wait;
+		ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+		}
+	}
+}
+
 enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
 			      size_t worker, size_t idx,
 			      const struct rp_age_stanza *stanza,
@@ -1161,6 +1215,7 @@ enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
 		err = rp_store_ks(s, st, ki, &ks);
 	}
 	if (!err) {
+		key_op_slot(s);
 		err = ks->ops->unwrap(ks, st, worker, ki, stanza, file_key);
 	}
 	if (!err) {
@@ -1184,6 +1239,7 @@ enum rp_err rp_store_sign_w(struct rp_store *s, struct rp_status *st,
 	}
 	err = rp_store_ks(s, st, ki, &ks);
 	if (!err) {
+		key_op_slot(s);
 		err = ks->ops->sign(ks, st, worker, ki, msg, msg_len, out,
 				    out_cap, out_len);
 	}

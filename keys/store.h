@@ -194,6 +194,17 @@ RP_MUST_CHECK enum rp_err rp_store_sign(struct rp_store *s,
 					size_t *out_len);
 
 /*
+ * The keystore quota: rp_store_set_key_ops caps the private-key
+ * operations (unwrap, sign) this store handle asks of its keystores at
+ * `per_second` (0: no cap), spread evenly over every thread: each waits
+ * for its own slot (docs/ENGINE.md, "The keystore quota").
+ * rp_store_key_ops reports the operations asked so far and the seconds
+ * spent waiting for the quota.
+ */
+void rp_store_set_key_ops(struct rp_store *s, double per_second);
+void rp_store_key_ops(struct rp_store *s, uint64_t *count, double *waited);
+
+/*
  * rp_store_set_workers sizes the backends for `num_workers` concurrent
  * workers (worker indices 0 .. num_workers - 1), each with its own
  * backend state (PKCS#11 session, key cache). Call it before the workers

@@ -41,6 +41,11 @@ struct rp_store {
 	size_t num_workers;
 	int lock_fd;
 	pthread_mutex_t usage_lock; /* workers count usage concurrently */
+	/* the keystore quota (rp_store_set_key_ops), under usage_lock */
+	double key_ops_rate;	/* private-key operations a second; 0: any */
+	double key_ops_next;	/* CLOCK_MONOTONIC seconds of the next slot */
+	uint64_t key_ops_count; /* private-key operations asked so far */
+	double key_ops_waited;	/* seconds spent waiting for the quota */
 	pthread_mutex_t pub_lock;   /* the decoded public key cache */
 	pthread_mutex_t backend_lock; /* opening the PKCS#11 backend */
 	size_t num_pubs;
