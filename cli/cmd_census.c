@@ -123,7 +123,7 @@ static struct rp_census_key *coll_key(struct coll *c, const uint8_t *id)
 static void collect(void *arg, const struct rp_run_doc *d)
 {
 	struct coll *c = arg;
-	const int is_unattr = is_unattributed(d->out);
+	const int is_unattr = is_unattributed(d->out) || d->is_unseen;
 
 	if (c->st.err) {
 		return;
@@ -161,8 +161,12 @@ static void collect(void *arg, const struct rp_run_doc *d)
 	if (is_unattr ||
 	    (d->key_id &&
 	     (!c->has_active || memcmp(d->key_id, c->active, RP_KEY_ID_LEN)))) {
+		/* a folder not read, a stanza not told: its own word, so
+		 * that retire sees it whatever the engine's outcome */
 		if (rp_census_doc_line(&c->lines, &c->st, d->key_id, d->doc_id,
-				       rp_outcome_name(d->out), d->path)) {
+				       d->is_unseen ? "not-attributed"
+						    : rp_outcome_name(d->out),
+				       d->path)) {
 			return;
 		}
 		c->listed++;
@@ -327,6 +331,8 @@ struct since {
 	uint64_t after;	    /* the census's audit position */
 	uint64_t moved_seq; /* a run that moved documents after it: its seq */
 	uint64_t rekey_seq; /* a rekey after it */
+	uint64_t keep_seq;  /* a 'key keep' of the key after it */
+	char key_hex[2 * RP_KEY_ID_LEN + 1];
 };
 
 static void scan_since(void *arg, const struct rp_audit_record *rec)
@@ -343,6 +349,11 @@ static void scan_since(void *arg, const struct rp_audit_record *rec)
 	}
 	if (!strcmp(rec->op, "rekey") && !sn->rekey_seq) {
 		sn->rekey_seq = rec->seq;
+	}
+	/* a keep undid a retirement that this census allowed: take another */
+	if (!strcmp(rec->op, "key.keep") && !strcmp(rec->key, sn->key_hex) &&
+	    !sn->keep_seq) {
+		sn->keep_seq = rec->seq;
 	}
 }
 
@@ -415,7 +426,8 @@ enum rp_err rp_cli_census_for_retire(struct rp_store *s, struct rp_status *st,
 			if (d.has_key && !memcmp(d.key, k->id, RP_KEY_ID_LEN)) {
 				under_k++;
 			} else if (!strncmp(d.outcome, "failed-", 7) ||
-				   !strcmp(d.outcome, "skipped-busy")) {
+				   !strcmp(d.outcome, "skipped-busy") ||
+				   !strcmp(d.outcome, "not-attributed")) {
 				unattributed++;
 			}
 		}
@@ -460,8 +472,19 @@ enum rp_err rp_cli_census_for_retire(struct rp_store *s, struct rp_status *st,
 		free(real);
 	}
 	sn.after = c.audit_seq;
+	rp_key_id_hex(sn.key_hex, k->id);
 	err = rp_audit_verify(s, st, scan_since, &sn, NULL);
 	if (err) {
+		goto out;
+	}
+	if (sn.keep_seq) {
+		err = rp_status_fail(st, RP_ERR_STATE,
+				     "%s is older than the 'key keep' of key "
+				     "%.16s in audit record %llu (the census "
+				     "missed documents then): take a census "
+				     "again",
+				     path, hex,
+				     (unsigned long long)sn.keep_seq);
 		goto out;
 	}
 	if (sn.moved_seq || sn.rekey_seq) {
@@ -1089,6 +1112,10 @@ int rp_cmd_census(struct rp_cli *cli, int argc, char **argv)
 		}
 		return census_merge(cli, argv + optind, (size_t)(argc - optind),
 				    report, is_json);
+	}
+	if (o.shard_n > RP_CENSUS_MAX_PARTS) {
+		return rp_cli_usage("census", "--shard: at most %d shards",
+				    RP_CENSUS_MAX_PARTS);
 	}
 	if ((size_t)(argc - optind) > RP_CENSUS_MAX_ROOTS) {
 		return rp_cli_usage("census", "at most %d PATHs",

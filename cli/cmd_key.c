@@ -65,6 +65,8 @@ static const char help[] =
 	"purge    destroys every retiring key whose waiting period is over\n"
 	"         (any command that opens the store does it too, and says\n"
 	"         so); the audit log records the census that allowed it.\n"
+	"         It also erases what a destroy or purge cut short left of a\n"
+	"         destroyed key's material.\n"
 	"export   prints the private key (PEM, or an age identity): only for\n"
 	"         keys created or imported with --exportable.\n"
 	"\n"
@@ -616,6 +618,11 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		n = rp_cli_purge_due(s, &st, stdout, "");
 		if (n < 0) {
 			err = st.err;
+			goto out;
+		}
+		/* and what a destroy or purge cut short left behind */
+		err = rp_store_key_erase_destroyed(s, &st);
+		if (err) {
 			goto out;
 		}
 		if (!n) {

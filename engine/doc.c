@@ -242,6 +242,52 @@ static int is_usable(const struct rp_key_info *k)
 	       k->state != RP_KEY_RETIRING;
 }
 
+void rp_doc_stanza_key(struct rp_store *s, size_t worker,
+		       const struct rp_doc_hdr *d, long *out_idx,
+		       int *is_unsure)
+{
+	const struct rp_keyring *kr = rp_store_keyring(s);
+	uint8_t fk[RP_AGE_FILE_KEY_LEN];
+
+	*out_idx = -1;
+	*is_unsure = 0;
+	for (size_t i = 0; i < d->hdr.num_stanzas; i++) {
+		const struct rp_age_stanza *as = &d->hdr.stanzas[i];
+
+		if (!stanza_is_recipient(as)) {
+			continue;
+		}
+		for (size_t k = 0; k < kr->num_keys; k++) {
+			struct rp_status tmp = { 0 };
+			int is_match = 0;
+
+			if (kr->keys[k].state == RP_KEY_DESTROYED ||
+			    key_stanza_match(s, &tmp, k, as, &is_match)) {
+				*is_unsure |= tmp.err != RP_OK;
+				continue;
+			}
+			if (!is_match) {
+				continue;
+			}
+			if (kr->keys[k].alg != RP_ALG_X25519) {
+				*out_idx = (long)k; /* the tag says so */
+				return;
+			}
+			/* X25519 stanzas name no key: try to open it */
+			if (!is_usable(&kr->keys[k])) {
+				*is_unsure = 1;
+				continue;
+			}
+			if (!rp_store_unwrap_w(s, &tmp, worker, k, as, fk)) {
+				OPENSSL_cleanse(fk, sizeof(fk));
+				*out_idx = (long)k;
+				return;
+			}
+			*is_unsure |= is_system_err(tmp.err);
+		}
+	}
+}
+
 /*
  * rp_doc_check runs every check of a document it can, each into its own
  * status in `info`. With `out_file_key`, unwraps and checks the MAC.

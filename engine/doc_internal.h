@@ -70,6 +70,18 @@ void rp_doc_check(struct rp_store *s, size_t worker, struct rp_doc_hdr *d,
 		  uint8_t *out_hdr_key);
 
 /*
+ * rp_doc_stanza_key finds the store key (not destroyed) one of the
+ * document's recipient stanzas is for, whatever its license says: an RSA
+ * stanza by its tag, an X25519 stanza by opening it with each usable
+ * X25519 key (a private-key operation each). *out_idx -1: none. *is_unsure
+ * is set when it could not tell: an X25519 stanza and an X25519 key that
+ * cannot be tried (revoked, retiring), or a keystore error.
+ */
+void rp_doc_stanza_key(struct rp_store *s, size_t worker,
+		       const struct rp_doc_hdr *d, long *out_idx,
+		       int *is_unsure);
+
+/*
  * rp_doc_check_tail checks that the payload ends where its license says
  * (when not compressed) and in a final chunk that authenticates under
  * `file_key`: catches a payload cut or extended (not damage in its

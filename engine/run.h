@@ -79,6 +79,12 @@ struct rp_run_doc {
 	uint64_t size;
 	const uint8_t *key_id; /* RP_KEY_ID_LEN bytes, or NULL */
 	const uint8_t *doc_id; /* RP_DOC_ID_LEN bytes, or NULL */
+	/*
+	 * not looked into (skipped-not-file for a folder the walk could not
+	 * read, too deep or too long a path, one that changed, a file that
+	 * became a link): documents may be there that nobody saw
+	 */
+	int is_unseen;
 };
 
 /* Counts while running and at the end. */

@@ -254,6 +254,7 @@ struct job *run_job_get(struct run *r)
 	j->reason[0] = '\0';
 	j->key_idx = -1;
 	j->has_lic = 0;
+	j->is_unseen = 0;
 	j->size = 0;
 	j->batch_next = NULL;
 	j->has_hdr = 0;
@@ -344,6 +345,7 @@ static void record(struct run *r, struct job *j)
 				  : j->has_lic	  ? j->lic.key_id
 						  : NULL,
 			.doc_id = j->has_lic ? j->lic.doc_id : NULL,
+			.is_unseen = j->is_unseen,
 		};
 
 		r->o->on_doc(r->o->on_doc_arg, &d);

@@ -111,6 +111,7 @@ struct job {
 	struct rp_recip_stanza rs;
 	struct rp_license lic;
 	int has_lic; /* lic decoded (a census reports its key and id) */
+	int is_unseen; /* not looked into: a folder the walk could not read */
 	struct rp_buf tbs;
 	struct rp_afile af;
 };

@@ -455,10 +455,16 @@ enum rp_err run_walk(struct run *r, struct rp_status *st)
 		j = run_job_get(r);
 		if (snprintf(j->path, sizeof(j->path), "%s", e.path) >=
 		    (int)sizeof(j->path)) {
+			j->is_unseen = 1;
 			run_finish(r, j, RP_OUT_SKIP_NOT_FILE, "path too long");
 			continue;
 		}
 		if (e.kind == RP_WALK_SKIP) {
+			/* a folder (or file) not looked into may hold
+			 * documents; a link or a special file holds none */
+			j->is_unseen = e.why != RP_WALK_SKIP_SYMLINK &&
+				       e.why != RP_WALK_SKIP_SPECIAL &&
+				       e.why != RP_WALK_SKIP_LOOP;
 			run_finish(r, j, RP_OUT_SKIP_NOT_FILE, "%s", e.reason);
 			continue;
 		}

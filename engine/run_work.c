@@ -218,6 +218,59 @@ static int is_authentic(struct run *r, size_t worker, struct job *j,
 }
 
 /*
+ * census_owner (a census, a document its license does not attribute):
+ * the store key its recipient stanza is really for, if any (plain age
+ * files made to a store key open with --allow-unlicensed); a stanza it
+ * cannot tell marks the document as not attributed
+ */
+static void census_owner(struct run *r, size_t worker, struct job *j)
+{
+	long idx = -1;
+	int is_unsure = 0;
+
+	rp_doc_stanza_key(r->s, worker, &j->d, &idx, &is_unsure);
+	if (idx >= 0) {
+		j->key_idx = idx;
+		j->has_lic = 0; /* its key is the stanza's, not a license's */
+	} else if (is_unsure) {
+		j->is_unseen = 1;
+	}
+}
+
+/*
+ * is_foreign (a census): a license naming a key this store does not have
+ * is another store's document only if this store did not sign it and its
+ * recipient stanza is not for one of this store's keys; otherwise its key
+ * id was edited, which would hide a document still under a store key
+ * from the census that lets that key go: failed-bad, with the key the
+ * stanza is for.
+ */
+static int is_foreign(struct run *r, size_t worker, struct job *j)
+{
+	long idx = -1;
+	int is_unsure = 0;
+
+	rp_doc_stanza_key(r->s, worker, &j->d, &idx, &is_unsure);
+	if (idx >= 0) {
+		j->key_idx = idx; /* listed with the key it depends on */
+	}
+	if (rp_keyring_find_id(r->kr, j->lic.sig.key_id) >= 0) {
+		run_finish(r, j, RP_OUT_FAIL_BAD,
+			   "its license names a key this store does not have, "
+			   "but this store signed it: edited");
+		return 0;
+	}
+	if (idx >= 0) {
+		run_finish(r, j, RP_OUT_FAIL_BAD,
+			   "its license names a key this store does not have, "
+			   "but its recipient stanza is for this store's key");
+		return 0;
+	}
+	j->is_unseen = is_unsure;
+	return 1;
+}
+
+/*
  * classify reads the header and decides; returns 1 if the job goes on to
  * be moved (its header kept open), 0 if it was finished here.
  */
@@ -255,6 +308,7 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 	if (err) {
 		j->has_hdr = 1;
 		if (st.err == RP_ERR_IO && st.sys_errno == ELOOP) {
+			j->is_unseen = 1;
 			run_finish(r, j, RP_OUT_SKIP_NOT_FILE,
 				   "became a symbolic link during the run");
 		} else if (st.err == RP_ERR_IO || st.err == RP_ERR_NOMEM) {
@@ -280,6 +334,9 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 	j->has_hdr = 1;
 	j->size = (uint64_t)j->d.sb.st_size;
 	if (j->d.license_i < 0) {
+		if (r->o->is_census) {
+			census_owner(r, worker, j);
+		}
 		run_finish(r, j, RP_OUT_SKIP_UNLICENSED,
 			   "no rp-license stanza");
 		return 0;
@@ -293,6 +350,9 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 	k = rp_keyring_find_id(r->kr, lic->key_id);
 	j->key_idx = k;
 	if (k < 0) {
+		if (r->o->is_census && !is_foreign(r, worker, j)) {
+			return 0;
+		}
 		run_finish(r, j, RP_OUT_SKIP_UNKNOWN_KEY,
 			   "its key is not in this store");
 		return 0;

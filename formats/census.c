@@ -142,7 +142,8 @@ enum rp_err rp_census_encode(struct rp_buf *out, struct rp_status *st,
 	    c->num_keys > RP_CENSUS_MAX_KEYS ||
 	    c->num_outcomes > RP_CENSUS_MAX_OUTCOMES ||
 	    (c->sel == RP_CENSUS_SHARD &&
-	     (c->shard_n < 2 || c->shard_i >= c->shard_n)) ||
+	     (c->shard_n < 2 || c->shard_n > RP_CENSUS_MAX_PARTS ||
+	      c->shard_i >= c->shard_n)) ||
 	    (c->sel == RP_CENSUS_MERGED &&
 	     (!c->shard_n || c->shard_n > RP_CENSUS_MAX_PARTS || !c->parts))) {
 		return rp_status_fail(st, RP_ERR_USAGE, "census: bad fields");
@@ -461,6 +462,12 @@ enum rp_err rp_census_decode(struct rp_census *c, struct rp_status *st,
 		    !(c->roots[c->num_roots] = strdup(path))) {
 			BAD("root PATH expected");
 		}
+		for (size_t i = 0; i < c->num_roots; i++) {
+			if (!strcmp(c->roots[i], path)) {
+				c->num_roots++; /* freed by fini */
+				BAD("root repeated");
+			}
+		}
 		c->num_roots++;
 	}
 	if (!c->num_roots) {
@@ -476,6 +483,7 @@ enum rp_err rp_census_decode(struct rp_census *c, struct rp_status *st,
 	} else if (!strcmp(v, "shard") && field(&p, &v2) && field(&p, &v3) &&
 		   !p && rp_text_parse_u64(v2, &c->shard_i) &&
 		   rp_text_parse_u64(v3, &c->shard_n) && c->shard_n >= 2 &&
+		   c->shard_n <= RP_CENSUS_MAX_PARTS &&
 		   c->shard_i < c->shard_n) {
 		c->sel = RP_CENSUS_SHARD;
 	} else if (!strcmp(v, "merged") && field(&p, &v2) && !p &&
@@ -556,8 +564,9 @@ enum rp_err rp_census_decode(struct rp_census *c, struct rp_status *st,
 		if (!next_line(r) || !field(&p, &w) || !field(&p, &v) ||
 		    !field(&p, &v2) || !field(&p, &v3) || p || !is_name(v) ||
 		    !rp_text_parse_u64(v2, &o->docs) ||
-		    !rp_text_parse_u64(v3, &o->bytes)) {
-			BAD("outcome NAME DOCUMENTS BYTES expected");
+		    !rp_text_parse_u64(v3, &o->bytes) || !o->docs) {
+			BAD("outcome NAME DOCUMENTS BYTES expected (DOCUMENTS "
+			    "above 0)");
 		}
 		for (size_t i = 0; i < c->num_outcomes; i++) {
 			if (!strcmp(c->outcomes[i].name, v)) {
@@ -593,6 +602,9 @@ enum rp_err rp_census_decode(struct rp_census *c, struct rp_status *st,
 	}
 	if (sum != c->documents) {
 		BAD("the outcomes' documents do not add up");
+	}
+	if (c->listed > c->documents) {
+		BAD("more documents listed than seen");
 	}
 	if (!one_field(r, "listed", &v) || !rp_text_parse_u64(v, &sum) ||
 	    sum != c->listed) {

@@ -628,20 +628,29 @@ enum rp_err rp_audit_generation(const struct rp_store *s, struct rp_status *st,
 {
 	char path[PATH_MAX];
 	uint8_t last[32];
-	uint64_t seq, log_seq = 0;
-	int fd;
-	enum rp_err err = read_head(s, st, &seq, last, out_gen);
+	uint64_t seq = 0, log_seq = 0;
+	int fd = -1;
+	enum rp_err err = log_path(s, st, path, "audit.log");
 
-	if (!err) {
-		err = log_path(s, st, path, "audit.log");
-	}
+	*out_gen = 0;
 	if (err) {
 		return err;
 	}
+	/* the log's lock, shared: an append between the two reads would
+	 * look like a head left behind */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd >= 0) {
+		(void)flock(fd, LOCK_SH);
+	}
+	err = read_head(s, st, &seq, last, out_gen);
+	if (!err && fd >= 0) {
 		log_seq = last_seq(fd);
+	}
+	if (fd >= 0) {
 		close(fd);
+	}
+	if (err) {
+		return err;
 	}
 	/* one record ahead is a crash between the record and its head */
 	if (log_seq > seq + 1) {

@@ -2926,6 +2926,8 @@ static enum rp_err pk_generation(struct rp_keystore *base, struct rp_status *st,
 	t.cls = CKO_DATA;
 	tpl_add(&t, CKA_CLASS, &t.cls, sizeof(t.cls));
 	tpl_add(&t, CKA_LABEL, label, strlen(label));
+	/* only a private object counts: one made without the PIN is none */
+	tpl_bool(&t, CKA_PRIVATE, 1);
 	err = anchor_lock(ks, st);
 	if (err) {
 		return err;
@@ -2961,7 +2963,6 @@ static enum rp_err pk_generation(struct rp_keystore *base, struct rp_status *st,
 	tpl_add(&t, CKA_APPLICATION, app, sizeof(app) - 1);
 	tpl_add(&t, CKA_VALUE, want, sizeof(want));
 	tpl_bool(&t, CKA_TOKEN, 1);
-	tpl_bool(&t, CKA_PRIVATE, 1);
 	rv = ks->f->C_CreateObject(ks->anchor, t.a, t.n, &made);
 	if (rv) {
 		err = ck_fail(st, rv, "C_CreateObject");

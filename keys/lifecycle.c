@@ -537,6 +537,28 @@ enum rp_err rp_store_set_min_retire_days(struct rp_store *s,
 	return err;
 }
 
+enum rp_err rp_store_key_erase_destroyed(struct rp_store *s,
+					 struct rp_status *st)
+{
+	for (size_t i = 0; i < s->keyring.num_keys; i++) {
+		const struct rp_key_info *k = &s->keyring.keys[i];
+		struct rp_keystore *ks = NULL;
+		enum rp_err err;
+
+		if (k->state != RP_KEY_DESTROYED) {
+			continue;
+		}
+		err = rp_store_ks(s, st, k, &ks);
+		if (!err) {
+			err = ks->ops->erase(ks, st, k);
+		}
+		if (err) {
+			return err;
+		}
+	}
+	return RP_OK;
+}
+
 int rp_store_key_is_due(const struct rp_store *s, size_t idx)
 {
 	const struct rp_key_info *k = &s->keyring.keys[idx];

@@ -135,6 +135,14 @@ RP_MUST_CHECK enum rp_err rp_store_key_keep(struct rp_store *s,
 int rp_store_key_is_due(const struct rp_store *s, size_t idx);
 
 /*
+ * rp_store_key_erase_destroyed erases whatever material is left of every
+ * destroyed key: a destroy or a purge cut short between the keyring
+ * write and the erase ('key purge' calls it). Idempotent.
+ */
+RP_MUST_CHECK enum rp_err rp_store_key_erase_destroyed(struct rp_store *s,
+						       struct rp_status *st);
+
+/*
  * rp_store_set_min_retire_days sets the store's shortest waiting period
  * (1 .. RP_RETIRE_MAX_DAYS days): once, on a new store (init), before any
  * key; RP_ERR_STATE after.

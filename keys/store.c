@@ -157,7 +157,7 @@ static const uint8_t *store_watermark_id(const struct rp_store *s)
 }
 
 /*
- * The generation pin file (init --pin-generation): "RPPG" || world id ||
+ * The generation pin file (init --pin-generation): "RPPG" || store id ||
  * generation (u64) || HMAC-SHA-256 under the audit key of
  * "reprotect/v1 generation pin" and those 28 bytes.
  */
@@ -180,7 +180,7 @@ static enum rp_err write_pin(const struct rp_store *s, struct rp_status *st)
 	enum rp_err err;
 
 	memcpy(b, PIN_MAGIC, 4);
-	memcpy(b + 4, s->world_id, 16);
+	memcpy(b + 4, store_watermark_id(s), 16);
 	rp_put_u64be(b + 20, s->keyring.generation);
 	err = pin_mac(s, st, b + 28, b);
 	if (!err) {
@@ -203,7 +203,7 @@ static enum rp_err read_pin(const struct rp_store *s, struct rp_status *st,
 
 	*out_gen = 0;
 	if (!err && (b.len != PIN_LEN || memcmp(b.p, PIN_MAGIC, 4) ||
-		     memcmp(b.p + 4, s->world_id, 16))) {
+		     memcmp(b.p + 4, store_watermark_id(s), 16))) {
 		err = rp_status_fail(st, RP_ERR_AUTH, "it is not this store's");
 	}
 	if (!err) {
@@ -312,6 +312,8 @@ enum rp_err rp_store_save_keyring(struct rp_store *s, struct rp_status *st)
 enum rp_err rp_store_set_pin_path(struct rp_store *s, struct rp_status *st,
 				  const char *path)
 {
+	enum rp_err err;
+
 	if (s->keyring.num_keys || s->keyring.pin_path[0]) {
 		return rp_status_fail(st, RP_ERR_STATE,
 				      "the generation pin file is set once, at "
@@ -324,7 +326,17 @@ enum rp_err rp_store_set_pin_path(struct rp_store *s, struct rp_status *st,
 				      RP_PIN_PATH_MAX);
 	}
 	snprintf(s->keyring.pin_path, sizeof(s->keyring.pin_path), "%s", path);
-	return rp_store_save_keyring(s, st);
+	/* the file first: a pin that cannot be written is not set */
+	s->keyring.generation++;
+	err = write_pin(s, st);
+	s->keyring.generation--;
+	if (!err) {
+		err = rp_store_save_keyring(s, st);
+	}
+	if (err) {
+		s->keyring.pin_path[0] = '\0';
+	}
+	return err;
 }
 
 static void flush_pubs(struct rp_store *s)

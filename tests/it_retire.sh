@@ -121,6 +121,50 @@ census3 "$T/c-torn.txt"
 expect_rc 7 "$RP" key retire "$K1" --census "$T/c-torn.txt" --root "$C"
 assert_grep "$ERR" "could not tell"
 rm "$C/b/torn.age"
+# a document under the key in a folder the walk does not enter (deeper
+# than it goes): listed as not attributed, not silently skipped
+_d="$C/deep"
+_n=0
+while [ $_n -lt 258 ]; do
+	_d="$_d/d"
+	_n=$((_n + 1))
+done
+mkdir -p "$_d"
+cp "$T/old-d3.age" "$_d/x.age"
+census3 "$T/c-deep.txt"
+check "listed" grep -q "^doc - - not-attributed .*/d/d$" "$T/c-deep.txt"
+expect_rc 7 "$RP" key retire "$K1" --census "$T/c-deep.txt" --root "$C"
+assert_grep "$ERR" "could not tell"
+rm -rf "$C/deep"
+# a document under the key whose license's key id was edited (one byte):
+# this store signed it, so it is not another store's
+cat >"$T/flip.py" <<'PY_EOF'
+import base64, sys
+src, dst, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(src, "rb").read()
+end = data.index(b"\n---") + 1
+lines = data[:end].split(b"\n")
+i = lines.index(b"-> rp-license 1") + 1
+j = i
+while len(lines[j]) == 64:
+    j += 1
+body = b"".join(lines[i:j + 1])
+raw = bytearray(base64.b64decode(body + b"=" * (-len(body) % 4)))
+raw[off] ^= 1
+enc = base64.b64encode(bytes(raw)).rstrip(b"=")
+new = [enc[k:k + 64] for k in range(0, len(enc), 64)]
+if len(new[-1]) == 64:
+    new.append(b"")
+lines[i:j + 1] = new
+open(dst, "wb").write(b"\n".join(lines) + data[end:])
+PY_EOF
+py "$T/flip.py" "$T/old-d3.age" "$C/b/edited.age" 40
+census3 "$T/c-edited-id.txt"
+check "failed, with the key its stanza is for" \
+	grep -q "^doc $K1 [0-9a-f]* failed-bad-document .*/b/edited\.age$" \
+	"$T/c-edited-id.txt"
+expect_rc 7 "$RP" key retire "$K1" --census "$T/c-edited-id.txt" --root "$C"
+rm "$C/b/edited.age"
 
 case_ "retire: a good census lets the key go, with a waiting period"
 census3 "$T/c-ok.txt"
@@ -170,6 +214,9 @@ assert_same "$T/found.out" "$T/p3"
 expect_rc 0 "$RP" run "$C" --in-place --quiet
 expect_rc 7 "$RP" key keep "$K1"
 check "audit: keep" grep -q "key\.keep	$K1" "$REPROTECT_STORE/audit.log"
+# the census that missed it cannot retire the key again
+expect_rc 7 "$RP" key retire "$K1" --census "$T/c-ok.txt" --root "$C"
+assert_grep "$ERR" "older than the 'key keep'"
 
 case_ "retire again, then the waiting period passes"
 census3 "$T/c-ok2.txt"
