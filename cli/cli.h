@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "rp_err.h"
+#include "run.h"
 #include "store.h"
 
 /*
@@ -185,6 +186,9 @@ int rp_cli_parse_u64(const char *s, uint64_t *out);
  * JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; 1 if valid (I < N).
  */
 int rp_cli_parse_shard(const char *arg, uint64_t *i, uint64_t *n);
+
+/* rp_cli_parse_io parses --io uring|sync; 1 if it is one of them */
+int rp_cli_parse_io(const char *arg, enum rp_run_io *out);
 
 /* progress on stderr: a line redrawn on a terminal, else one per 10 s */
 struct rp_cli_progress {

@@ -1067,11 +1067,7 @@ int rp_cmd_census(struct rp_cli *cli, int argc, char **argv)
 			has_run_opt = 1;
 			break;
 		case OPT_IO:
-			if (!strcmp(optarg, "uring")) {
-				o.io = RP_IO_URING;
-			} else if (!strcmp(optarg, "sync")) {
-				o.io = RP_IO_SYNC;
-			} else {
+			if (!rp_cli_parse_io(optarg, &o.io)) {
 				return rp_cli_usage("census",
 						    "--io: uring or sync");
 			}

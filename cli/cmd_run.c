@@ -236,6 +236,18 @@ int rp_cli_parse_u64(const char *s, uint64_t *out)
 	return 1;
 }
 
+int rp_cli_parse_io(const char *arg, enum rp_run_io *out)
+{
+	if (!strcmp(arg, "uring")) {
+		*out = RP_IO_URING;
+	} else if (!strcmp(arg, "sync")) {
+		*out = RP_IO_SYNC;
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 int rp_cli_parse_shard(const char *arg, uint64_t *i, uint64_t *n)
 {
 	const char *slash = strchr(arg, '/');
@@ -663,11 +675,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			}
 			break;
 		case OPT_IO:
-			if (!strcmp(optarg, "uring")) {
-				o.io = RP_IO_URING;
-			} else if (!strcmp(optarg, "sync")) {
-				o.io = RP_IO_SYNC;
-			} else {
+			if (!rp_cli_parse_io(optarg, &o.io)) {
 				return rp_cli_usage("run", "--io: uring or sync");
 			}
 			break;

@@ -406,13 +406,38 @@ enum rp_err rp_store_key_export(struct rp_store *s, struct rp_status *st,
 	return err;
 }
 
+/*
+ * destroy_now destroys key `idx` (destroy, purge): the keyring first, so
+ * that it refuses the key at once, then the material; `crash_point` (a
+ * literal) is the test hook between the two
+ */
+static enum rp_err destroy_now(struct rp_store *s, struct rp_status *st,
+			       size_t idx, const char *crash_point)
+{
+	struct rp_key_info *k = &s->keyring.keys[idx];
+	struct rp_keystore *ks = NULL;
+	enum rp_err err = rp_store_ks(s, st, k, &ks);
+
+	if (err) {
+		return err;
+	}
+	k->state = RP_KEY_DESTROYED;
+	k->destroyed_at = rp_store_now();
+	k->retired_at = k->purge_at = 0;
+	err = rp_store_save_keyring(s, st);
+	if (err) {
+		discard(s);
+		return err;
+	}
+	rp_test_crash_point(crash_point);
+	return ks->ops->erase(ks, st, k);
+}
+
 enum rp_err rp_store_key_destroy(struct rp_store *s, struct rp_status *st,
 				 size_t idx)
 {
 	struct rp_key_info *k = &s->keyring.keys[idx];
-	struct rp_keystore *ks = NULL;
 	char hex[17];
-	enum rp_err err;
 
 	key_hex16(hex, k->id);
 	if (k->state != RP_KEY_REVOKED) {
@@ -421,19 +446,7 @@ enum rp_err rp_store_key_destroy(struct rp_store *s, struct rp_status *st,
 				      "destroyed (revoke it first)",
 				      hex, rp_key_state_name(k->state));
 	}
-	err = rp_store_ks(s, st, k, &ks);
-	if (err) {
-		return err;
-	}
-	k->state = RP_KEY_DESTROYED;
-	k->destroyed_at = rp_store_now();
-	err = rp_store_save_keyring(s, st);
-	if (err) {
-		discard(s);
-		return err;
-	}
-	rp_test_crash_point("destroy:after-keyring");
-	return ks->ops->erase(ks, st, k);
+	return destroy_now(s, st, idx, "destroy:after-keyring");
 }
 
 enum rp_err rp_store_key_retire_check(const struct rp_store *s,
@@ -570,9 +583,7 @@ enum rp_err rp_store_key_purge(struct rp_store *s, struct rp_status *st,
 			       size_t idx)
 {
 	struct rp_key_info *k = &s->keyring.keys[idx];
-	struct rp_keystore *ks = NULL;
 	char hex[17];
-	enum rp_err err;
 
 	key_hex16(hex, k->id);
 	if (!rp_store_key_is_due(s, idx)) {
@@ -585,21 +596,7 @@ enum rp_err rp_store_key_purge(struct rp_store *s, struct rp_status *st,
 						"not over"
 					      : "");
 	}
-	err = rp_store_ks(s, st, k, &ks);
-	if (err) {
-		return err;
-	}
-	k->state = RP_KEY_DESTROYED;
-	k->destroyed_at = rp_store_now();
-	k->retired_at = k->purge_at = 0;
-	err = rp_store_save_keyring(s, st);
-	if (err) {
-		discard(s);
-		return err;
-	}
-	/* the keyring refuses the key already: the material goes second */
-	rp_test_crash_point("purge:after-keyring");
-	return ks->ops->erase(ks, st, k);
+	return destroy_now(s, st, idx, "purge:after-keyring");
 }
 
 static int valid_text(const char *p, int allow_comma)

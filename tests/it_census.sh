@@ -143,27 +143,7 @@ merkle_of "$T/c1.txt" "$C"
 case_ "census: a document whose signature does not verify is failed, not counted"
 # flip one byte of the license's root signature (offset 210 of its body):
 # the license still decodes and still names the old key
-cat >"$T/flip.py" <<'PY_EOF'
-import base64, sys
-src, dst, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
-data = open(src, "rb").read()
-end = data.index(b"\n---") + 1
-lines = data[:end].split(b"\n")
-i = lines.index(b"-> rp-license 1") + 1
-j = i
-while len(lines[j]) == 64:
-    j += 1
-body = b"".join(lines[i:j + 1])
-raw = bytearray(base64.b64decode(body + b"=" * (-len(body) % 4)))
-raw[off] ^= 1
-enc = base64.b64encode(bytes(raw)).rstrip(b"=")
-new = [enc[k:k + 64] for k in range(0, len(enc), 64)]
-if len(new[-1]) == 64:
-    new.append(b"")
-lines[i:j + 1] = new
-open(dst, "wb").write(b"\n".join(lines) + data[end:])
-PY_EOF
-py "$T/flip.py" "$C/a/d3.age" "$C/a/bad.age" 210
+flip_license_byte "$C/a/d3.age" "$C/a/bad.age" 210
 NALL=$((NALL + 1))
 expect_rc 1 "$RP" census "$C" --quiet --report "$T/c2.txt" --json
 assert_json "$OUT" '["outcomes"]["failed-bad-document"]["documents"]' 1

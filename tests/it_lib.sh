@@ -273,6 +273,41 @@ header_len() {
 }
 
 # it_done: the closing line and the exit code.
+# flip_license_byte SRC DST OFFSET: DST is SRC with one bit of byte
+# OFFSET of its rp-license body changed (the body decoded, flipped and
+# re-encoded as age wraps it); the rest of the file as it was
+flip_license_byte() {
+	py -c 'import base64, sys
+src, dst, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(src, "rb").read()
+end = data.index(b"\n---") + 1
+lines = data[:end].split(b"\n")
+i = lines.index(b"-> rp-license 1") + 1
+j = i
+while len(lines[j]) == 64:
+    j += 1
+body = b"".join(lines[i:j + 1])
+raw = bytearray(base64.b64decode(body + b"=" * (-len(body) % 4)))
+raw[off] ^= 1
+enc = base64.b64encode(bytes(raw)).rstrip(b"=")
+new = [enc[k:k + 64] for k in range(0, len(enc), 64)]
+if len(new[-1]) == 64:
+    new.append(b"")
+lines[i:j + 1] = new
+open(dst, "wb").write(b"\n".join(lines) + data[end:])' "$1" "$2" "$3"
+}
+
+# softhsm_token LABEL: a SoftHSM2 token of its own under $T (user PIN
+# 1234), SOFTHSM2_CONF exported; the caller has checked softhsm2-util
+softhsm_token() {
+	mkdir -p "$T/tokens"
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$T" >"$T/softhsm2.conf"
+	export SOFTHSM2_CONF="$T/softhsm2.conf"
+	softhsm2-util --init-token --free --label "$1" --pin 1234 \
+		--so-pin 5678 >/dev/null
+}
+
 it_done() {
 	echo "$IT_NAME: $IT_PASS passed, $IT_FAIL failed"
 	if [ "$IT_FAIL" -ne 0 ]; then

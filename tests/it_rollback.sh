@@ -172,12 +172,7 @@ rm -rf "$T/after"
 # --- a PKCS#11 store: the token keeps the watermark -----------------------------
 MOD=/usr/lib/softhsm/libsofthsm2.so
 if [ -e "$MOD" ] && command -v softhsm2-util >/dev/null; then
-	mkdir "$T/tokens"
-	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
-		"$T" >"$T/softhsm2.conf"
-	export SOFTHSM2_CONF="$T/softhsm2.conf"
-	softhsm2-util --init-token --free --label rp-rollback --pin 1234 \
-		--so-pin 5678 >/dev/null
+	softhsm_token rp-rollback
 	export REPROTECT_PKCS11_PIN=1234
 	setup "$T/p11" --backend pkcs11 --pkcs11-module "$MOD" \
 		--pkcs11-token rp-rollback
