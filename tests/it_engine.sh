@@ -1086,12 +1086,23 @@ _hits=0
 for _i in 1 2 3 4 5; do
 	_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 	_ms=$((50 + _r % (_max - 49)))
-	if [ "$_i" = 3 ] && [ "$_ms" -lt $((_max * 2 / 3)) ]; then
-		_ms=$((_ms + _max / 3)) # at least one kill well into the run
-	fi
+	rm -f "$T/j-kill"
 	"$RP" run "$K/tree" --store "$K/store" --in-place --quiet \
 		--journal "$T/j-kill" >/dev/null 2>&1 &
 	_pid=$!
+	if [ "$_i" = 3 ]; then
+		# one kill well into the run whatever the machine's load: once
+		# this run's journal shows a document it moved (the journal is
+		# written out 4 KiB at a time), then 0-99 ms later
+		_w=0
+		while ! grep -q '^moved' "$T/j-kill" 2>/dev/null &&
+			kill -0 "$_pid" 2>/dev/null && [ "$_w" -lt 3000 ]; do
+			sleep 0.01
+			_w=$((_w + 1))
+		done
+		_ms=$((_r % 100))
+		_kills="$_kills [moved+]"
+	fi
 	sleep "$((_ms / 1000)).$(printf '%03d' $((_ms % 1000)))"
 	kill -9 "$_pid" 2>/dev/null || true
 	_rc=0
