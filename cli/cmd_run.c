@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "journal.h"
 #include "rp_file.h"
+#include "rp_b64.h"
 #include "rp_json.h"
 #include "run.h"
 
@@ -324,18 +325,107 @@ static void report_docs(FILE *f, FILE *journal)
 	fprintf(f, "%s]\n", first ? "" : "\n  ");
 }
 
-static void write_report(FILE *f, const struct rp_run_opts *o,
-			 const struct rp_run_result *res,
-			 const struct rp_keyring *kr, FILE *journal)
+/* what a report says beyond the engine's result */
+struct report_ctx {
+	const struct rp_run_opts *o;
+	const struct rp_run_result *res;
+	struct rp_store *s;
+	FILE *journal;
+	double started, ended; /* seconds since the epoch */
+	int exit_code;	       /* what the command returns */
+};
+
+static const char *mode_name(const struct rp_run_opts *o)
 {
+	return o->is_verify		     ? "verify"
+	       : o->mode == RP_RUN_REENCRYPT ? "reencrypt"
+					     : "rewrap";
+}
+
+static void json_key_id(FILE *f, const uint8_t *id, int is_first)
+{
+	char hex[2 * RP_KEY_ID_LEN + 1];
+
+	rp_key_id_hex(hex, id);
+	fprintf(f, "%s\"%s\"", is_first ? "" : ", ", hex);
+}
+
+/*
+ * write_identity writes the run's identity, what every shard of one run
+ * shares and 'report merge' compares: the store, what was asked (mode,
+ * roots resolved to absolute paths, --from), the keys it moved from (the
+ * --from keys, else every key archived at the end of the run) and to,
+ * and which shard of how many.
+ */
+static void write_identity(FILE *f, const struct report_ctx *c)
+{
+	const struct rp_run_opts *o = c->o;
+	const struct rp_keyring *kr = rp_store_keyring(c->s);
+	char world[2 * RP_STORE_WORLD_ID_LEN + 1];
+	int is_first = 1;
+
+	rp_hex_encode(world, rp_store_world_id(c->s), RP_STORE_WORLD_ID_LEN);
+	fprintf(f,
+		"  \"run\": {\"store\": \"%s\", \"mode\": \"%s\", "
+		"\"dry_run\": %s,\n    \"roots\": [",
+		world, mode_name(o), o->is_dry_run ? "true" : "false");
+	for (size_t i = 0; i < o->num_roots; i++) {
+		char *real = realpath(o->roots[i], NULL);
+
+		fprintf(f, "%s", i ? ", " : "");
+		rp_json_cstr(f, real ? real : o->roots[i]);
+		free(real);
+	}
+	fprintf(f, "],\n    \"from\": ");
+	if (o->num_from) {
+		fprintf(f, "[");
+		for (size_t i = 0; i < o->num_from; i++) {
+			json_key_id(f, o->from[i], !i);
+		}
+		fprintf(f, "]");
+	} else {
+		fprintf(f, "null");
+	}
+	fprintf(f, ",\n    \"source_keys\": [");
+	for (size_t i = 0; i < kr->num_keys; i++) {
+		const struct rp_key_info *k = &kr->keys[i];
+		int is_source = !o->num_from && k->state == RP_KEY_ARCHIVED;
+
+		for (size_t j = 0; j < o->num_from; j++) {
+			is_source |= !memcmp(o->from[j], k->id, RP_KEY_ID_LEN);
+		}
+		if (is_source) {
+			json_key_id(f, k->id, is_first);
+			is_first = 0;
+		}
+	}
+	fprintf(f,
+		"],\n    \"target_key\": \"%s\",\n"
+		"    \"shard\": {\"index\": %llu, \"of\": %llu}},\n",
+		c->res->active_key,
+		(unsigned long long)(o->shard_n > 1 ? o->shard_i : 0),
+		(unsigned long long)(o->shard_n > 1 ? o->shard_n : 1));
+}
+
+static void write_report(FILE *f, const struct report_ctx *c)
+{
+	const struct rp_run_opts *o = c->o;
+	const struct rp_run_result *res = c->res;
+	const struct rp_keyring *kr = rp_store_keyring(c->s);
 	const struct rp_run_stats_view *v = &res->total;
 	const uint64_t moved = v->num[RP_OUT_MOVED];
+	char host[256] = "";
 
-	fprintf(f, "{\n  \"mode\": \"%s\",\n  \"dry_run\": %s,\n",
-		o->is_verify		     ? "verify"
-		: o->mode == RP_RUN_REENCRYPT ? "reencrypt"
-					      : "rewrap",
+	(void)gethostname(host, sizeof(host) - 1);
+	fprintf(f, "{\n  \"mode\": \"%s\",\n  \"dry_run\": %s,\n", mode_name(o),
 		o->is_dry_run ? "true" : "false");
+	write_identity(f, c);
+	fprintf(f, "  \"host\": ");
+	rp_json_cstr(f, host);
+	fprintf(f,
+		",\n  \"started_unix\": %.3f,\n  \"ended_unix\": %.3f,\n"
+		"  \"exit_code\": %d,\n",
+		c->started, c->ended, c->exit_code);
 	fprintf(f, "  \"io\": \"%s\",\n  \"durability\": \"%s\",\n",
 		res->io_used,
 		o->durability == RP_DURABLE_EACH   ? "each"
@@ -388,7 +478,16 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 	} else {
 		fprintf(f, "null");
 	}
-	fprintf(f, ", \"waited_seconds\": %.3f},\n", res->key_ops_waited);
+	fprintf(f,
+		", \"waited_seconds\": %.3f, \"busy\": %llu, "
+		"\"pace_at_end\": ",
+		res->key_ops_waited, (unsigned long long)res->key_ops_busy);
+	if (res->key_ops_pace > 0) {
+		fprintf(f, "%.1f", res->key_ops_pace);
+	} else {
+		fprintf(f, "null");
+	}
+	fprintf(f, "},\n");
 	fprintf(f, "  \"outcomes\": {");
 	for (int k = 0; k < RP_OUT_NUM; k++) {
 		fprintf(f, "%s\n    \"%s\": {\"documents\": %llu, \"bytes\": %llu}",
@@ -426,7 +525,7 @@ static void write_report(FILE *f, const struct rp_run_opts *o,
 		first = 0;
 	}
 	fprintf(f, "\n  ],\n");
-	report_docs(f, journal);
+	report_docs(f, c->journal);
 	fprintf(f, "}\n");
 }
 
@@ -501,6 +600,12 @@ static void print_summary(const struct rp_run_opts *o,
 		       v->seconds > 0 ? (double)res->key_ops / v->seconds : 0,
 		       res->key_ops_allowed);
 	}
+	if (res->key_ops_busy) {
+		printf("the keystore answered busy %llu times: asked again, "
+		       "at %.1f operations/s at the end\n",
+		       (unsigned long long)res->key_ops_busy,
+		       res->key_ops_pace);
+	}
 	rp_cli_recovery_print(&res->recovery);
 }
 
@@ -509,9 +614,7 @@ static void print_summary(const struct rp_run_opts *o,
  * makes: 0600, complete and durable before it replaces what was there.
  * Returns 0, or 1 after saying why on stderr.
  */
-static int save_report(const char *path, const struct rp_run_opts *o,
-		       const struct rp_run_result *res,
-		       const struct rp_keyring *kr, FILE *journal)
+static int save_report(const char *path, const struct report_ctx *c)
 {
 	struct rp_status st = { 0 };
 	struct rp_afile af;
@@ -533,7 +636,7 @@ static int save_report(const char *path, const struct rp_run_opts *o,
 	if (!f) {
 		rp_status_errno(&st, errno, "cannot write", path);
 	} else {
-		write_report(f, o, res, kr, journal);
+		write_report(f, c);
 		if (ferror(f) | fclose(f)) {
 			rp_status_errno(&st, errno ? errno : EIO,
 					"cannot write", path);
@@ -549,6 +652,37 @@ static int save_report(const char *path, const struct rp_run_opts *o,
 		return 1;
 	}
 	return 0;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* run_exit_code: what a finished run or verify returns (rp_exit) */
+static int run_exit_code(const struct rp_run_opts *o,
+			 const struct rp_run_result *res)
+{
+	const uint64_t *num = res->total.num;
+
+	if (res->was_stopped) {
+		return RP_EXIT_STOPPED;
+	}
+	if (num[RP_OUT_SKIP_RETIRING]) {
+		return RP_EXIT_RETIRING;
+	}
+	if (num[RP_OUT_FAIL_BAD] || num[RP_OUT_FAIL_CHANGED] ||
+	    num[RP_OUT_FAIL_IO] || num[RP_OUT_SKIP_BUSY] ||
+	    num[RP_OUT_SKIP_CANNOT_KEEP] ||
+	    (o->is_verify &&
+	     (num[RP_OUT_SKIP_REVOKED] || num[RP_OUT_SKIP_UNKNOWN_KEY] ||
+	      num[RP_OUT_SKIP_UNLICENSED]))) {
+		return RP_EXIT_PARTIAL;
+	}
+	return RP_EXIT_OK;
 }
 
 static FILE *open_journal(struct rp_status *st, struct rp_store *s,
@@ -623,6 +757,8 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	int is_in_place = 0, is_json = 0, is_quiet = 0;
 	uint64_t v;
 	enum rp_err err;
+	struct report_ctx rctx;
+	double started;
 	int c, rc, output_failed = 0;
 
 	memset(&o, 0, sizeof(o));
@@ -819,6 +955,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		o.progress_arg = &prog;
 	}
 	rp_cli_on_signals();
+	started = wall_now();
 	err = rp_run(s, &st, &o, &res);
 	if (prog.is_tty) {
 		fputc('\n', stderr);
@@ -832,14 +969,21 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		rc = rp_cli_error(&st);
 		goto out;
 	}
+	rc = output_failed ? RP_EXIT_SYSTEM : run_exit_code(&o, &res);
+	rctx = (struct report_ctx){ .o = &o,
+				    .res = &res,
+				    .s = s,
+				    .journal = journal,
+				    .started = started,
+				    .ended = wall_now(),
+				    .exit_code = rc };
 	if (is_json) {
-		write_report(stdout, &o, &res, rp_store_keyring(s), journal);
+		write_report(stdout, &rctx);
 	} else {
 		print_summary(&o, &res, rp_store_keyring(s));
 		printf("journal: %s\n", journal_path);
 	}
-	if (report &&
-	    save_report(report, &o, &res, rp_store_keyring(s), journal)) {
+	if (report && save_report(report, &rctx)) {
 		output_failed = 1;
 	}
 	if (o.is_verify) {
@@ -858,13 +1002,12 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	}
 	if (output_failed) {
 		rc = RP_EXIT_SYSTEM;
-	} else if (res.was_stopped) {
+	} else if (rc == RP_EXIT_STOPPED) {
 		fprintf(stderr,
 			"reprotect: %s stopped: %s; documents not yet moved are "
 			"untouched: run the same command again to resume\n",
 			o.is_verify ? "verify" : "run", res.stop_reason);
-		rc = RP_EXIT_STOPPED;
-	} else if (res.total.num[RP_OUT_SKIP_RETIRING]) {
+	} else if (rc == RP_EXIT_RETIRING) {
 		/* a census missed them: the key is to be destroyed */
 		fprintf(stderr,
 			"reprotect: %llu documents are under a retiring key "
@@ -873,18 +1016,6 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 			"key keep' it, then run again\n",
 			(unsigned long long)
 				res.total.num[RP_OUT_SKIP_RETIRING]);
-		rc = RP_EXIT_RETIRING;
-	} else if (res.total.num[RP_OUT_FAIL_BAD] ||
-		   res.total.num[RP_OUT_FAIL_CHANGED] ||
-		   res.total.num[RP_OUT_FAIL_IO] ||
-		   res.total.num[RP_OUT_SKIP_BUSY] ||
-		   res.total.num[RP_OUT_SKIP_CANNOT_KEEP] ||
-		   (o.is_verify && (res.total.num[RP_OUT_SKIP_REVOKED] ||
-				    res.total.num[RP_OUT_SKIP_UNKNOWN_KEY] ||
-				    res.total.num[RP_OUT_SKIP_UNLICENSED]))) {
-		rc = RP_EXIT_PARTIAL;
-	} else {
-		rc = RP_EXIT_OK;
 	}
 out:
 	if (journal && fclose(journal) && rc == RP_EXIT_OK) {

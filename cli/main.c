@@ -33,6 +33,8 @@ static const char usage[] =
 	"                            headers back to their old one)\n"
 	"  census PATH...            which documents are under which key: a\n"
 	"                            signed statement (and verify, merge)\n"
+	"  report merge REPORT...    put the reports of a run's shards\n"
+	"                            together\n"
 	"  protect IN...             protect files under the active key\n"
 	"  unprotect IN              check and open a protected document\n"
 	"  inspect FILE              show a document's key, license and "
@@ -54,7 +56,7 @@ static const struct command commands[] = {
 	{ "template", rp_cmd_template }, { "world", rp_cmd_world },
 	{ "audit", rp_cmd_audit },	 { "run", rp_cmd_run },
 	{ "verify", rp_cmd_run },	 { "recover", rp_cmd_recover },
-	{ "census", rp_cmd_census },
+	{ "census", rp_cmd_census },	 { "report", rp_cmd_report },
 };
 
 /*

@@ -29,6 +29,7 @@ static const char *const err_msgs[] = {
 	[RP_ERR_LOCKED] = "store is locked by another process",
 	[RP_ERR_INTERNAL] = "internal error",
 	[RP_ERR_RETIRING] = "the key is retiring",
+	[RP_ERR_BUSY] = "the keystore is busy",
 };
 
 static const char *const err_names[] = {
@@ -50,6 +51,7 @@ static const char *const err_names[] = {
 	[RP_ERR_LOCKED] = "locked",
 	[RP_ERR_INTERNAL] = "internal",
 	[RP_ERR_RETIRING] = "retiring",
+	[RP_ERR_BUSY] = "busy",
 };
 
 const char *rp_err_str(enum rp_err err)

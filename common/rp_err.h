@@ -32,6 +32,7 @@ enum rp_err {
 	RP_ERR_LOCKED = 15,	/* the store is locked by another process */
 	RP_ERR_INTERNAL = 16,	/* a bug */
 	RP_ERR_RETIRING = 17,	/* the key is retiring: it opens nothing */
+	RP_ERR_BUSY = 18,	/* the keystore is busy: ask again later */
 };
 
 /* rp_err_str returns the fixed message for `err`; never NULL. */

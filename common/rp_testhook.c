@@ -255,4 +255,61 @@ long long rp_test_clock_skew(void)
 	return errno || !end || *end ? 0 : n;
 }
 
+/* the busy keystore: the times of the calls let through, a ring */
+#define BUSY_RATE_MAX 100000
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static double *busy_times;
+static long busy_rate = -1; /* -1: not read yet; 0: off */
+static long busy_code;
+static size_t busy_pos;
+
+static void busy_parse(void)
+{
+	const char *v = getenv("REPROTECT_TEST_BUSY");
+	const char *colon = v ? strchr(v, ':') : NULL;
+	char *end = NULL;
+
+	busy_rate = 0;
+	if (!colon) {
+		return;
+	}
+	errno = 0;
+	busy_rate = strtol(v, &end, 10);
+	if (errno || end != colon || busy_rate < 1 ||
+	    busy_rate > BUSY_RATE_MAX) {
+		busy_rate = 0;
+		return;
+	}
+	busy_code = fault_code(colon + 1);
+	busy_times = calloc((size_t)busy_rate, sizeof(*busy_times));
+	if (busy_code <= 0 || !busy_times) {
+		busy_rate = 0;
+	}
+}
+
+long rp_test_busy(void)
+{
+	struct timespec ts;
+	double now;
+	long code = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	pthread_mutex_lock(&busy_lock);
+	if (busy_rate < 0) {
+		busy_parse();
+	}
+	if (busy_rate > 0) {
+		/* the oldest of the last `rate` calls let through */
+		if (busy_times[busy_pos] && now - busy_times[busy_pos] < 1.0) {
+			code = busy_code;
+		} else {
+			busy_times[busy_pos] = now;
+			busy_pos = (busy_pos + 1) % (size_t)busy_rate;
+		}
+	}
+	pthread_mutex_unlock(&busy_lock);
+	return code;
+}
+
 #endif

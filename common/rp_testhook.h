@@ -42,6 +42,13 @@ extern "C" {
  * EBUSY, EINTR, EAGAIN), "short", or a number (decimal or 0x hex). POINT
  * may hold ':' itself ("io:write"): it ends at the first field that is a
  * code. Calls are counted across threads.
+ *
+ * rp_test_busy makes a keystore busy above a rate: REPROTECT_TEST_BUSY
+ * is "RATE:CODE" (CODE as for faults). A call returns CODE when RATE
+ * calls were let through in the second before it (a sliding window, all
+ * threads together), else 0; a call answered CODE does not count. The
+ * PKCS#11 keystore asks it at each private-key operation's last call
+ * (C_Decrypt, C_Sign, C_DeriveKey).
  */
 #define RP_TEST_FAULT_SHORT (-1L)
 
@@ -51,6 +58,7 @@ void rp_test_pause_point(const char *point);
 long rp_test_fault(const char *point);
 void rp_test_trace(const char *what, const char *name);
 long long rp_test_clock_skew(void);
+long rp_test_busy(void);
 /* rp_test_fault_reset forgets the rules and counts: the next call reads
  * REPROTECT_TEST_FAULT again (for unit tests that change it) */
 void rp_test_fault_reset(void);
@@ -74,6 +82,10 @@ static inline void rp_test_trace(const char *what, const char *name)
 	(void)name;
 }
 static inline long long rp_test_clock_skew(void)
+{
+	return 0;
+}
+static inline long rp_test_busy(void)
 {
 	return 0;
 }

@@ -251,8 +251,7 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	int has_signer = 0, has_writer[RP_RUN_WRITERS] = { 0 };
 	int has_progress = 0, has_writers = 1;
 	long active;
-	uint64_t kops0 = 0;
-	double kwait0 = 0;
+	struct rp_key_ops_stats kops0 = { 0 }, kops;
 	enum rp_err err;
 
 	memset(res, 0, sizeof(*res));
@@ -337,8 +336,8 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	}
 	res->io_used = r.use_uring ? "uring" : "sync";
 	/* the keystore quota: this run's share, counted from here */
-	rp_store_set_key_ops(s, o->key_ops);
-	rp_store_key_ops(s, &kops0, &kwait0);
+	rp_store_set_key_ops(s, o->key_ops, o->stop);
+	rp_store_key_ops(s, &kops0);
 	res->key_ops_allowed = o->key_ops;
 	run_rd_init(&r);
 	clock_gettime(CLOCK_MONOTONIC, &r.start);
@@ -410,9 +409,12 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 		pthread_join(counter, NULL);
 	}
 	run_snapshot(&r, &res->total);
-	rp_store_key_ops(s, &res->key_ops, &res->key_ops_waited);
-	res->key_ops -= kops0;
-	res->key_ops_waited -= kwait0;
+	rp_store_key_ops(s, &kops);
+	res->key_ops = kops.count - kops0.count;
+	res->key_ops_busy = kops.busy - kops0.busy;
+	res->key_ops_waited = kops.waited - kops0.waited;
+	res->key_ops_pace = kops.pace;
+	rp_store_set_key_ops(s, 0, NULL); /* o->stop is the caller's */
 	res->was_stopped = (o->stop && *o->stop) || r.halted;
 	if (r.halted) {
 		snprintf(res->stop_reason, sizeof(res->stop_reason), "%s",

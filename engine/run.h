@@ -169,10 +169,13 @@ struct rp_run_result {
 	char active_key[2 * RP_KEY_ID_LEN + 1];
 	const char *io_used; /* "uring" or "sync" */
 	/* private-key operations the run asked of its keystores, the rate
-	 * allowed (0: no cap) and the seconds its threads waited for it */
+	 * allowed (0: no cap), the seconds its threads waited for it, the
+	 * keystore's busy answers and the pace they left (0: not paced) */
 	uint64_t key_ops;
 	double key_ops_allowed;
 	double key_ops_waited;
+	uint64_t key_ops_busy;
+	double key_ops_pace;
 	/* what the journals of killed runs held (rp_wal_recover) */
 	struct rp_wal_recovery recovery;
 };

@@ -287,6 +287,19 @@ static const char *ck_name(CK_RV rv)
 }
 
 /*
+ * is_busy_error: the token will not take the request now (throttled): the
+ * store asks again at a slower pace (rp_store_unwrap_w). AWS CloudHSM
+ * answers CKR_OPERATION_ACTIVE when busy; CKR_FUNCTION_REJECTED is the
+ * standard's "rejected by the token". (CloudHSM may also answer
+ * CKR_FUNCTION_FAILED, which a decryption that fails gives too: that one
+ * cannot be told apart and stays a failure.)
+ */
+static int is_busy_error(CK_RV rv)
+{
+	return rv == CKR_OPERATION_ACTIVE || rv == CKR_FUNCTION_REJECTED;
+}
+
+/*
  * ck_fail records RP_ERR_HSM for `fn` returning `rv`; RP_ERR_NOMEM for
  * CKR_HOST_MEMORY (the module, in this process, ran out of memory: not the
  * token failing)
@@ -297,7 +310,9 @@ static enum rp_err ck_fail(struct rp_status *st, CK_RV rv, const char *fn)
 		st->ck_rv = rv;
 	}
 	return rp_status_fail(st,
-			      rv == CKR_HOST_MEMORY ? RP_ERR_NOMEM : RP_ERR_HSM,
+			      rv == CKR_HOST_MEMORY ? RP_ERR_NOMEM
+			      : is_busy_error(rv)   ? RP_ERR_BUSY
+						    : RP_ERR_HSM,
 			      "%s failed: %s (0x%lx)", fn, ck_name(rv),
 			      (unsigned long)rv);
 }
@@ -362,8 +377,17 @@ static int is_unwrap_error(CK_RV rv)
 
 static CK_RV ck_test_hook(const char *point)
 {
+	CK_RV rv;
+
 	rp_test_pause_point(point);
-	return (CK_RV)rp_test_fault(point);
+	rv = (CK_RV)rp_test_fault(point);
+	/* a token busy above a rate (rp_test_busy): its private-key calls */
+	if (!rv &&
+	    (!strcmp(point, "p11.C_Decrypt") || !strcmp(point, "p11.C_Sign") ||
+	     !strcmp(point, "p11.C_DeriveKey"))) {
+		rv = (CK_RV)rp_test_busy();
+	}
+	return rv;
 }
 
 /* status_move hands a failure recorded in `tmp` to `st` */
@@ -1298,7 +1322,7 @@ static enum rp_err probe_rsa(const struct p11_ks *ks, struct rp_status *st,
 	memcpy(ct, rs.body, rs.body_len);
 	rv = token_decrypt(ks, s, h, RSA_MODE_OAEP, ct, rs.body_len, got, &n,
 			   &fn);
-	if (is_session_error(rv) || is_handle_error(rv)) {
+	if (is_session_error(rv) || is_handle_error(rv) || is_busy_error(rv)) {
 		err = ck_fail(st, rv, fn);
 		goto out;
 	}
@@ -1306,7 +1330,8 @@ static enum rp_err probe_rsa(const struct p11_ks *ks, struct rp_status *st,
 		n = sizeof(got);
 		rv = token_decrypt(ks, s, h, RSA_MODE_OAEP, ct_other, ct_len,
 				   got, &n, &fn);
-		if (is_session_error(rv) || is_handle_error(rv)) {
+		if (is_session_error(rv) || is_handle_error(rv) ||
+		    is_busy_error(rv)) {
 			err = ck_fail(st, rv, fn);
 			goto out;
 		}
@@ -1320,6 +1345,9 @@ static enum rp_err probe_rsa(const struct p11_ks *ks, struct rp_status *st,
 			   &fn);
 	if (rv) {
 		err = ck_fail(st, rv, fn);
+		if (is_busy_error(rv)) {
+			goto out;
+		}
 		rp_status_prefix(st, "the token offers neither rsa-oaep-sha256 "
 				     "with a label nor raw rsa for this key");
 		goto out;
@@ -1387,7 +1415,8 @@ static enum rp_err rsa_unwrap_op(struct p11_ks *ks, struct rp_status *st,
 	} else if (rv == CKR_OK) {
 		err = decode_raw(a->file_key, st, em, n, a->k);
 	} else if (is_session_error(rv) || is_handle_error(rv) ||
-		   rv == CKR_HOST_MEMORY || !strcmp(fn, "C_DecryptInit")) {
+		   is_busy_error(rv) || rv == CKR_HOST_MEMORY ||
+		   !strcmp(fn, "C_DecryptInit")) {
 		err = ck_fail(st, rv, fn);
 	} else {
 		/* one outcome for every decryption failure: no oracle */

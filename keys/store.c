@@ -367,7 +367,8 @@ enum rp_err rp_store_pubkeys(struct rp_store *s, struct rp_status *st,
 
 		if (!p) {
 			pthread_mutex_unlock(&s->pub_lock);
-			return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+			return rp_status_fail(st, RP_ERR_NOMEM,
+					      "out of memory");
 		}
 		memset(p + s->num_pubs, 0, (n - s->num_pubs) * sizeof(*p));
 		s->pubs = p;
@@ -1152,27 +1153,34 @@ enum rp_err rp_store_unwrap(struct rp_store *s, struct rp_status *st,
 	return rp_store_unwrap_w(s, st, 0, idx, stanza, file_key);
 }
 
-enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st,
-			  size_t idx, const uint8_t *msg, size_t msg_len,
-			  uint8_t *out, size_t out_cap, size_t *out_len)
+enum rp_err rp_store_sign(struct rp_store *s, struct rp_status *st, size_t idx,
+			  const uint8_t *msg, size_t msg_len, uint8_t *out,
+			  size_t out_cap, size_t *out_len)
 {
 	return rp_store_sign_w(s, st, 0, idx, msg, msg_len, out, out_cap,
 			       out_len);
 }
 
-void rp_store_set_key_ops(struct rp_store *s, double per_second)
+void rp_store_set_key_ops(struct rp_store *s, double per_second,
+			  volatile sig_atomic_t *stop)
 {
 	pthread_mutex_lock(&s->usage_lock);
-	s->key_ops_rate = per_second > 0 ? per_second : 0;
-	s->key_ops_next = 0;
+	s->key_ops_cap = per_second > 0 ? per_second : 0;
+	s->key_ops_rate = s->key_ops_cap;
+	s->key_ops_next = s->key_ops_high = s->key_ops_cut_at = 0;
+	s->key_ops_grown_at = s->key_ops_win_at = s->key_ops_measured = 0;
+	s->key_ops_win_n = 0;
+	s->key_ops_stop = stop;
 	pthread_mutex_unlock(&s->usage_lock);
 }
 
-void rp_store_key_ops(struct rp_store *s, uint64_t *count, double *waited)
+void rp_store_key_ops(struct rp_store *s, struct rp_key_ops_stats *out)
 {
 	pthread_mutex_lock(&s->usage_lock);
-	*count = s->key_ops_count;
-	*waited = s->key_ops_waited;
+	out->count = s->key_ops_count;
+	out->busy = s->key_ops_busy;
+	out->waited = s->key_ops_waited;
+	out->pace = s->key_ops_rate;
 	pthread_mutex_unlock(&s->usage_lock);
 }
 
@@ -1185,33 +1193,156 @@ static double mono_now(void)
 }
 
 /*
- * key_op_slot: every private-key operation takes the next slot of the
- * quota, 1/rate seconds after the one before (a token bucket of one,
- * shared by every thread): the operations are spread evenly, never in a
- * burst above the rate, and a thread waits only for its own slot
+ * The pace under busy answers (docs/ENGINE.md, "A busy keystore"): a busy
+ * answer cuts the pace to BUSY_CUT of what it was (or of the rate
+ * measured, when there was no pace), at most once a BUSY_WINDOW, and
+ * remembers the pace that was too much. Each operation done grows it
+ * again: quickly (half the gap a second) back to BUSY_NEAR of that pace,
+ * then slowly (BUSY_PROBE of it a second) past it, never above the cap.
  */
-static void key_op_slot(struct rp_store *s)
+#define BUSY_CUT     0.7
+#define BUSY_WINDOW  1.0
+#define BUSY_NEAR    0.95
+#define BUSY_PROBE   0.01
+#define BUSY_FLOOR   0.5  /* operations a second, the lowest pace */
+#define BUSY_GIVE_UP 60.0 /* seconds one operation may stay busy */
+#define BUSY_RECENT  30.0 /* seconds a busy answer counts as now */
+
+/*
+ * key_op_slot: every private-key operation takes the next slot of the
+ * pace, 1/rate seconds after the one before (a token bucket of one,
+ * shared by every thread): the operations are spread evenly, never in a
+ * burst above the rate, and a thread waits only for its own slot. Returns
+ * 0 when the caller's stop came while the keystore is throttled (a busy
+ * answer in the last BUSY_RECENT seconds): the operation is not asked.
+ */
+static int key_op_slot(struct rp_store *s)
 {
-	double now, at = 0, wait = 0;
+	double now = mono_now(), at = 0, wait = 0;
+	volatile sig_atomic_t *stop;
+	int is_throttled;
 
 	pthread_mutex_lock(&s->usage_lock);
+	stop = s->key_ops_stop;
 	s->key_ops_count++;
 	if (s->key_ops_rate > 0) {
-		now = mono_now();
 		at = s->key_ops_next > now ? s->key_ops_next : now;
 		s->key_ops_next = at + 1.0 / s->key_ops_rate;
 		wait = at - now;
 		s->key_ops_waited += wait;
 	}
+	is_throttled = s->key_ops_busy && now - s->key_ops_cut_at < BUSY_RECENT;
 	pthread_mutex_unlock(&s->usage_lock);
-	if (wait > 0) {
+	/* in steps, to see a stop: a slow pace queues long waits */
+	while (wait > 0) {
+		const double step = wait < 0.1 ? wait : 0.1;
 		struct timespec ts;
 
-		ts.tv_sec = (time_t)wait;
-		ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
+		if (is_throttled && stop && *stop) {
+			return 0;
+		}
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(step * 1e9);
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
 		}
+		wait -= step;
 	}
+	return !(is_throttled && stop && *stop);
+}
+
+static void key_op_done(struct rp_store *s, int is_busy)
+{
+	const double now = mono_now();
+
+	pthread_mutex_lock(&s->usage_lock);
+	if (is_busy) {
+		s->key_ops_busy++;
+		if (now - s->key_ops_cut_at >= BUSY_WINDOW) {
+			double base = s->key_ops_rate > 0 ? s->key_ops_rate
+							  : s->key_ops_measured;
+
+			if (base <= 0) { /* not a window measured yet */
+				base = s->key_ops_win_n /
+				       (now > s->key_ops_win_at + 0.05
+						? now - s->key_ops_win_at
+						: 1.0);
+			}
+			s->key_ops_high = base > BUSY_FLOOR ? base : BUSY_FLOOR;
+			s->key_ops_rate = s->key_ops_high * BUSY_CUT;
+			if (s->key_ops_rate < BUSY_FLOOR) {
+				s->key_ops_rate = BUSY_FLOOR;
+			}
+			s->key_ops_cut_at = s->key_ops_grown_at = now;
+			s->key_ops_next = now + 1.0 / s->key_ops_rate;
+		}
+		pthread_mutex_unlock(&s->usage_lock);
+		return;
+	}
+	if (!s->key_ops_win_at) {
+		s->key_ops_win_at = now;
+	}
+	s->key_ops_win_n++;
+	if (now - s->key_ops_win_at >= BUSY_WINDOW) {
+		s->key_ops_measured =
+			(double)s->key_ops_win_n / (now - s->key_ops_win_at);
+		s->key_ops_win_at = now;
+		s->key_ops_win_n = 0;
+	}
+	if (s->key_ops_high > 0 && s->key_ops_rate > 0) {
+		double dt = now - s->key_ops_grown_at;
+		double *r = &s->key_ops_rate;
+
+		dt = dt > BUSY_WINDOW ? BUSY_WINDOW : dt;
+		s->key_ops_grown_at = now;
+		if (*r < BUSY_NEAR * s->key_ops_high) {
+			*r += (s->key_ops_high - *r) * 0.5 * dt;
+		} else {
+			*r += BUSY_PROBE * s->key_ops_high * dt;
+		}
+		if (*r > s->key_ops_high) {
+			s->key_ops_high = *r;
+		}
+		if (s->key_ops_cap > 0 && *r > s->key_ops_cap) {
+			*r = s->key_ops_cap;
+		}
+	}
+	pthread_mutex_unlock(&s->usage_lock);
+}
+
+static enum rp_err key_op_stopped(struct rp_status *st)
+{
+	return rp_status_fail(st, RP_ERR_HSM,
+			      "not asked: stopped while the keystore is busy");
+}
+
+/*
+ * key_op_busy: after a busy answer, whether to ask again. Not after the
+ * caller's stop, nor once this operation has been busy BUSY_GIVE_UP
+ * seconds: then the failure becomes RP_ERR_HSM (the run stops; nothing
+ * is failed for it). `*since` is 0 before the first busy answer.
+ */
+static int key_op_busy(struct rp_store *s, struct rp_status *st, double *since)
+{
+	const double now = mono_now();
+	volatile sig_atomic_t *stop;
+
+	key_op_done(s, 1);
+	pthread_mutex_lock(&s->usage_lock);
+	stop = s->key_ops_stop;
+	pthread_mutex_unlock(&s->usage_lock);
+	if (!*since) {
+		*since = now;
+	}
+	if ((stop && *stop) || now - *since >= BUSY_GIVE_UP) {
+		if (st) {
+			st->err = RP_ERR_HSM;
+		}
+		rp_status_prefix(st, "the keystore stayed busy for %.0f s",
+				 now - *since);
+		return 0;
+	}
+	rp_status_clear(st);
+	return 1;
 }
 
 enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
@@ -1226,11 +1357,19 @@ enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
 	if (!err) {
 		err = rp_store_ks(s, st, ki, &ks);
 	}
-	if (!err) {
-		key_op_slot(s);
+	for (double busy_since = 0; !err;) {
+		if (!key_op_slot(s)) {
+			err = key_op_stopped(st);
+			break;
+		}
 		err = ks->ops->unwrap(ks, st, worker, ki, stanza, file_key);
+		if (err != RP_ERR_BUSY || !key_op_busy(s, st, &busy_since)) {
+			break;
+		}
+		err = RP_OK;
 	}
 	if (!err) {
+		key_op_done(s, 0);
 		count_usage(s, ki, 0);
 	}
 	return err;
@@ -1250,12 +1389,20 @@ enum rp_err rp_store_sign_w(struct rp_store *s, struct rp_status *st,
 				      "only the active key signs");
 	}
 	err = rp_store_ks(s, st, ki, &ks);
-	if (!err) {
-		key_op_slot(s);
+	for (double busy_since = 0; !err;) {
+		if (!key_op_slot(s)) {
+			err = key_op_stopped(st);
+			break;
+		}
 		err = ks->ops->sign(ks, st, worker, ki, msg, msg_len, out,
 				    out_cap, out_len);
+		if (err != RP_ERR_BUSY || !key_op_busy(s, st, &busy_since)) {
+			break;
+		}
+		err = RP_OK;
 	}
 	if (!err) {
+		key_op_done(s, 0);
 		count_usage(s, ki, 1);
 	}
 	return err;

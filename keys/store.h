@@ -1,6 +1,7 @@
 #ifndef RP_KEYS_STORE_H
 #define RP_KEYS_STORE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,6 +110,8 @@ RP_MUST_CHECK enum rp_err rp_store_set_pin_path(struct rp_store *s,
 						struct rp_status *st,
 						const char *path);
 
+#define RP_STORE_WORLD_ID_LEN 16
+
 /* rp_store_world_id returns the 16-byte security world id; borrowed. */
 const uint8_t *rp_store_world_id(const struct rp_store *s);
 
@@ -198,11 +201,23 @@ RP_MUST_CHECK enum rp_err rp_store_sign(struct rp_store *s,
  * operations (unwrap, sign) this store handle asks of its keystores at
  * `per_second` (0: no cap), spread evenly over every thread: each waits
  * for its own slot (docs/ENGINE.md, "The keystore quota").
- * rp_store_key_ops reports the operations asked so far and the seconds
- * spent waiting for the quota.
+ * A keystore that answers busy (RP_ERR_BUSY from a backend) is asked
+ * again, never failing the operation for it, at a pace cut on each busy
+ * answer and grown again as operations succeed (docs/ENGINE.md, "A busy
+ * keystore"); an operation busy for 60 s, or asked again after `*stop`
+ * was set, fails with RP_ERR_HSM. rp_store_key_ops reports the
+ * operations asked so far, busy answers, the seconds spent waiting and
+ * the pace now.
  */
-void rp_store_set_key_ops(struct rp_store *s, double per_second);
-void rp_store_key_ops(struct rp_store *s, uint64_t *count, double *waited);
+struct rp_key_ops_stats {
+	uint64_t count; /* operations asked (a busy answer asked again: 2) */
+	uint64_t busy;	/* busy answers */
+	double waited;	/* seconds the threads waited for their slot */
+	double pace;	/* operations a second now; 0: not paced */
+};
+void rp_store_set_key_ops(struct rp_store *s, double per_second,
+			  volatile sig_atomic_t *stop);
+void rp_store_key_ops(struct rp_store *s, struct rp_key_ops_stats *out);
 
 /*
  * rp_store_set_workers sizes the backends for `num_workers` concurrent

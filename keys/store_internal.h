@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <openssl/evp.h>
 #include <stdint.h>
@@ -41,11 +42,24 @@ struct rp_store {
 	size_t num_workers;
 	int lock_fd;
 	pthread_mutex_t usage_lock; /* workers count usage concurrently */
-	/* the keystore quota (rp_store_set_key_ops), under usage_lock */
-	double key_ops_rate;	/* private-key operations a second; 0: any */
-	double key_ops_next;	/* CLOCK_MONOTONIC seconds of the next slot */
+	/*
+	 * the keystore quota (rp_store_set_key_ops) and the pace that busy
+	 * answers set below it (key_op_done), under usage_lock; times are
+	 * CLOCK_MONOTONIC seconds
+	 */
+	double key_ops_cap;	 /* private-key operations a second; 0: any */
+	double key_ops_rate;	 /* the pace now (<= cap); 0: any */
+	double key_ops_next;	 /* the next slot */
+	double key_ops_high;	 /* the pace when the keystore last said busy */
+	double key_ops_cut_at;	 /* when the pace was last cut */
+	double key_ops_grown_at; /* when it last grew */
+	double key_ops_win_at;	 /* the measuring window's start */
+	uint64_t key_ops_win_n;	 /* operations done in it */
+	double key_ops_measured; /* operations a second, the last window */
 	uint64_t key_ops_count; /* private-key operations asked so far */
+	uint64_t key_ops_busy;	/* busy answers */
 	double key_ops_waited;	/* seconds spent waiting for the quota */
+	volatile sig_atomic_t *key_ops_stop; /* the caller's stop flag */
 	pthread_mutex_t pub_lock;   /* the decoded public key cache */
 	pthread_mutex_t backend_lock; /* opening the PKCS#11 backend */
 	size_t num_pubs;

@@ -5,9 +5,10 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config libssl-dev liburing-dev libzstd-dev
-libxxhash-dev libcmocka-dev libbenchmark-dev libp11-kit-dev softhsm2 opensc
+libxxhash-dev libcmocka-dev libbenchmark-dev libjansson-dev libp11-kit-dev softhsm2 opensc
 age zstd xxd openssh-client python3 time strace gdb
-clang libclang-rt-14-dev valgrind clang-tidy cppcheck acl attr util-linux"
+clang libclang-rt-14-dev valgrind clang-tidy cppcheck acl attr util-linux
+slurmctld slurmd slurm-client munge"
 
 missing=""
 for p in $PKGS; do

@@ -196,9 +196,6 @@ doc_in() {
 count_in() { # REPORT OUTCOME
 	py "$T/rep.py" count "$1" "$2" 2>/dev/null || echo "?"
 }
-assert_eq() { # GOT WANT WHAT
-	if [ "$1" = "$2" ]; then pass; else fail "$3: $1, want $2"; fi
-}
 
 # --- a store, keys and real documents ---------------------------------------
 case_ "setup"

@@ -344,9 +344,6 @@ verdict() {
 }
 
 # assert_eq GOT WANT DESC
-assert_eq() {
-	if [ "$1" = "$2" ]; then pass; else fail "$3: got '$1', want '$2'"; fi
-}
 
 # assert_in GOT DESC WANT...: GOT is one of the WANTs
 assert_in() {

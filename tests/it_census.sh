@@ -93,9 +93,6 @@ merkle_of() {
 	fi
 }
 # assert_eq GOT WANT WHAT
-assert_eq() {
-	if [ "$1" = "$2" ]; then pass; else fail "$3: $1, want $2"; fi
-}
 # lines_of STATEMENT WORD: how many lines start with WORD
 lines_of() {
 	grep -c "^$2 " "$1" || true

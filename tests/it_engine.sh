@@ -669,16 +669,8 @@ get() {
 }
 
 # assert_eq GOT WANT DESC
-assert_eq() {
-	if [ "$1" = "$2" ]; then pass; else fail "$3: got '$1', want '$2'"; fi
-}
 
 # assert_gt A B DESC: A > B, both integers
-assert_gt() {
-	if [ "$1" -gt "$2" ] 2>/dev/null; then pass; else
-		fail "$3: got '$1', want more than '$2'"
-	fi
-}
 
 # first_field: the first word of the last command's stdout (a key id)
 first_field() {
@@ -1044,11 +1036,7 @@ K=$T/K
 	>"$T/.term-out" 2>"$T/.term-err" &
 _pid=$!
 # wait for the journal's first block (some documents moved), then stop
-_w=0
-while [ ! -s "$T/j-term" ] && [ "$_w" -lt 600 ]; do
-	sleep 0.02
-	_w=$((_w + 1))
-done
+wait_for -s "$T/j-term"
 kill -TERM "$_pid" 2>/dev/null || true
 _rc=0
 wait "$_pid" || _rc=$?

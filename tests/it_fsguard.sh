@@ -235,9 +235,6 @@ fsg() {
 	py "$T/fsg.py" "$@"
 }
 
-assert_eq() { # GOT WANT WHAT
-	if [ "$1" = "$2" ]; then pass; else fail "$3: '$1', want '$2'"; fi
-}
 
 # doc_in REPORT PATH OUTCOME WORDS: the report lists PATH so
 doc_in() {

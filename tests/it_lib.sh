@@ -119,6 +119,28 @@ expect_rc() {
 	fi
 }
 
+# wait_for TEST...: waits until `[ TEST... ]` holds (`wait_for -s FILE`),
+# polling every 20 ms, at most 30 s; the caller checks what follows.
+wait_for() {
+	_L_w=0
+	while ! [ "$@" ] && [ "$_L_w" -lt 1500 ]; do
+		sleep 0.02
+		_L_w=$((_L_w + 1))
+	done
+}
+
+# assert_eq GOT WANT WHAT: the two strings are equal.
+assert_eq() {
+	if [ "$1" = "$2" ]; then pass; else fail "$3: got '$1', want '$2'"; fi
+}
+
+# assert_gt GOT LIMIT WHAT: the integer GOT is greater than LIMIT.
+assert_gt() {
+	if [ "$1" -gt "$2" ] 2>/dev/null; then pass; else
+		fail "$3: got '$1', want more than '$2'"
+	fi
+}
+
 # assert_same A B: the two files hold the same bytes.
 assert_same() {
 	if [ -f "$1" ] && [ -f "$2" ] && cmp -s "$1" "$2"; then

@@ -64,9 +64,6 @@ assert_state() {
 }
 
 # assert_eq GOT WANT DESC
-assert_eq() {
-	if [ "$1" = "$2" ]; then pass; else fail "$3: got '$1', want '$2'"; fi
-}
 
 # doc_key DOC: the key id in DOC's license (inspect --json)
 doc_key() {

@@ -46,9 +46,6 @@ state_of() {
 	"$RP" key list --json | py -c 'import json, sys
 print([k["state"] for k in json.load(sys.stdin) if k["id"] == sys.argv[1]][0])' "$1"
 }
-assert_eq() {
-	if [ "$1" = "$2" ]; then pass; else fail "$3: $1, want $2"; fi
-}
 sha_of() {
 	py -c 'import hashlib, sys
 print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"

@@ -14,9 +14,6 @@ set -eu
 need python3
 
 export REPROTECT_PASSPHRASE=rollback-pass
-assert_eq() {
-	if [ "$1" = "$2" ]; then pass; else fail "$3: $1, want $2"; fi
-}
 state_of() {
 	"$RP" key list --json | py -c 'import json, sys
 print([k["state"] for k in json.load(sys.stdin) if k["id"] == sys.argv[1]][0])' "$1"

@@ -43,7 +43,7 @@ umask 077
 export REPROTECT_STORE="$T/store" REPROTECT_PASSPHRASE="fuzz corpus"
 
 for d in age_header age_recip age_stream b64 keyring license shares zcodec \
-	key_backup audit journal key_import census; do
+	key_backup audit journal key_import census report; do
 	(umask 022 && mkdir -p "$C/$d")
 	rm -f "$C/$d"/seed-*
 done
@@ -128,12 +128,18 @@ for i in 0 1 2; do
 done
 "$R" census merge census-shard0 census-shard1 census-shard2 \
 	--report census-merged >/dev/null
+# run reports of three shards (report merge)
+"$R" rekey >/dev/null
+for i in 0 1 2; do
+	"$R" run tree --in-place --quiet --shard $i/3 --report report-shard$i \
+		>/dev/null || true
+done
 cp "$REPROTECT_STORE/audit.log" "$REPROTECT_STORE/audit.head" .
 
 # ---- corpora ------------------------------------------------------------
 umask 022
 FUZZ_C=$C FUZZ_T=$T FUZZ_TOP=$TOP python3 - <<'PY'
-import base64, hashlib, hmac, os, struct, sys
+import base64, hashlib, hmac, os, re, struct, sys
 
 C, T, TOP = os.environ["FUZZ_C"], os.environ["FUZZ_T"], os.environ["FUZZ_TOP"]
 sys.path.insert(0, os.path.join(TOP, "tests/vectors/age_stream"))
@@ -477,6 +483,22 @@ for f in ("census-all", "census-shard1", "census-merged"):
     put("census", f[7:] + "-cut", b"\n".join(lines[: len(lines) // 2]))
     put("census", f[7:] + "-dup", b"\n".join(lines[:3] + lines[2:]))
 put("census", "magic-only", b"reprotect-census/v1\n")
+
+# report: shard reports joined by NUL (the harness splits there): all
+# three, one, one missing, one twice, and one cut short or with its run
+# identity changed
+r = [read("report-shard%d" % i) for i in range(3)]
+put("report", "shards", b"\0".join(r))
+put("report", "one", r[1])
+put("report", "missing", r[0] + b"\0" + r[2])
+put("report", "twice", r[0] + b"\0" + r[0] + b"\0" + r[1] + b"\0" + r[2])
+put("report", "cut", r[0] + b"\0" + r[1][: len(r[1]) // 2])
+put("report", "other-target", r[0] + b"\0" +
+    r[1].replace(b'"target_key": "', b'"target_key": "0'))
+put("report", "no-run", r[0].replace(b'"run":', b'"nur":'))
+big = [re.sub(rb'"documents_seen": [0-9]+',
+              b'"documents_seen": 9223372036854775807', x) for x in r]
+put("report", "sum-overflows", b"\0".join(big))
 PY
 echo "make_corpus.sh: $(find "$C" -type f -name 'seed-*' | wc -l) seeds," \
 	"$(find "$C" -type f -exec cat {} + | wc -c) bytes in $C"
