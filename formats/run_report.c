@@ -168,29 +168,27 @@ static enum rp_err parse(struct shard *s, struct rp_status *st,
 static enum rp_err same_run(const struct shard *a, const struct shard *b,
 			    struct rp_status *st)
 {
-	static const char *const fields[] = { "store",	    "mode",
-					      "dry_run",    "roots",
-					      "from",	    "target_key",
-					      "source_keys" };
-	static const char *const says[] = {
-		"another store",
-		"another mode",
-		"a dry run and a real one",
-		"other roots",
-		"another --from",
-		"another target key (a rekey between them)",
-		"other source keys (a key archived, revoked or restored "
-		"between them)",
+	static const struct {
+		const char *field, *says;
+	} id[] = {
+		{ "store", "another store" },
+		{ "mode", "another mode" },
+		{ "dry_run", "a dry run and a real one" },
+		{ "roots", "other roots" },
+		{ "from", "another --from" },
+		{ "target_key", "another target key (a rekey between them)" },
+		{ "source_keys", "other source keys (a key archived, revoked "
+				 "or restored between them)" },
 	};
 
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (!json_equal(json_object_get(a->run, fields[i]),
-				json_object_get(b->run, fields[i]))) {
+	for (size_t i = 0; i < sizeof(id) / sizeof(id[0]); i++) {
+		if (!json_equal(json_object_get(a->run, id[i].field),
+				json_object_get(b->run, id[i].field))) {
 			return rp_status_fail(st, RP_ERR_USAGE,
 					      "%s and %s are not shards of one "
 					      "run: %s (run.%s)",
-					      a->name, b->name, says[i],
-					      fields[i]);
+					      a->name, b->name, id[i].says,
+					      id[i].field);
 		}
 	}
 	if (a->of != b->of) {

@@ -1262,7 +1262,7 @@ static void key_op_done(struct rp_store *s, int is_busy)
 							  : s->key_ops_measured;
 
 			if (base <= 0) { /* not a window measured yet */
-				base = s->key_ops_win_n /
+				base = (double)s->key_ops_win_n /
 				       (now > s->key_ops_win_at + 0.05
 						? now - s->key_ops_win_at
 						: 1.0);

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libssl-dev liburing-dev libzstd-dev
 libxxhash-dev libcmocka-dev libbenchmark-dev libjansson-dev libp11-kit-dev softhsm2 opensc
-age zstd xxd openssh-client python3 time strace gdb
+age zstd xxd openssh-client python3 python3-yaml time strace gdb
 clang libclang-rt-14-dev valgrind clang-tidy cppcheck acl attr util-linux
 slurmctld slurmd slurm-client munge"
 
