@@ -201,25 +201,26 @@ void rp_cli_show_progress(void *arg, const struct rp_run_stats_view *v)
 	if (p->is_tty) {
 		fprintf(stderr,
 			"\r%8llu moved  %9.1f MB  %7.0f docs/s  %7llu/%llu%s "
-			"seen  %6llu skipped  %5llu failed  %s ",
+			"seen  %6llu skipped  %5llu failed  %s  binds: %-9s ",
 			(unsigned long long)done,
 			(double)(v->bytes[RP_OUT_MOVED] +
-				 v->bytes[RP_OUT_WOULD_MOVE]) / 1e6,
+				 v->bytes[RP_OUT_WOULD_MOVE]) /
+				1e6,
 			rate, (unsigned long long)v->num_seen,
 			(unsigned long long)v->num_total,
 			v->is_total_known ? "" : "+",
-			(unsigned long long)skipped,
-			(unsigned long long)failed, eta);
+			(unsigned long long)skipped, (unsigned long long)failed,
+			eta, v->binding);
 		(void)fflush(stderr);
 	} else if (v->seconds - p->last_line >= 10) {
 		p->last_line = v->seconds;
 		fprintf(stderr,
 			"reprotect: %.0f s: %llu moved, %.0f docs/s, %llu "
-			"seen, %llu skipped, %llu failed, %s\n",
+			"seen, %llu skipped, %llu failed, %s, binds: %s\n",
 			v->seconds, (unsigned long long)done, rate,
 			(unsigned long long)v->num_seen,
-			(unsigned long long)skipped,
-			(unsigned long long)failed, eta);
+			(unsigned long long)skipped, (unsigned long long)failed,
+			eta, v->binding);
 	}
 }
 
@@ -323,6 +324,128 @@ static void report_docs(FILE *f, FILE *journal)
 	}
 	free(line);
 	fprintf(f, "%s]\n", first ? "" : "\n  ");
+}
+
+/*
+ * The dry run's estimate, in seconds per resource: the key operations
+ * (an unwrap per document, a signature per batch) at the quota; the
+ * workers' time per document as the samples measured it, all workers
+ * at once (CPU, and a keystore's latency where it is more than the CPU);
+ * what would be written (not timed: the disk's rate is not measured).
+ */
+struct estimate {
+	uint64_t key_ops;
+	double quota_s;	 /* 0: no quota */
+	double cpu_doc;	 /* CPU seconds per document, measured */
+	double wall_doc; /* seconds per document, measured */
+	double work_s;	 /* the workers' time for all documents */
+	const char *binds;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	const double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, uint64_t n)
+{
+	double t[RP_RUN_SAMPLES];
+
+	n = n < RP_RUN_SAMPLES ? n : RP_RUN_SAMPLES;
+	memcpy(t, v, n * sizeof(*t));
+	qsort(t, n, sizeof(*t), cmp_double);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+static void estimate_of(struct estimate *e, const struct rp_run_opts *o,
+			const struct rp_run_result *res)
+{
+	const struct rp_run_estimate *x = &res->estimate;
+	const uint64_t batch = o->batch ? o->batch : 64;
+	const double workers = (double)(res->workers ? res->workers : 1);
+
+	memset(e, 0, sizeof(*e));
+	e->key_ops = x->docs + (x->docs + batch - 1) / batch;
+	e->quota_s = o->key_ops > 0 ? (double)e->key_ops / o->key_ops : 0;
+	if (x->samples) { /* medians: the first ones pay for warming up */
+		e->cpu_doc = median(x->sample_cpu, x->samples);
+		e->wall_doc = median(x->sample_wall, x->samples);
+	}
+	e->work_s = e->wall_doc * (double)x->docs / workers;
+	if (!x->docs) {
+		e->binds = "-";
+	} else if (e->quota_s > e->work_s) {
+		e->binds = "key-quota";
+	} else if (!x->samples) {
+		e->binds = "unknown (no document could be measured)";
+	} else {
+		e->binds = e->wall_doc > 1.5 * e->cpu_doc ? "keystore" : "cpu";
+	}
+}
+
+static void estimate_json(FILE *f, const struct rp_run_opts *o,
+			  const struct rp_run_result *res)
+{
+	const struct rp_run_estimate *x = &res->estimate;
+	struct estimate e;
+
+	estimate_of(&e, o, res);
+	fprintf(f,
+		"  \"estimate\": {\"documents\": %llu, \"bytes\": %llu, "
+		"\"key_ops\": %llu, \"key_ops_seconds_at_quota\": ",
+		(unsigned long long)x->docs, (unsigned long long)x->bytes,
+		(unsigned long long)e.key_ops);
+	if (e.quota_s > 0) {
+		fprintf(f, "%.1f", e.quota_s);
+	} else {
+		fprintf(f, "null");
+	}
+	fprintf(f,
+		", \"samples\": %llu, \"cpu_us_per_document\": %.0f, "
+		"\"us_per_document\": %.0f, \"workers\": %zu, "
+		"\"work_seconds\": %.1f, \"in_place\": %llu, \"copies\": "
+		"%llu, \"bytes_to_write\": %llu, \"binds\": ",
+		(unsigned long long)x->samples, e.cpu_doc * 1e6,
+		e.wall_doc * 1e6, res->workers, e.work_s,
+		(unsigned long long)x->in_place, (unsigned long long)x->copies,
+		(unsigned long long)x->bytes_to_write);
+	rp_json_cstr(f, e.binds);
+	fprintf(f, "},\n");
+}
+
+static void print_estimate(const struct rp_run_opts *o,
+			   const struct rp_run_result *res)
+{
+	const struct rp_run_estimate *x = &res->estimate;
+	struct estimate e;
+
+	estimate_of(&e, o, res);
+	if (!x->docs) {
+		return;
+	}
+	printf("estimate: %llu key operations (an unwrap a document, a "
+	       "signature a batch)\n",
+	       (unsigned long long)e.key_ops);
+	if (e.quota_s > 0) {
+		printf("  at the quota (%.1f/s):%*s%.1f s\n", o->key_ops, 6, "",
+		       e.quota_s);
+	} else {
+		printf("  no quota (--key-ops): the keystore's own rate binds "
+		       "it\n");
+	}
+	if (x->samples) {
+		printf("  %zu workers, %.0f us a document (%.0f us of CPU; "
+		       "%llu measured): %.1f s\n",
+		       res->workers, e.wall_doc * 1e6, e.cpu_doc * 1e6,
+		       (unsigned long long)x->samples, e.work_s);
+	}
+	printf("  written: %llu headers in place, %llu documents anew, "
+	       "%.1f MB (the disk's time is not estimated)\n",
+	       (unsigned long long)x->in_place, (unsigned long long)x->copies,
+	       (double)x->bytes_to_write / 1e6);
+	printf("  binds: %s\n", e.binds);
 }
 
 /* what a report says beyond the engine's result */
@@ -433,6 +556,10 @@ static void write_report(FILE *f, const struct report_ctx *c)
 						   : "batch");
 	fprintf(f, "  \"active_key\": \"%s\",\n  \"stopped\": %s,\n",
 		res->active_key, res->was_stopped ? "true" : "false");
+	fprintf(f, "  \"binding\": \"%s\",\n", v->binding ? v->binding : "-");
+	if (o->is_dry_run && !o->is_census) {
+		estimate_json(f, o, res);
+	}
 	if (res->was_stopped) {
 		fprintf(f, "  \"stop_reason\": ");
 		rp_json_cstr(f, res->stop_reason);
@@ -545,6 +672,7 @@ static void print_summary(const struct rp_run_opts *o,
 		       (unsigned long long)v->num[RP_OUT_WOULD_MOVE],
 		       res->active_key,
 		       (double)v->bytes[RP_OUT_WOULD_MOVE] / 1e6);
+		print_estimate(o, res);
 	} else {
 		printf("moved %llu documents (%.1f MB) to key %.16s in %.1f s: "
 		       "%.1f docs/s, %llu batches (%llu..%llu)\n",

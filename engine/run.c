@@ -252,6 +252,7 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	int has_progress = 0, has_writers = 1;
 	long active;
 	struct rp_key_ops_stats kops0 = { 0 }, kops;
+	struct run_bind bind0 = { 0 };
 	enum rp_err err;
 
 	memset(res, 0, sizeof(*res));
@@ -336,8 +337,17 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	}
 	res->io_used = r.use_uring ? "uring" : "sync";
 	/* the keystore quota: this run's share, counted from here */
-	rp_store_set_key_ops(s, o->key_ops, o->stop);
+	/* a dry run's samples are measured unpaced: the quota is estimated */
+	rp_store_set_key_ops(s, o->is_dry_run ? 0 : o->key_ops, o->stop);
 	rp_store_key_ops(s, &kops0);
+	r.bind = (struct run_bind){ .cpu = run_cpu_seconds(),
+				    .idle = run_idle_seconds(),
+				    .waited = kops0.waited,
+				    .busy = kops0.busy };
+	bind0 = r.bind;
+	r.samples_left = o->is_dry_run && !o->is_census && !o->out_dir
+				 ? RP_RUN_SAMPLES
+				 : 0;
 	res->key_ops_allowed = o->key_ops;
 	run_rd_init(&r);
 	clock_gettime(CLOCK_MONOTONIC, &r.start);
@@ -414,6 +424,19 @@ enum rp_err rp_run(struct rp_store *s, struct rp_status *st,
 	res->key_ops_busy = kops.busy - kops0.busy;
 	res->key_ops_waited = kops.waited - kops0.waited;
 	res->key_ops_pace = kops.pace;
+	{
+		const struct run_bind end = { .wall = res->total.seconds,
+					      .cpu = run_cpu_seconds(),
+					      .idle = run_idle_seconds(),
+					      .waited = kops.waited,
+					      .busy = kops.busy };
+		struct run_bind d;
+
+		run_bind_delta(&d, &bind0, &end);
+		res->total.binding = run_binding_of(&r, &d);
+	}
+	res->estimate = r.est;
+	res->workers = r.num_workers;
 	rp_store_set_key_ops(s, 0, NULL); /* o->stop is the caller's */
 	res->was_stopped = (o->stop && *o->stop) || r.halted;
 	if (r.halted) {

@@ -102,6 +102,32 @@ struct rp_run_stats_view {
 	uint64_t num_total;   /* files in the trees, once counted */
 	int is_total_known;   /* the counting walk has finished */
 	double seconds;
+	/*
+	 * the resource that binds now (run_snapshot, over the last few
+	 * seconds; for the whole run in the result): "key-quota" (threads
+	 * wait for --key-ops slots), "keystore" (it answered busy), "cpu"
+	 * (the process uses most of the cores), else "io" (the disk, the
+	 * file server, or a keystore's latency); "-" before it is known
+	 */
+	const char *binding;
+};
+
+/*
+ * A dry run's estimate: what moving the documents it found would take.
+ * The first RP_RUN_SAMPLES documents that would move are checked and
+ * unwrapped as a run would (nothing is written), to measure their cost.
+ */
+#define RP_RUN_SAMPLES 16
+struct rp_run_estimate {
+	uint64_t docs, bytes;	 /* would move */
+	uint64_t in_place;	 /* of them, a header rewrite in place */
+	uint64_t copies;	 /* written anew */
+	uint64_t bytes_to_write; /* 4096 per header in place, whole copies */
+	uint64_t samples;	 /* documents measured */
+	/* each one's CPU seconds (checks, unwrap, wrap) and seconds (with a
+	 * keystore's latency) */
+	double sample_cpu[RP_RUN_SAMPLES];
+	double sample_wall[RP_RUN_SAMPLES];
 };
 
 struct rp_run_opts {
@@ -176,6 +202,9 @@ struct rp_run_result {
 	double key_ops_waited;
 	uint64_t key_ops_busy;
 	double key_ops_pace;
+	/* a dry run's estimate (zero otherwise), and the run's workers */
+	struct rp_run_estimate estimate;
+	size_t workers;
 	/* what the journals of killed runs held (rp_wal_recover) */
 	struct rp_wal_recovery recovery;
 };

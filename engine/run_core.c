@@ -267,6 +267,7 @@ struct job *run_job_get(struct run *r)
 	j->is_locked = 0;
 	j->tmp_lock = -1;
 	j->ip_can = j->ip_done = 0;
+	j->is_sample = 0;
 	j->wfd = -1;
 	j->af.fd = -1;
 	j->af.tmp[0] = '\0';
@@ -513,6 +514,85 @@ void run_job_fail(struct job *j, enum rp_outcome out, const char *fmt, ...)
 	va_end(ap);
 }
 
+double run_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru)) {
+		return 0;
+	}
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+double run_idle_seconds(void)
+{
+	/* "cpu user nice system idle iowait ...", in clock ticks */
+	unsigned long long v[5];
+	const long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "re");
+	char line[256];
+	char *p = line + 4, *end = NULL;
+	int is_read = 0;
+
+	if (f) {
+		is_read = fgets(line, sizeof(line), f) != NULL;
+		(void)fclose(f);
+	}
+	if (!is_read || hz <= 0 || strncmp(line, "cpu ", 4)) {
+		return -1;
+	}
+	for (int i = 0; i < 5; i++, p = end) {
+		errno = 0;
+		v[i] = strtoull(p, &end, 10);
+		if (errno || end == p) {
+			return -1;
+		}
+	}
+	return (double)(v[3] + v[4]) / (double)hz;
+}
+
+const char *run_binding_of(const struct run *r, const struct run_bind *d)
+{
+	const long n = sysconf(_SC_NPROCESSORS_ONLN);
+	const double cores = (double)(n > 0 ? n : 1);
+
+	if (d->wall < 0.2) {
+		return "-";
+	}
+	if (d->busy) {
+		return "keystore";
+	}
+	if (r->o->key_ops > 0 &&
+	    d->waited > 0.5 * d->wall *
+				(double)(r->num_workers ? r->num_workers : 1)) {
+		return "key-quota";
+	}
+	/* this process on most cores, or the machine with no core idle */
+	if (d->cpu > 0.75 * d->wall * cores ||
+	    (d->idle >= 0 && d->idle < 0.1 * d->wall * cores)) {
+		return "cpu";
+	}
+	return "io";
+}
+
+void run_bind_delta(struct run_bind *d, const struct run_bind *from,
+		    const struct run_bind *to)
+{
+	d->wall = to->wall - from->wall;
+	d->cpu = to->cpu - from->cpu;
+	d->idle = from->idle >= 0 && to->idle >= 0 ? to->idle - from->idle : -1;
+	d->waited = to->waited - from->waited;
+	d->busy = to->busy - from->busy;
+}
+
+/*
+ * run_snapshot copies the counts; the binding resource is measured over
+ * windows of RUN_BIND_WINDOW seconds (called by one thread at a time:
+ * the progress thread, then the caller once it is joined)
+ */
+#define RUN_BIND_WINDOW 3.0
+
 void run_snapshot(struct run *r, struct rp_run_stats_view *v)
 {
 	struct timespec now;
@@ -523,6 +603,21 @@ void run_snapshot(struct run *r, struct rp_run_stats_view *v)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	v->seconds = (double)(now.tv_sec - r->start.tv_sec) +
 		     (double)(now.tv_nsec - r->start.tv_nsec) / 1e9;
+	if (v->seconds - r->bind.wall >= RUN_BIND_WINDOW) {
+		struct run_bind now_b, d;
+		struct rp_key_ops_stats k;
+
+		rp_store_key_ops(r->s, &k);
+		now_b = (struct run_bind){ .wall = v->seconds,
+					   .cpu = run_cpu_seconds(),
+					   .idle = run_idle_seconds(),
+					   .waited = k.waited,
+					   .busy = k.busy };
+		run_bind_delta(&d, &r->bind, &now_b);
+		r->binding = run_binding_of(r, &d);
+		r->bind = now_b;
+	}
+	v->binding = r->binding ? r->binding : "-";
 }
 
 void *run_progress_main(void *p)

@@ -80,6 +80,7 @@ struct job {
 	 * document with slack); ip_done: its header was written
 	 */
 	int ip_can, ip_done;
+	int is_sample; /* dry run: prepared, to measure its cost */
 	int wfd;
 	/*
 	 * wfd is O_DIRECT: the header goes down as the document's whole
@@ -124,6 +125,12 @@ struct queue {
 	unsigned pop_waiters, push_waiters;
 	int is_closed;
 };
+/* what tells which resource binds: seconds (or counts) at a moment */
+struct run_bind {
+	double wall, cpu, idle, waited;
+	uint64_t busy;
+};
+
 struct run {
 	struct rp_store *s;
 	const struct rp_run_opts *o;
@@ -152,6 +159,12 @@ struct run {
 	 */
 	int halted;
 	char halt_reason[320];
+	/* a dry run's estimate (under mu): see rp_run_estimate */
+	struct rp_run_estimate est;
+	int samples_left; /* would-move documents still to sample */
+	/* which resource binds, over the last window (run_snapshot) */
+	struct run_bind bind;
+	const char *binding;
 	/*
 	 * the key states as last read from disk (a life-cycle command in
 	 * another process may change them during the run); byte k for key
@@ -268,6 +281,15 @@ void run_sync_dirs(struct writer *w, int use_ring, int *res);
 void run_write_in_place(struct writer *w, int use_ring, int *res);
 void *run_writer_main(void *p);
 void run_snapshot(struct run *r, struct rp_run_stats_view *v);
+/* the process's CPU seconds (user and system) */
+double run_cpu_seconds(void);
+/* the machine's idle seconds, all cores (/proc/stat); -1: unknown */
+double run_idle_seconds(void);
+/* run_bind_delta: d = to - from (idle -1 when either is unknown) */
+void run_bind_delta(struct run_bind *d, const struct run_bind *from,
+		    const struct run_bind *to);
+/* the resource that bound over d (rp_run_stats_view.binding) */
+const char *run_binding_of(const struct run *r, const struct run_bind *d);
 void *run_progress_main(void *p);
 void *run_count_main(void *p);
 int run_out_path(const struct run *r, struct job *j,

@@ -424,6 +424,22 @@ static int classify(struct run *r, size_t worker, struct out_cache *oc,
 		return 0;
 	}
 	if (r->o->is_dry_run) {
+		pthread_mutex_lock(&r->mu);
+		r->est.docs++;
+		r->est.bytes += j->size;
+		if (j->ip_can && !j->out_path[0]) {
+			r->est.in_place++;
+			r->est.bytes_to_write += 4096;
+		} else {
+			r->est.copies++;
+			r->est.bytes_to_write += j->size;
+		}
+		j->is_sample = r->samples_left > 0;
+		r->samples_left -= j->is_sample;
+		pthread_mutex_unlock(&r->mu);
+		if (j->is_sample) {
+			return 1; /* prepared (nothing written), to measure */
+		}
 		run_finish(r, j, RP_OUT_WOULD_MOVE, NULL);
 		return 0;
 	}
@@ -608,6 +624,42 @@ static void verify_doc(struct run *r, size_t worker, struct job *j,
 	run_finish(r, j, RP_OUT_VERIFIED, NULL);
 }
 
+static double clock_s(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * sample: a dry run prepares a would-move document as a run would
+ * (checks, unwrap, new stanza), writes nothing, and adds the CPU and the
+ * time it took to the estimate. A document that fails its checks is
+ * reported failed, as a run would report it.
+ */
+static void sample(struct run *r, size_t worker, struct job *j,
+		   struct rp_doc_info *info, struct rp_stream *vs,
+		   uint8_t *vbuf, EVP_PKEY_CTX **wrap_ctx)
+{
+	const double cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+	const double wall0 = clock_s(CLOCK_MONOTONIC);
+
+	if (!prepare(r, worker, j, info, vs, vbuf, wrap_ctx)) {
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	if (r->est.samples < RP_RUN_SAMPLES) {
+		r->est.sample_cpu[r->est.samples] =
+			clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+		r->est.sample_wall[r->est.samples] =
+			clock_s(CLOCK_MONOTONIC) - wall0;
+		r->est.samples++;
+	}
+	pthread_mutex_unlock(&r->mu);
+	run_finish(r, j, RP_OUT_WOULD_MOVE, NULL);
+}
+
 void *run_worker_main(void *p)
 {
 	struct worker_arg *a = p;
@@ -638,6 +690,10 @@ void *run_worker_main(void *p)
 		}
 		if (j->is_copy) {
 			run_queue_push(&r->q_write, j); /* a batch of one */
+			continue;
+		}
+		if (j->is_sample) {
+			sample(r, a->index, j, info, vs, vbuf, &wrap_ctx);
 			continue;
 		}
 		if (!prepare(r, a->index, j, info, vs, vbuf, &wrap_ctx)) {

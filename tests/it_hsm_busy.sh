@@ -65,6 +65,7 @@ expect_rc 0 "$RP" rekey --alg rsa2048
 REPROTECT_TEST_BUSY=120:0x90 expect_rc 0 "$RP" run "$T/c" --in-place \
 	--quiet --report "$T/r1.json"
 rate_ok "$T/r1.json" 120
+assert_json "$T/r1.json" '["binding"]' keystore
 cat "$ERR" >&2
 expect_rc 0 "$RP" verify "$T/c" --quiet
 

@@ -44,6 +44,37 @@ expect_rc 0 "$RP" run "$T/c" --in-place --quiet --key-ops 40 \
 assert_json "$T/r1.json" '["outcomes"]["moved"]["documents"]' 60
 quota_ok "$T/r1.json" 40.0
 
+case_ "the quota binds, and the report says so"
+assert_json "$T/r1.json" '["binding"]' key-quota
+
+case_ "a dry run's estimate: key operations, the time at the quota, samples"
+expect_rc 0 "$RP" rekey --alg x25519
+expect_rc 0 "$RP" run "$T/c" --dry-run --quiet --key-ops 20 \
+	--report "$T/d1.json"
+assert_grep "$OUT" "estimate: 61 key operations"
+assert_grep "$OUT" "binds: key-quota"
+if py - "$T/d1.json" <<'PY'; then pass; else fail "estimate: $(cat "$T/d1.json")"; fi
+import json, sys
+r = json.load(open(sys.argv[1]))
+e = r["estimate"]
+assert e["documents"] == 60 and e["key_ops"] == 61, e
+assert abs(e["key_ops_seconds_at_quota"] - 61 / 20) < 0.06, e
+assert e["samples"] == 16 and e["cpu_us_per_document"] > 0, e
+assert e["in_place"] + e["copies"] == 60, e
+assert e["binds"] == "key-quota", e
+assert r["outcomes"]["would-move"]["documents"] == 60, r["outcomes"]
+# the dry run measured unpaced: 16 samples do not wait for 20/s
+assert r["seconds"] < 61 / 20, r["seconds"]
+PY
+expect_rc 0 "$RP" run "$T/c" --dry-run --quiet --report "$T/d2.json"
+assert_json "$T/d2.json" '["estimate"]["key_ops_seconds_at_quota"]' null
+if py - "$T/d2.json" <<'PY'; then pass; else fail "estimate: $(cat "$T/d2.json")"; fi
+import json, sys
+e = json.load(open(sys.argv[1]))["estimate"]
+assert e["binds"] in ("cpu", "keystore"), e
+PY
+expect_rc 0 "$RP" run "$T/c" --in-place --quiet
+
 case_ "verify --key-ops: the same cap"
 expect_rc 0 "$RP" verify "$T/c" --quiet --key-ops 50 --report "$T/v1.json"
 quota_ok "$T/v1.json" 50.0
