@@ -203,6 +203,63 @@ cp -a store.pristine store
 /usr/bin/time -f '%M' -o rss "$R" run docs --in-place --quiet >/dev/null
 echo "  peak RSS, $N documents:                      $(cat rss) KiB"
 
+# scale-out: the same corpus in 1, 2 and 4 shards run at once on this
+# machine (each with --jobs CORES/N, at least 1), their reports merged
+# (report merge: moved over the wall time, first start to last end); then
+# a keystore quota: --key-ops QUOTA alone and shared by 2 shards
+QUOTA=${BENCH_QUOTA:-500}
+shards() {
+	n=$1
+	shift
+	rm -rf docs store
+	cp -a pristine docs
+	cp -a store.pristine store
+	sync
+	j=$((CORES / n))
+	[ "$j" -ge 1 ] || j=1
+	i=0
+	t0=$(now)
+	while [ "$i" -lt "$n" ]; do
+		"$R" run docs --in-place --quiet --jobs "$j" --shard "$i/$n" \
+			--report "s$i.json" "$@" >/dev/null &
+		i=$((i + 1))
+	done
+	wait
+	t1=$(now)
+	set --
+	i=0
+	while [ "$i" -lt "$n" ]; do
+		set -- "$@" "s$i.json"
+		i=$((i + 1))
+	done
+	"$R" report merge "$@" --report merged.json >/dev/null
+	python3 - merged.json "$N" "$(elapsed "$t0" "$t1")" "$@" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+n, wall = int(sys.argv[2]), float(sys.argv[3])
+s = [json.load(open(f)) for f in sys.argv[4:]]
+assert m["complete"] and m["outcomes"]["moved"]["documents"] == n, m["shards"]
+each = " ".join("%.0f" % r["moved_per_second"] for r in s)
+k = m["key_ops"]
+print("%d shard(s): %.0f docs/s in total (merged; each: %s), %.2f s wall, "
+      "key ops %.1f/s%s, binds: %s" % (
+          len(s), m["moved_per_second"], each, m["seconds"],
+          k["per_second"],
+          "" if k["allowed_per_second"] is None else
+          " of %.0f allowed (%.3f)" % (k["allowed_per_second"],
+                                       k["per_second"] / k["allowed_per_second"]),
+          ",".join(sorted(set(r["binding"] for r in s)))))
+PY
+}
+echo
+echo "scale-out (the same $N documents; report merge):"
+for n in 1 2 4; do
+	shards "$n"
+done
+echo "under a keystore quota of $QUOTA operations/s:"
+shards 1 --key-ops "$QUOTA"
+shards 2 --key-ops "$QUOTA"
+
 # SoftHSM2: the same documents with both keys on a token, against the
 # token's own raw RSA rate. Each document costs one token decrypt (the
 # unwrap under A), each batch one token signature (B): the engine can reach
