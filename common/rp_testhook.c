@@ -255,13 +255,22 @@ long long rp_test_clock_skew(void)
 	return errno || !end || *end ? 0 : n;
 }
 
-/* the busy keystore: the times of the calls let through, a ring */
+/*
+ * the busy keystore: per token, the times of the calls let through, a
+ * ring of `rate`
+ */
 #define BUSY_RATE_MAX 100000
+#define BUSY_TOKENS   16
+struct busy_window {
+	char token[64];
+	double *times;
+	size_t pos;
+};
 static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
-static double *busy_times;
+static struct busy_window busy_windows[BUSY_TOKENS];
+static size_t busy_num_windows;
 static long busy_rate = -1; /* -1: not read yet; 0: off */
 static long busy_code;
-static size_t busy_pos;
 
 static void busy_parse(void)
 {
@@ -281,14 +290,37 @@ static void busy_parse(void)
 		return;
 	}
 	busy_code = fault_code(colon + 1);
-	busy_times = calloc((size_t)busy_rate, sizeof(*busy_times));
-	if (busy_code <= 0 || !busy_times) {
+	if (busy_code <= 0) {
 		busy_rate = 0;
 	}
 }
 
-long rp_test_busy(void)
+/* busy_window_of finds or makes `token`'s window; NULL when out of room */
+static struct busy_window *busy_window_of(const char *token)
 {
+	struct busy_window *w;
+
+	for (size_t i = 0; i < busy_num_windows; i++) {
+		if (!strcmp(busy_windows[i].token, token)) {
+			return &busy_windows[i];
+		}
+	}
+	if (busy_num_windows == BUSY_TOKENS) {
+		return NULL;
+	}
+	w = &busy_windows[busy_num_windows];
+	w->times = calloc((size_t)busy_rate, sizeof(*w->times));
+	if (!w->times) {
+		return NULL;
+	}
+	snprintf(w->token, sizeof(w->token), "%s", token);
+	busy_num_windows++;
+	return w;
+}
+
+long rp_test_busy(const char *token)
+{
+	struct busy_window *w;
 	struct timespec ts;
 	double now;
 	long code = 0;
@@ -299,13 +331,14 @@ long rp_test_busy(void)
 	if (busy_rate < 0) {
 		busy_parse();
 	}
-	if (busy_rate > 0) {
+	w = busy_rate > 0 ? busy_window_of(token ? token : "") : NULL;
+	if (w) {
 		/* the oldest of the last `rate` calls let through */
-		if (busy_times[busy_pos] && now - busy_times[busy_pos] < 1.0) {
+		if (w->times[w->pos] && now - w->times[w->pos] < 1.0) {
 			code = busy_code;
 		} else {
-			busy_times[busy_pos] = now;
-			busy_pos = (busy_pos + 1) % (size_t)busy_rate;
+			w->times[w->pos] = now;
+			w->pos = (w->pos + 1) % (size_t)busy_rate;
 		}
 	}
 	pthread_mutex_unlock(&busy_lock);

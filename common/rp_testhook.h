@@ -43,12 +43,14 @@ extern "C" {
  * may hold ':' itself ("io:write"): it ends at the first field that is a
  * code. Calls are counted across threads.
  *
- * rp_test_busy makes a keystore busy above a rate: REPROTECT_TEST_BUSY
- * is "RATE:CODE" (CODE as for faults). A call returns CODE when RATE
- * calls were let through in the second before it (a sliding window, all
- * threads together), else 0; a call answered CODE does not count. The
- * PKCS#11 keystore asks it at each private-key operation's last call
- * (C_Decrypt, C_Sign, C_DeriveKey).
+ * rp_test_busy makes each token busy above a rate: REPROTECT_TEST_BUSY
+ * is "RATE:CODE" (CODE as for faults). A call for `token` (its label;
+ * NULL is a token of its own) returns CODE when RATE calls for that token
+ * were let through in the second before it (a sliding window per token,
+ * all threads together; up to 16 tokens, calls for more are let
+ * through), else 0; a call answered CODE does not count. The PKCS#11
+ * keystore asks it at each private-key operation's last call (C_Decrypt,
+ * C_Sign, C_DeriveKey) with its token's label.
  */
 #define RP_TEST_FAULT_SHORT (-1L)
 
@@ -58,7 +60,7 @@ void rp_test_pause_point(const char *point);
 long rp_test_fault(const char *point);
 void rp_test_trace(const char *what, const char *name);
 long long rp_test_clock_skew(void);
-long rp_test_busy(void);
+long rp_test_busy(const char *token);
 /* rp_test_fault_reset forgets the rules and counts: the next call reads
  * REPROTECT_TEST_FAULT again (for unit tests that change it) */
 void rp_test_fault_reset(void);
@@ -85,8 +87,9 @@ static inline long long rp_test_clock_skew(void)
 {
 	return 0;
 }
-static inline long rp_test_busy(void)
+static inline long rp_test_busy(const char *token)
 {
+	(void)token;
 	return 0;
 }
 #endif

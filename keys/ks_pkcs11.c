@@ -355,7 +355,7 @@ static int is_unwrap_error(CK_RV rv)
  */
 #define CK_CALL(rv, ks, fn, ...)                                               \
 	do {                                                                   \
-		(rv) = ck_test_hook("p11." #fn);                               \
+		(rv) = ck_test_hook("p11." #fn, (ks)->token);                  \
 		if (!(rv)) {                                                   \
 			(rv) = (ks)->f->fn(__VA_ARGS__);                       \
 		}                                                              \
@@ -368,14 +368,14 @@ static int is_unwrap_error(CK_RV rv)
  */
 #define CK_CALL_END(rv, ks, fn, ...)                                           \
 	do {                                                                   \
-		const CK_RV fault_ = ck_test_hook("p11." #fn);                 \
+		const CK_RV fault_ = ck_test_hook("p11." #fn, (ks)->token);    \
 		(rv) = (ks)->f->fn(__VA_ARGS__);                               \
 		if (fault_) {                                                  \
 			(rv) = fault_;                                         \
 		}                                                              \
 	} while (0)
 
-static CK_RV ck_test_hook(const char *point)
+static CK_RV ck_test_hook(const char *point, const char *token)
 {
 	CK_RV rv;
 
@@ -385,7 +385,7 @@ static CK_RV ck_test_hook(const char *point)
 	if (!rv &&
 	    (!strcmp(point, "p11.C_Decrypt") || !strcmp(point, "p11.C_Sign") ||
 	     !strcmp(point, "p11.C_DeriveKey"))) {
-		rv = (CK_RV)rp_test_busy();
+		rv = (CK_RV)rp_test_busy(token);
 	}
 	return rv;
 }
