@@ -1,5 +1,6 @@
 #include "keyring.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +21,18 @@
  * census digest 32 bytes). A keyring is written as version 2 only when
  * that section says something (a retiring key, a minimum other than the
  * default, a store id, a pin file), so each keyring has one encoding.
+ * Version 3 is version 2 followed by the replica list: u32 count (1 or
+ * more); per replica the key id (32 bytes) and the token's label (u16
+ * length, 1..RP_CONF_STR_MAX printable ASCII bytes, not ending in a
+ * space), sorted by key id then label (bytewise), no pair twice, at most
+ * RP_REPLICAS_MAX per key, each for a key of the keyring on the PKCS#11
+ * backend and never on the store's own token. A keyring is written as
+ * version 3 only when it has a replica (its version 2 section may then
+ * say nothing).
  */
 #define KEYRING_VERSION	   1
 #define KEYRING_VERSION_V2 2
+#define KEYRING_VERSION_V3 3
 
 static const char *const alg_names[] = {
 	[RP_ALG_RSA2048] = "rsa2048",
@@ -164,6 +174,138 @@ enum rp_err rp_keyring_add(struct rp_keyring *kr, struct rp_status *st,
 	}
 	kr->keys[kr->num_keys++] = *ki;
 	return RP_OK;
+}
+
+static int replica_cmp(const uint8_t *id_a, const char *token_a,
+		       const uint8_t *id_b, const char *token_b)
+{
+	const int c = memcmp(id_a, id_b, RP_KEY_ID_LEN);
+
+	return c ? c : strcmp(token_a, token_b);
+}
+
+size_t rp_keyring_replicas(const struct rp_keyring *kr,
+			   const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)],
+			   size_t *out_first)
+{
+	size_t i = 0, n = 0;
+
+	while (i < kr->num_replicas &&
+	       memcmp(kr->replicas[i].key_id, id, RP_KEY_ID_LEN) < 0) {
+		i++;
+	}
+	while (i + n < kr->num_replicas &&
+	       !memcmp(kr->replicas[i + n].key_id, id, RP_KEY_ID_LEN)) {
+		n++;
+	}
+	*out_first = i;
+	return n;
+}
+
+/*
+ * valid_label: 1..RP_CONF_STR_MAX printable ASCII characters, not ending
+ * in a space (a token's label is padded with spaces: one at the end could
+ * not be told from the padding)
+ */
+static int valid_label(const char *p, size_t n)
+{
+	if (!n || n > RP_CONF_STR_MAX || p[n - 1] == ' ') {
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < 0x20 || p[i] > 0x7e) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+enum rp_err
+rp_keyring_replica_check(const struct rp_keyring *kr, struct rp_status *st,
+			 const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)],
+			 const char *token)
+{
+	const long k = rp_keyring_find_id(kr, id);
+	char hex[2 * RP_KEY_ID_LEN + 1];
+	size_t first, n;
+
+	rp_key_id_hex(hex, id);
+	if (k < 0) {
+		return rp_status_fail(st, RP_ERR_NOKEY,
+				      "key %.16s is not in the store", hex);
+	}
+	if (kr->keys[k].backend != RP_BACKEND_PKCS11) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "key %.16s is on the soft keystore: only "
+				      "a key on a PKCS#11 token has replicas",
+				      hex);
+	}
+	if (!valid_label(token, strnlen(token, RP_CONF_STR_MAX + 1))) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "a token label: 1 to %d printable ASCII "
+				      "characters, not ending in a space",
+				      RP_CONF_STR_MAX);
+	}
+	if (!strcmp(token, kr->conf.pkcs11_token)) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "token '%s' is the store's own token: "
+				      "key %.16s is there already",
+				      token, hex);
+	}
+	n = rp_keyring_replicas(kr, id, &first);
+	for (size_t i = first; i < first + n; i++) {
+		if (!strcmp(kr->replicas[i].token, token)) {
+			return rp_status_fail(st, RP_ERR_EXISTS,
+					      "key %.16s has a replica on "
+					      "token '%s' already",
+					      hex, token);
+		}
+	}
+	if (n >= RP_REPLICAS_MAX) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "key %.16s has %d replicas, the most a "
+				      "key has",
+				      hex, RP_REPLICAS_MAX);
+	}
+	return RP_OK;
+}
+
+enum rp_err rp_keyring_add_replica(struct rp_keyring *kr, struct rp_status *st,
+				   const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)],
+				   const char *token)
+{
+	struct rp_replica *p;
+	size_t i = 0;
+	enum rp_err err = rp_keyring_replica_check(kr, st, id, token);
+
+	if (err) {
+		return err;
+	}
+	p = realloc(kr->replicas, (kr->num_replicas + 1) * sizeof(*p));
+	if (!p) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	kr->replicas = p;
+	while (i < kr->num_replicas &&
+	       replica_cmp(p[i].key_id, p[i].token, id, token) < 0) {
+		i++;
+	}
+	memmove(p + i + 1, p + i, (kr->num_replicas - i) * sizeof(*p));
+	memset(&p[i], 0, sizeof(p[i]));
+	memcpy(p[i].key_id, id, RP_KEY_ID_LEN);
+	snprintf(p[i].token, sizeof(p[i].token), "%s", token);
+	kr->num_replicas++;
+	return RP_OK;
+}
+
+void rp_keyring_remove_replica(struct rp_keyring *kr, size_t i)
+{
+	if (i >= kr->num_replicas) {
+		RP_BUG("replica index out of range");
+	}
+	memmove(kr->replicas + i, kr->replicas + i + 1,
+		(kr->num_replicas - i - 1) * sizeof(*kr->replicas));
+	kr->num_replicas--;
 }
 
 enum rp_err rp_keyring_encode_key(struct rp_buf *b, const struct rp_key_info *k)
@@ -376,17 +518,21 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 
 	const uint32_t min_days = rp_keyring_min_retire_days(kr);
 	uint32_t num_retiring = 0;
+	uint8_t version;
 	int is_v2;
 
 	for (size_t i = 0; i < kr->num_keys; i++) {
 		num_retiring += kr->keys[i].state == RP_KEY_RETIRING;
 	}
 	is_v2 = num_retiring || min_days != RP_RETIRE_DEFAULT_DAYS ||
-		kr->pin_path[0] || has_store_id(kr);
+		kr->pin_path[0] || has_store_id(kr) || kr->num_replicas;
+	version = is_v2 ? KEYRING_VERSION_V2 : KEYRING_VERSION;
+	if (kr->num_replicas) {
+		version = KEYRING_VERSION_V3;
+	}
 	err = rp_buf_add(out, KEYRING_MAGIC, 4);
 	if (!err) {
-		err = rp_buf_add_u8(out, is_v2 ? KEYRING_VERSION_V2
-					       : KEYRING_VERSION);
+		err = rp_buf_add_u8(out, version);
 	}
 	if (!err) {
 		err = rp_buf_add_u64be(out, kr->generation);
@@ -440,6 +586,15 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 				err = rp_buf_add(out, k->retire_census,
 						 sizeof(k->retire_census));
 			}
+		}
+	}
+	if (!err && kr->num_replicas) {
+		err = rp_buf_add_u32be(out, (uint32_t)kr->num_replicas);
+	}
+	for (size_t i = 0; !err && i < kr->num_replicas; i++) {
+		err = rp_buf_add(out, kr->replicas[i].key_id, RP_KEY_ID_LEN);
+		if (!err) {
+			err = add_str(out, kr->replicas[i].token);
 		}
 	}
 	if (err) {
@@ -497,8 +652,10 @@ uint32_t rp_keyring_min_retire_days(const struct rp_keyring *kr)
 /*
  * get_retirement reads version 2's section into kr (its keys read):
  * exactly one entry per retiring key, and a section that says something
+ * unless `may_be_empty` (version 3: the replicas say something)
  */
-static int get_retirement(struct rp_span *s, struct rp_keyring *kr)
+static int get_retirement(struct rp_span *s, struct rp_keyring *kr,
+			  int may_be_empty)
 {
 	uint32_t min_days, num, num_retiring = 0;
 	uint16_t pin_len;
@@ -511,7 +668,7 @@ static int get_retirement(struct rp_span *s, struct rp_keyring *kr)
 	    memchr(kr->pin_path, '\0', pin_len) ||
 	    (pin_len && kr->pin_path[0] != '/') ||
 	    !rp_span_get_u32be(s, &num) || num > kr->num_keys ||
-	    (!num && !pin_len && !has_store_id(kr) &&
+	    (!may_be_empty && !num && !pin_len && !has_store_id(kr) &&
 	     min_days == RP_RETIRE_DEFAULT_DAYS)) {
 		return 0;
 	}
@@ -550,6 +707,51 @@ static int get_retirement(struct rp_span *s, struct rp_keyring *kr)
 	return 1;
 }
 
+/*
+ * get_replicas reads version 3's replica list into kr (its keys and conf
+ * read): canonical order, each pair once, only what add_replica allows
+ */
+static int get_replicas(struct rp_span *s, struct rp_keyring *kr)
+{
+	uint32_t num;
+
+	/*
+	 * an entry has 35 bytes or more: a count the input cannot hold is
+	 * refused before anything is allocated for it
+	 */
+	if (!rp_span_get_u32be(s, &num) || !num ||
+	    num > kr->num_keys * RP_REPLICAS_MAX ||
+	    num > s->len / (RP_KEY_ID_LEN + 2 + 1)) {
+		return 0;
+	}
+	kr->replicas = calloc(num, sizeof(*kr->replicas));
+	if (!kr->replicas) {
+		return 0;
+	}
+	for (uint32_t i = 0; i < num; i++) {
+		struct rp_replica *r = &kr->replicas[i];
+		uint16_t n;
+
+		if (!rp_span_copy(s, r->key_id, RP_KEY_ID_LEN) ||
+		    !rp_span_get_u16be(s, &n) || n > RP_CONF_STR_MAX ||
+		    !rp_span_copy(s, r->token, n) ||
+		    !valid_label(r->token, n)) {
+			return 0;
+		}
+		r->token[n] = '\0';
+		/* in order, so each pair once */
+		if (i && replica_cmp(r[-1].key_id, r[-1].token, r->key_id,
+				     r->token) >= 0) {
+			return 0;
+		}
+		if (rp_keyring_replica_check(kr, NULL, r->key_id, r->token)) {
+			return 0;
+		}
+		kr->num_replicas++;
+	}
+	return 1;
+}
+
 enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 			      const uint8_t *in, size_t in_len,
 			      const uint8_t mac_key[RP_ATLEAST(32)])
@@ -576,8 +778,8 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 				      "or belongs to another store");
 	}
 	s = rp_span_of(in + 4, in_len - 4 - 32);
-	if (!rp_span_get_u8(&s, &version) ||
-	    (version != KEYRING_VERSION && version != KEYRING_VERSION_V2) ||
+	if (!rp_span_get_u8(&s, &version) || version < KEYRING_VERSION ||
+	    version > KEYRING_VERSION_V3 ||
 	    !rp_span_get_u64be(&s, &out->generation) ||
 	    !get_conf(&s, &out->conf) || !rp_span_get_u32be(&s, &num) ||
 	    num > RP_KEYRING_MAX_KEYS) {
@@ -637,12 +839,18 @@ enum rp_err rp_keyring_decode(struct rp_keyring *out, struct rp_status *st,
 		}
 	}
 	out->min_retire_days = RP_RETIRE_DEFAULT_DAYS;
-	if (version == KEYRING_VERSION_V2 && !get_retirement(&s, out)) {
+	if (version >= KEYRING_VERSION_V2 &&
+	    !get_retirement(&s, out, version == KEYRING_VERSION_V3)) {
 		rp_keyring_fini(out);
 		return rp_status_fail(st, RP_ERR_FORMAT,
 				      "keyring: bad retirement section");
 	}
-	for (size_t i = 0; version != KEYRING_VERSION_V2 && i < out->num_keys;
+	if (version == KEYRING_VERSION_V3 && !get_replicas(&s, out)) {
+		rp_keyring_fini(out);
+		return rp_status_fail(st, RP_ERR_FORMAT,
+				      "keyring: bad replica list");
+	}
+	for (size_t i = 0; version == KEYRING_VERSION && i < out->num_keys;
 	     i++) {
 		if (out->keys[i].state == RP_KEY_RETIRING) {
 			rp_keyring_fini(out);
@@ -664,5 +872,6 @@ void rp_keyring_fini(struct rp_keyring *kr)
 {
 	free(kr->keys);
 	free(kr->templates);
+	free(kr->replicas);
 	memset(kr, 0, sizeof(*kr));
 }

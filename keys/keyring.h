@@ -99,6 +99,19 @@ struct rp_store_conf {
 	char pkcs11_token[RP_CONF_STR_MAX + 1];
 };
 
+/*
+ * A replica: another token of the store's PKCS#11 module (same PIN) that
+ * holds a key's material too, restored there from the key's backup; the
+ * store spreads the key's unwraps over its token and its replicas. For a
+ * revoked or destroyed key, a replica is material left to erase.
+ */
+#define RP_REPLICAS_MAX 8 /* replicas of one key */
+
+struct rp_replica {
+	uint8_t key_id[RP_KEY_ID_LEN];
+	char token[RP_CONF_STR_MAX + 1]; /* the token's label */
+};
+
 struct rp_keyring {
 	uint64_t generation; /* bumped on every write */
 	struct rp_store_conf conf;
@@ -114,6 +127,9 @@ struct rp_keyring {
 	size_t cap;
 	size_t num_templates;
 	struct rp_template *templates; /* owned */
+	/* sorted by key id, then token label; no pair twice */
+	size_t num_replicas;
+	struct rp_replica *replicas; /* owned */
 };
 
 /* rp_key_alg_name returns "rsa2048", ..., "x25519", or "unknown". */
@@ -173,6 +189,36 @@ RP_MUST_CHECK enum rp_err rp_template_message(struct rp_buf *out,
 RP_MUST_CHECK enum rp_err rp_keyring_add(struct rp_keyring *kr,
 					 struct rp_status *st,
 					 const struct rp_key_info *ki);
+
+/*
+ * rp_keyring_replicas returns how many replicas key `id` has; they are
+ * kr->replicas[*out_first ...], in label order (*out_first is where its
+ * first would go when it has none).
+ */
+size_t rp_keyring_replicas(const struct rp_keyring *kr,
+			   const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)],
+			   size_t *out_first);
+
+/*
+ * rp_keyring_replica_check says whether key `id` may get a replica on
+ * token `token`: RP_ERR_NOKEY (no such key), RP_ERR_USAGE (a soft key, a
+ * label that is not 1..RP_CONF_STR_MAX printable ASCII characters or ends
+ * in a space, the store's own token, or RP_REPLICAS_MAX already),
+ * RP_ERR_EXISTS (listed already); RP_OK otherwise.
+ */
+RP_MUST_CHECK enum rp_err
+rp_keyring_replica_check(const struct rp_keyring *kr, struct rp_status *st,
+			 const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)],
+			 const char *token);
+
+/* rp_keyring_add_replica checks (as above), then inserts in order. */
+RP_MUST_CHECK enum rp_err
+rp_keyring_add_replica(struct rp_keyring *kr, struct rp_status *st,
+		       const uint8_t id[RP_ATLEAST(RP_KEY_ID_LEN)],
+		       const char *token);
+
+/* rp_keyring_remove_replica drops kr->replicas[i]. */
+void rp_keyring_remove_replica(struct rp_keyring *kr, size_t i);
 
 /*
  * rp_keyring_encode serialises the keyring and appends its MAC under

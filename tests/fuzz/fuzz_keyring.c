@@ -12,6 +12,10 @@
  *   - at most RP_MAX_TEMPLATES templates with distinct non-empty names;
  *   - a retiring key has a waiting period (purge_at after retired_at),
  *     no other key has one, and the minimum period is within bounds;
+ *   - replicas in strict order (key id, then label), each for a key of
+ *     the keyring on the PKCS#11 backend, with a label of 1..
+ *     RP_CONF_STR_MAX printable characters that is not the store's own
+ *     token, at most RP_REPLICAS_MAX per key;
  *   - a decoded key record encodes back to exactly the bytes it used.
  * When the MAC differs the result is RP_ERR_AUTH; other failures are
  * RP_ERR_FORMAT, always with a message.
@@ -79,6 +83,29 @@ static void check_keyring(const struct rp_keyring *kr, const uint8_t *in,
 		CHECK(strlen(t->rights) <= RP_TEMPLATE_RIGHTS_MAX);
 		CHECK(t->sig_len <= RP_SIG_MAX);
 		CHECK(rp_keyring_find_template(kr, t->name) == (long)i);
+	}
+	for (size_t i = 0; i < kr->num_replicas; i++) {
+		const struct rp_replica *r = &kr->replicas[i];
+		const long k = rp_keyring_find_id(kr, r->key_id);
+		const size_t n = strlen(r->token);
+		size_t first;
+
+		CHECK(k >= 0 && kr->keys[k].backend == RP_BACKEND_PKCS11);
+		CHECK(n >= 1 && n <= RP_CONF_STR_MAX && r->token[n - 1] != ' ');
+		for (size_t j = 0; j < n; j++) {
+			CHECK(r->token[j] >= 0x20 && r->token[j] <= 0x7e);
+		}
+		CHECK(strcmp(r->token, kr->conf.pkcs11_token) != 0);
+		CHECK(rp_keyring_replicas(kr, r->key_id, &first) <=
+		      RP_REPLICAS_MAX);
+		CHECK(first <= i);
+		if (i) {
+			const int c =
+				memcmp(r[-1].key_id, r->key_id, RP_KEY_ID_LEN);
+
+			CHECK(c < 0 ||
+			      (c == 0 && strcmp(r[-1].token, r->token) < 0));
+		}
 	}
 	CHECK(rp_keyring_encode(&b, &st, kr, fixed_mac_key) == RP_OK);
 	CHECK(b.len == in_len && !memcmp(b.p, in, in_len));
