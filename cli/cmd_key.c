@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +19,7 @@ static const char help[] =
 	"       reprotect key show ID [--json]\n"
 	"       reprotect key backup ID -o FILE\n"
 	"       reprotect key restore FILE\n"
+	"       reprotect key replicate FILE --to-token LABEL\n"
 	"       reprotect key revoke ID [--yes] [--force]\n"
 	"       reprotect key destroy ID --without-census [--yes]\n"
 	"       reprotect key retire ID --census FILE --root PATH...\n"
@@ -36,21 +38,42 @@ static const char help[] =
 	"import   brings your own key (BYOK): a PEM RSA private key (PKCS#1\n"
 	"         or PKCS#8, unencrypted; 2048, 3072 or 4096 bits) or an age\n"
 	"         X25519 identity file (AGE-SECRET-KEY-1...).\n"
-	"list     every key: id, algorithm, state, dates, backend, flags.\n"
-	"show     one key, by id or a unique prefix of 4+ hex digits.\n"
+	"list     every key: id, algorithm, state, dates, backend, flags\n"
+	"         (--json: and its replicas).\n"
+	"show     one key, by id or a unique prefix of 4+ hex digits, with\n"
+	"         its replicas.\n"
 	"backup   writes the key, encrypted and bound to this store's\n"
 	"         security world, to FILE (0600; never overwrites).\n"
 	"restore  installs a key from its backup: a revoked key becomes\n"
 	"         archived again and its documents open again.\n"
+	"replicate puts a key of the store's PKCS#11 token on token LABEL\n"
+	"         too (same module and PIN), from its backup, which only a\n"
+	"         token of the same HSM security world (holding the world's\n"
+	"         backup key) unwraps; what lands on LABEL is checked to be\n"
+	"         the key of the backup. Each unwrap with the key then goes\n"
+	"         to whichever of its token and replicas was asked the\n"
+	"         fewest operations, so their rates add up (signing stays on\n"
+	"         the store's token). Up to 8 replicas per key. A replica\n"
+	"         token that is away stops a run (exit 8) until it is back.\n"
+	"         Refused: a key not in the store (add it with restore), a\n"
+	"         soft key, the store's own token, a replica listed already,\n"
+	"         a revoked, destroyed or retiring key, a token that is not\n"
+	"         there or has no backup key of the world.\n"
 	"revoke   no document under the key opens any more, and its material\n"
-	"         is erased from the store until it is restored from its\n"
-	"         backup. Refused for a key never backed up, unless --force.\n"
-	"         Revoking the active key stops all protection until a rekey.\n"
+	"         is erased from the store (its replica tokens too, which are\n"
+	"         no longer listed: replicate again after a restore) until it\n"
+	"         is restored from its backup. Refused for a key never backed\n"
+	"         up, unless --force. Revoking the active key stops all\n"
+	"         protection until a rekey. A replica token that cannot be\n"
+	"         reached fails the revoke; revoking again erases it there.\n"
 	"destroy  a revoked key, for good: its documents can never be opened\n"
 	"         again and its backups are refused. --without-census says\n"
 	"         to destroy it without proof that no document is left\n"
 	"         under it, and the audit log records that none was given\n"
-	"         (retire is the way with a proof).\n"
+	"         (retire is the way with a proof). Its material is erased\n"
+	"         from its token and every replica token; one that cannot be\n"
+	"         reached fails the command and stays listed ('key show'),\n"
+	"         and 'key purge' erases the key there later.\n"
 	"retire   an archived key, with proof that nothing depends on it: a\n"
 	"         census (reprotect census) signed by this store, whole (all\n"
 	"         shards merged), taken after the key was archived and after\n"
@@ -66,7 +89,7 @@ static const char help[] =
 	"         (any command that opens the store does it too, and says\n"
 	"         so); the audit log records the census that allowed it.\n"
 	"         It also erases what a destroy or purge cut short left of a\n"
-	"         destroyed key's material.\n"
+	"         destroyed key's material, on its replica tokens too.\n"
 	"export   prints the private key (PEM, or an age identity): only for\n"
 	"         keys created or imported with --exportable.\n"
 	"\n"
@@ -78,6 +101,7 @@ static const char help[] =
 	"  --root PATH       a root the census must cover (retire; one or\n"
 	"            more)\n"
 	"  --wait DAYS       the waiting period before destruction (retire)\n"
+	"  --to-token LABEL  the token to put the key on (replicate)\n"
 	"  -o FILE   output file (backup, export)\n"
 	"\n" RP_COMMON_HELP "\n" RP_EXIT_CODES_HELP;
 
@@ -92,6 +116,7 @@ enum {
 	OPT_CENSUS,
 	OPT_ROOT,
 	OPT_WAIT,
+	OPT_TO_TOKEN,
 };
 
 /* what 'key retire' is given */
@@ -112,7 +137,22 @@ static void print_created(const struct rp_store *s, size_t idx)
 	       rp_key_state_name(k->state));
 }
 
-static void key_json(const struct rp_key_info *k)
+/* replicas_json prints `"replicas": [...]`: key `k`'s replica tokens */
+static void replicas_json(const struct rp_keyring *kr,
+			  const struct rp_key_info *k)
+{
+	size_t first;
+	const size_t n = rp_keyring_replicas(kr, k->id, &first);
+
+	printf("\"replicas\": [");
+	for (size_t i = first; i < first + n; i++) {
+		printf("%s", i > first ? ", " : "");
+		rp_json_cstr(stdout, kr->replicas[i].token);
+	}
+	printf("]");
+}
+
+static void key_json(const struct rp_keyring *kr, const struct rp_key_info *k)
 {
 	char hex[2 * RP_KEY_ID_LEN + 1];
 	char t[8][32];
@@ -131,12 +171,14 @@ static void key_json(const struct rp_key_info *k)
 	       "\"created\": \"%s\", \"activated\": \"%s\", "
 	       "\"archived\": \"%s\", \"revoked\": \"%s\", "
 	       "\"destroyed\": \"%s\", \"backed_up\": \"%s\", "
-	       "\"retired\": \"%s\", \"purge_at\": \"%s\"}",
+	       "\"retired\": \"%s\", \"purge_at\": \"%s\", ",
 	       hex, rp_key_alg_name(k->alg), rp_key_state_name(k->state),
 	       k->backend == RP_BACKEND_SOFT ? "soft" : "pkcs11",
 	       k->flags & RP_KEY_EXPORTABLE ? "true" : "false",
 	       k->flags & RP_KEY_IMPORTED ? "true" : "false", t[0], t[1], t[2],
 	       t[3], t[4], t[5], t[6], t[7]);
+	replicas_json(kr, k);
+	printf("}");
 }
 
 static void list_json(const struct rp_keyring *kr)
@@ -144,15 +186,17 @@ static void list_json(const struct rp_keyring *kr)
 	printf("[");
 	for (size_t i = 0; i < kr->num_keys; i++) {
 		printf("%s\n  ", i ? "," : "");
-		key_json(&kr->keys[i]);
+		key_json(kr, &kr->keys[i]);
 	}
 	printf("%s]\n", kr->num_keys ? "\n" : "");
 }
 
-static void show_text(const struct rp_key_info *k)
+static void show_text(const struct rp_keyring *kr, const struct rp_key_info *k)
 {
 	char hex[2 * RP_KEY_ID_LEN + 1];
 	char t[32];
+	size_t first;
+	const size_t n = rp_keyring_replicas(kr, k->id, &first);
 
 	rp_key_id_hex(hex, k->id);
 	printf("id:          %s\n", hex);
@@ -185,6 +229,22 @@ static void show_text(const struct rp_key_info *k)
 		rp_hex_encode(c_hex, k->retire_census,
 			      sizeof(k->retire_census));
 		printf("census:      %s\n", c_hex);
+	}
+	/* a revoked or destroyed key's replicas: material left to erase */
+	if (n && (k->state == RP_KEY_REVOKED || k->state == RP_KEY_DESTROYED)) {
+		printf("left on:     ");
+	} else if (n) {
+		printf("replicas:    ");
+	}
+	for (size_t i = first; i < first + n; i++) {
+		printf("%s%s", i > first ? ", " : "", kr->replicas[i].token);
+	}
+	if (n && k->state == RP_KEY_REVOKED) {
+		printf(" (to erase: 'reprotect key revoke %.16s')\n", hex);
+	} else if (n && k->state == RP_KEY_DESTROYED) {
+		printf(" (to erase: 'reprotect key purge')\n");
+	} else if (n) {
+		printf("\n");
 	}
 }
 
@@ -282,11 +342,72 @@ static enum rp_err key_retire(struct rp_status *st, struct rp_store *s,
 	return RP_OK;
 }
 
+/*
+ * erase_left erases what a destroy or purge cut short left of destroyed
+ * keys' material (rp_store_key_erase_destroyed); each replica token it
+ * erases a key from is said on stdout and in the audit log ("key.erase")
+ */
+static enum rp_err erase_left(struct rp_store *s, struct rp_status *st)
+{
+	const struct rp_keyring *kr = rp_store_keyring(s);
+	struct rp_replica *left = NULL;
+	size_t num_left = 0;
+	enum rp_err err = RP_OK;
+
+	for (size_t i = 0; i < kr->num_replicas; i++) {
+		const long k = rp_keyring_find_id(kr, kr->replicas[i].key_id);
+
+		num_left += kr->keys[k].state == RP_KEY_DESTROYED;
+	}
+	if (num_left) {
+		left = malloc(num_left * sizeof(*left));
+		if (!left) {
+			return rp_status_fail(st, RP_ERR_NOMEM,
+					      "out of memory");
+		}
+		num_left = 0;
+		for (size_t i = 0; i < kr->num_replicas; i++) {
+			const long k =
+				rp_keyring_find_id(kr, kr->replicas[i].key_id);
+
+			if (kr->keys[k].state == RP_KEY_DESTROYED) {
+				left[num_left++] = kr->replicas[i];
+			}
+		}
+		err = rp_cli_audit_gate(s, st, "key.erase", NULL,
+					"replicas=%zu", num_left);
+	}
+	if (!err) {
+		err = rp_store_key_erase_destroyed(s, st);
+	}
+	/* what is no longer listed was erased, whatever failed besides */
+	kr = rp_store_keyring(s);
+	for (size_t i = 0; i < num_left && left; i++) {
+		const struct rp_replica *r = &left[i];
+		char hex[2 * RP_KEY_ID_LEN + 1];
+		size_t first;
+		const size_t n = rp_keyring_replicas(kr, r->key_id, &first);
+		int is_listed = 0;
+
+		for (size_t j = first; j < first + n; j++) {
+			is_listed |= !strcmp(kr->replicas[j].token, r->token);
+		}
+		if (is_listed) {
+			continue;
+		}
+		rp_key_id_hex(hex, r->key_id);
+		printf("erased %s from token '%s'\n", hex, r->token);
+		rp_cli_audit(s, "key.erase", r->key_id, "token=%s", r->token);
+	}
+	free(left);
+	return err;
+}
+
 static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 			    struct rp_store *s, const char *sub,
 			    const char *arg, const char *out, int is_yes,
 			    int is_force, int is_json,
-			    const struct retire_args *ra)
+			    const struct retire_args *ra, const char *to_token)
 {
 	struct rp_buf b = { 0 };
 	char hex[2 * RP_KEY_ID_LEN + 1];
@@ -307,10 +428,12 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 	}
 	if (!strcmp(sub, "show")) {
 		if (is_json) {
-			key_json(&rp_store_keyring(s)->keys[idx]);
+			key_json(rp_store_keyring(s),
+				 &rp_store_keyring(s)->keys[idx]);
 			printf("\n");
 		} else {
-			show_text(&rp_store_keyring(s)->keys[idx]);
+			show_text(rp_store_keyring(s),
+				  &rp_store_keyring(s)->keys[idx]);
 		}
 		return RP_OK;
 	}
@@ -331,27 +454,46 @@ static enum rp_err key_life(struct rp_cli *cli, struct rp_status *st,
 		}
 		goto out;
 	}
-	if (!strcmp(sub, "restore")) {
+	if (!strcmp(sub, "restore") || !strcmp(sub, "replicate")) {
+		const int is_replicate = !strcmp(sub, "replicate");
+		const char *op = is_replicate ? "key.replicate" : "key.restore";
+		const char *to = is_replicate && to_token ? to_token : "";
+
 		err = rp_cli_read_file(&b, st, arg, 64 * 1024);
 		if (!err) {
 			err = rp_store_lock(s, st, 10000);
 		}
 		if (!err) {
-			err = rp_cli_audit_gate(s, st, "key.restore", NULL,
-						"from=%s", arg);
+			err = rp_cli_audit_gate(s, st, op, NULL, "from=%s%s%s",
+						arg, *to ? " token=" : "", to);
 		}
-		if (!err) {
+		if (!err && is_replicate) {
+			err = rp_store_key_replicate(s, st, b.p, b.len, to,
+						     &idx);
+		} else if (!err) {
 			err = rp_store_key_restore(s, st, b.p, b.len, &idx);
 		}
-		if (!err) {
-			rp_key_id_hex(hex, rp_store_keyring(s)->keys[idx].id);
+		if (err) {
+			goto out;
+		}
+		rp_key_id_hex(hex, rp_store_keyring(s)->keys[idx].id);
+		if (is_replicate) {
+			size_t first;
+
+			printf("replicated %s to token '%s': its documents "
+			       "now open on %zu tokens\n",
+			       hex, to,
+			       1 + rp_keyring_replicas(
+					   rp_store_keyring(s),
+					   rp_store_keyring(s)->keys[idx].id,
+					   &first));
+		} else {
 			printf("restored %s: %s\n", hex,
 			       rp_key_state_name(
 				       rp_store_keyring(s)->keys[idx].state));
-			rp_cli_audit(s, "key.restore",
-				     rp_store_keyring(s)->keys[idx].id,
-				     "from=%s", arg);
 		}
+		rp_cli_audit(s, op, rp_store_keyring(s)->keys[idx].id,
+			     "from=%s%s%s", arg, *to ? " token=" : "", to);
 		goto out;
 	}
 	err = rp_store_lock(s, st, 10000);
@@ -472,6 +614,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		{ "census", required_argument, NULL, OPT_CENSUS },
 		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "wait", required_argument, NULL, OPT_WAIT },
+		{ "to-token", required_argument, NULL, OPT_TO_TOKEN },
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -481,6 +624,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 	const char *sub;
 	const char *alg_name = "rsa2048";
 	const char *out = NULL;
+	const char *to_token = NULL;
 	uint8_t alg = 0;
 	int is_activate = 0, is_json = 0, is_yes = 0, is_force = 0;
 	int is_without_census = 0;
@@ -498,8 +642,8 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		}
 		return rp_cli_usage("key", "give a subcommand: create, import, "
 					   "list, show, backup, restore, "
-					   "revoke, destroy, retire, keep, "
-					   "purge or export");
+					   "replicate, revoke, destroy, "
+					   "retire, keep, purge or export");
 	}
 	sub = argv[1];
 	argc--;
@@ -548,6 +692,9 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 						    RP_RETIRE_MAX_DAYS);
 			}
 			break;
+		case OPT_TO_TOKEN:
+			to_token = optarg;
+			break;
 		case 'o':
 			out = optarg;
 			break;
@@ -562,6 +709,10 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 		return rp_cli_usage("key", "--census, --root and --wait go "
 					   "with retire");
 	}
+	if (!to_token != !!strcmp(sub, "replicate")) {
+		return rp_cli_usage("key", "replicate needs --to-token LABEL, "
+					   "which goes with replicate only");
+	}
 	if (!strcmp(sub, "create") || !strcmp(sub, "list") ||
 	    !strcmp(sub, "purge")) {
 		if (optind != argc) {
@@ -575,7 +726,8 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 					    "x25519",
 					    alg_name);
 		}
-	} else if (!strcmp(sub, "import") || !strcmp(sub, "restore")) {
+	} else if (!strcmp(sub, "import") || !strcmp(sub, "restore") ||
+		   !strcmp(sub, "replicate")) {
 		if (optind + 1 != argc) {
 			return rp_cli_usage("key", "%s takes one FILE", sub);
 		}
@@ -621,7 +773,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 			goto out;
 		}
 		/* and what a destroy or purge cut short left behind */
-		err = rp_store_key_erase_destroyed(s, &st);
+		err = erase_left(s, &st);
 		if (err) {
 			goto out;
 		}
@@ -640,7 +792,7 @@ int rp_cmd_key(struct rp_cli *cli, int argc, char **argv)
 	}
 	if (strcmp(sub, "create") && strcmp(sub, "import")) {
 		err = key_life(cli, &st, s, sub, argv[optind], out, is_yes,
-			       is_force, is_json, &ra);
+			       is_force, is_json, &ra, to_token);
 		goto out;
 	}
 	err = rp_store_lock(s, &st, 10000);

@@ -400,6 +400,32 @@ out:
 	return err;
 }
 
+/*
+ * tokens_field writes " unwrap_tokens=LABEL:N,LABEL:N" for a key whose
+ * unwraps went to its token and its replicas, else ""; cut short (ending
+ * in "...") when the labels are long
+ */
+static void tokens_field(char *out, size_t out_cap,
+			 const struct rp_key_usage *u)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < u->num_tokens; i++) {
+		const int n = snprintf(
+			out + len, out_cap - len, "%s%s:%llu",
+			i ? "," : " unwrap_tokens=", u->tokens[i].label,
+			(unsigned long long)u->tokens[i].num_unwrap);
+
+		if (n < 0 || (size_t)n >= out_cap - len) {
+			snprintf(out + (out_cap > 4 ? out_cap - 4 : 0),
+				 out_cap > 4 ? 4 : out_cap, "...");
+			return;
+		}
+		len += (size_t)n;
+	}
+}
+
 enum rp_err rp_audit_flush_usage(struct rp_store *s, struct rp_status *st,
 				 const char *command)
 {
@@ -407,7 +433,7 @@ enum rp_err rp_audit_flush_usage(struct rp_store *s, struct rp_status *st,
 
 	for (size_t i = 0; i < s->num_usage && !err; i++) {
 		const struct rp_key_usage *u = &s->usage[i];
-		char t0[32], t1[32];
+		char t0[32], t1[32], tokens[RP_AUDIT_FIELD_MAX / 2];
 		const time_t a = (time_t)u->first_at, b = (time_t)u->last_at;
 		struct tm tm;
 
@@ -419,12 +445,13 @@ enum rp_err rp_audit_flush_usage(struct rp_store *s, struct rp_status *st,
 		if (!strftime(t1, sizeof(t1), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
 			snprintf(t1, sizeof(t1), "-");
 		}
-		err = rp_audit_append(s, st, "key.usage", u->id,
-				      "command=%s unwrap=%llu sign=%llu "
-				      "from=%s to=%s",
-				      command,
-				      (unsigned long long)u->num_unwrap,
-				      (unsigned long long)u->num_sign, t0, t1);
+		tokens_field(tokens, sizeof(tokens), u);
+		err = rp_audit_append(
+			s, st, "key.usage", u->id,
+			"command=%s unwrap=%llu sign=%llu "
+			"from=%s to=%s%s",
+			command, (unsigned long long)u->num_unwrap,
+			(unsigned long long)u->num_sign, t0, t1, tokens);
 	}
 	if (!err) {
 		s->num_usage = 0;

@@ -49,7 +49,8 @@ RP_MUST_CHECK enum rp_err rp_audit_append(struct rp_store *s,
 
 /*
  * rp_audit_flush_usage appends one "usage" record per key used since the
- * store was opened (counts of unwrap and sign, first and last time) for
+ * store was opened (counts of unwrap and sign, first and last time; for a
+ * key with replicas, its unwraps per token: "unwrap_tokens=A:N,B:M") for
  * command `command`, and resets the counts.
  */
 RP_MUST_CHECK enum rp_err rp_audit_flush_usage(struct rp_store *s,

@@ -126,22 +126,95 @@ enum rp_err rp_store_rekey(struct rp_store *s, struct rp_status *st,
 	return RP_OK;
 }
 
+/*
+ * erase_replicas erases key `idx`'s material from each of its replica
+ * tokens and drops those replicas from the keyring (one write). A token
+ * it cannot reach, or that fails, stays listed: the material left there is
+ * erased by `again` (a command, for the message), and the first failure is
+ * returned, naming the tokens.
+ */
+static enum rp_err erase_replicas(struct rp_store *s, struct rp_status *st,
+				  size_t idx, const char *again)
+{
+	struct rp_key_info k = s->keyring.keys[idx];
+	struct rp_status first_st = { 0 };
+	char left[160] = "", hex[17];
+	size_t first, n = rp_keyring_replicas(&s->keyring, k.id, &first);
+	size_t num_erased = 0;
+	enum rp_err err = RP_OK;
+
+	key_hex16(hex, k.id);
+	for (size_t i = first; i < first + n - num_erased;) {
+		const char *label = s->keyring.replicas[i].token;
+		struct rp_status tmp = { 0 };
+		struct rp_keystore *ks = NULL;
+		enum rp_err e = rp_store_replica_ks(s, &tmp, label, &ks);
+
+		if (!e) {
+			e = ks->ops->erase(ks, &tmp, &k);
+		}
+		if (!e) {
+			rp_keyring_remove_replica(&s->keyring, i);
+			num_erased++;
+			continue;
+		}
+		if (!err) {
+			err = e;
+			first_st = tmp;
+		}
+		if (strlen(left) + strlen(label) + 4 < sizeof(left)) {
+			snprintf(left + strlen(left),
+				 sizeof(left) - strlen(left), "%s'%s'",
+				 left[0] ? ", " : "", label);
+		}
+		i++;
+	}
+	if (num_erased) {
+		const enum rp_err e = rp_store_save_keyring(s, &first_st);
+
+		if (e) {
+			discard(s);
+			err = err ? err : e;
+		}
+	}
+	if (err && st && !st->err) {
+		*st = first_st;
+	}
+	if (err && left[0]) {
+		rp_status_prefix(st,
+				 "key %s's material is left on token %s until "
+				 "'%s' erases it",
+				 hex, left, again);
+	} else if (err) {
+		rp_status_prefix(st,
+				 "key %s's replicas are erased, but the "
+				 "keyring still lists them until '%s'",
+				 hex, again);
+	}
+	return err;
+}
+
 enum rp_err rp_store_key_revoke(struct rp_store *s, struct rp_status *st,
 				size_t idx, int is_force)
 {
 	struct rp_key_info *k = &s->keyring.keys[idx];
 	struct rp_keystore *ks = NULL;
-	char hex[17];
+	char hex[17], again[64];
 	enum rp_err err;
 
 	key_hex16(hex, k->id);
+	snprintf(again, sizeof(again), "reprotect key revoke %s", hex);
 	if (k->state == RP_KEY_REVOKED) {
 		/*
 		 * revoking again finishes an earlier revoke that was cut
-		 * short between the keyring write and the erase
+		 * short between the keyring write and the erase, or that
+		 * could not reach a replica token
 		 */
 		err = rp_store_ks(s, st, k, &ks);
-		return err ? err : ks->ops->erase(ks, st, k);
+		if (!err) {
+			err = ks->ops->erase(ks, st, k);
+		}
+		return err ? err : erase_replicas(s, st, idx, again);
 	}
 	if (k->state != RP_KEY_ACTIVE && k->state != RP_KEY_ARCHIVED) {
 		return rp_status_fail(st, RP_ERR_STATE,
@@ -171,7 +244,9 @@ enum rp_err rp_store_key_revoke(struct rp_store *s, struct rp_status *st,
 	}
 	/* the keyring already refuses the key: erasing is the second step */
 	rp_test_crash_point("revoke:after-keyring");
-	return ks->ops->erase(ks, st, k);
+	err = ks->ops->erase(ks, st, k);
+	/* its replicas too: revoked, the material is nowhere */
+	return err ? err : erase_replicas(s, st, idx, again);
 }
 
 static enum rp_err backup_mac(uint8_t out[32], struct rp_status *st,
@@ -313,44 +388,129 @@ enum rp_err rp_key_backup_decode(struct rp_status *st, struct rp_key_info *rec,
 	return RP_OK;
 }
 
+/* restore_check: `rec` (from a backup) may be restored over key `idx` */
+static enum rp_err restore_check(const struct rp_store *s, struct rp_status *st,
+				 const struct rp_key_info *rec, long idx)
+{
+	const struct rp_key_info *k;
+	size_t first;
+	char hex[17];
+
+	key_hex16(hex, rec->id);
+	if (idx < 0) {
+		return RP_OK; /* a store rebuilt from world shares */
+	}
+	k = &s->keyring.keys[idx];
+	if (k->state == RP_KEY_DESTROYED) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s was destroyed: it cannot be "
+				      "restored",
+				      hex);
+	}
+	if (k->state != RP_KEY_REVOKED) {
+		return rp_status_fail(st, RP_ERR_EXISTS,
+				      "key %s is in the store and %s: nothing "
+				      "to restore",
+				      hex, rp_key_state_name(k->state));
+	}
+	if (rp_keyring_replicas(&s->keyring, k->id, &first)) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s: its revoke could not erase it "
+				      "from token '%s' yet; 'reprotect key "
+				      "revoke %s' again does, then restore it",
+				      hex, s->keyring.replicas[first].token,
+				      hex);
+	}
+	return RP_OK;
+}
+
+/*
+ * replicate_check: key `idx` (whose backup `rec` is) may get a replica on
+ * token `token`
+ */
+static enum rp_err replicate_check(const struct rp_store *s,
+				   struct rp_status *st,
+				   const struct rp_key_info *rec, long idx,
+				   const char *token)
+{
+	char hex[17];
+	uint8_t state;
+
+	key_hex16(hex, rec->id);
+	if (idx < 0) {
+		return rp_status_fail(st, RP_ERR_NOKEY,
+				      "key %s is not in the store: 'reprotect "
+				      "key restore FILE' adds it first",
+				      hex);
+	}
+	state = s->keyring.keys[idx].state;
+	if (state == RP_KEY_REVOKED || state == RP_KEY_DESTROYED) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s is %s: only a key that opens "
+				      "documents gets replicas",
+				      hex, rp_key_state_name(state));
+	}
+	if (state == RP_KEY_RETIRING) {
+		return rp_status_fail(st, RP_ERR_STATE,
+				      "key %s is retiring: a replica would "
+				      "outlive its destruction; 'key keep' it "
+				      "first",
+				      hex);
+	}
+	return rp_keyring_replica_check(&s->keyring, st, rec->id, token);
+}
+
+/*
+ * install_backup decodes `blob`, a key backup of this store's world, into
+ * `rec` and puts its material on replica token `token` (replicate_check),
+ * or, for NULL, on the backend its record names (restore_check). The
+ * keystore checks the material is the key's: its public key is the one
+ * whose hash is the key id. *out_idx gets the key's index in the keyring,
+ * -1 if it has none.
+ */
+static enum rp_err install_backup(struct rp_store *s, struct rp_status *st,
+				  const uint8_t *blob, size_t blob_len,
+				  const char *token, struct rp_key_info *rec,
+				  long *out_idx)
+{
+	struct rp_span wrapped = { NULL, 0 };
+	struct rp_keystore *ks = NULL;
+	enum rp_err err;
+
+	*out_idx = -1;
+	err = rp_key_backup_decode(st, rec, &wrapped, s->world_key, s->world_id,
+				   blob, blob_len);
+	if (err) {
+		return err;
+	}
+	*out_idx = rp_keyring_find_id(&s->keyring, rec->id);
+	if (token) {
+		err = replicate_check(s, st, rec, *out_idx, token);
+		if (!err) {
+			err = rp_store_replica_ks(s, st, token, &ks);
+		}
+	} else {
+		err = restore_check(s, st, rec, *out_idx);
+		if (!err) {
+			err = rp_store_ks(s, st, rec, &ks);
+		}
+	}
+	if (!err) {
+		err = ks->ops->restore(ks, st, rec, wrapped.p, wrapped.len);
+	}
+	return err;
+}
+
 enum rp_err rp_store_key_restore(struct rp_store *s, struct rp_status *st,
 				 const uint8_t *blob, size_t blob_len,
 				 size_t *out_idx)
 {
 	struct rp_key_info rec;
-	struct rp_span wrapped = { NULL, 0 };
-	struct rp_keystore *ks = NULL;
 	struct rp_key_info *k;
 	long idx;
-	char hex[17];
 	enum rp_err err;
 
-	err = rp_key_backup_decode(st, &rec, &wrapped, s->world_key,
-				   s->world_id, blob, blob_len);
-	if (err) {
-		return err;
-	}
-	key_hex16(hex, rec.id);
-	idx = rp_keyring_find_id(&s->keyring, rec.id);
-	if (idx >= 0) {
-		k = &s->keyring.keys[idx];
-		if (k->state == RP_KEY_DESTROYED) {
-			return rp_status_fail(st, RP_ERR_STATE,
-					      "key %s was destroyed: it cannot "
-					      "be restored",
-					      hex);
-		}
-		if (k->state != RP_KEY_REVOKED) {
-			return rp_status_fail(st, RP_ERR_EXISTS,
-					      "key %s is in the store and %s: "
-					      "nothing to restore",
-					      hex, rp_key_state_name(k->state));
-		}
-	}
-	err = rp_store_ks(s, st, &rec, &ks);
-	if (!err) {
-		err = ks->ops->restore(ks, st, &rec, wrapped.p, wrapped.len);
-	}
+	err = install_backup(s, st, blob, blob_len, NULL, &rec, &idx);
 	if (err) {
 		return err;
 	}
@@ -372,6 +532,42 @@ enum rp_err rp_store_key_restore(struct rp_store *s, struct rp_status *st,
 	err = rp_store_save_keyring(s, st);
 	if (err) {
 		discard(s);
+		return err;
+	}
+	*out_idx = (size_t)idx;
+	return RP_OK;
+}
+
+enum rp_err rp_store_key_replicate(struct rp_store *s, struct rp_status *st,
+				   const uint8_t *blob, size_t blob_len,
+				   const char *token, size_t *out_idx)
+{
+	struct rp_key_info rec;
+	struct rp_keystore *ks = NULL;
+	long idx;
+	enum rp_err err;
+
+	err = install_backup(s, st, blob, blob_len, token, &rec, &idx);
+	if (err) {
+		return err;
+	}
+	/*
+	 * killed here, the material is on the token but not listed: a
+	 * destroy would not erase it (replicate again to list it)
+	 */
+	rp_test_crash_point("replicate:after-material");
+	err = rp_keyring_add_replica(&s->keyring, st, rec.id, token);
+	if (!err) {
+		err = rp_store_save_keyring(s, st);
+	}
+	if (err) {
+		/* not listed, so not left there either */
+		struct rp_status ignore = { 0 };
+
+		discard(s);
+		if (!rp_store_replica_ks(s, &ignore, token, &ks)) {
+			(void)!ks->ops->erase(ks, &ignore, &rec);
+		}
 		return err;
 	}
 	*out_idx = (size_t)idx;
@@ -407,6 +603,22 @@ enum rp_err rp_store_key_export(struct rp_store *s, struct rp_status *st,
 }
 
 /*
+ * erase_material erases destroyed key `idx`'s material from `ks` (its
+ * backend) and from every replica token, as much as it can; what it could
+ * not erase stays listed for 'key purge'
+ */
+static enum rp_err erase_material(struct rp_store *s, struct rp_status *st,
+				  size_t idx, struct rp_keystore *ks)
+{
+	struct rp_status tmp = { 0 };
+	enum rp_err err = ks->ops->erase(ks, st, &s->keyring.keys[idx]);
+	const enum rp_err e =
+		erase_replicas(s, err ? &tmp : st, idx, "reprotect key purge");
+
+	return err ? err : e;
+}
+
+/*
  * destroy_now destroys key `idx` (destroy, purge): the keyring first, so
  * that it refuses the key at once, then the material; `crash_point` (a
  * literal) is the test hook between the two
@@ -430,7 +642,7 @@ static enum rp_err destroy_now(struct rp_store *s, struct rp_status *st,
 		return err;
 	}
 	rp_test_crash_point(crash_point);
-	return ks->ops->erase(ks, st, k);
+	return erase_material(s, st, idx, ks);
 }
 
 enum rp_err rp_store_key_destroy(struct rp_store *s, struct rp_status *st,
@@ -553,23 +765,29 @@ enum rp_err rp_store_set_min_retire_days(struct rp_store *s,
 enum rp_err rp_store_key_erase_destroyed(struct rp_store *s,
 					 struct rp_status *st)
 {
-	for (size_t i = 0; i < s->keyring.num_keys; i++) {
-		const struct rp_key_info *k = &s->keyring.keys[i];
-		struct rp_keystore *ks = NULL;
-		enum rp_err err;
+	enum rp_err err = RP_OK;
 
-		if (k->state != RP_KEY_DESTROYED) {
+	/* every key it can: a token that is away fails only its keys */
+	for (size_t i = 0; i < s->keyring.num_keys; i++) {
+		struct rp_status tmp = { 0 };
+		struct rp_keystore *ks = NULL;
+		enum rp_err e;
+
+		if (s->keyring.keys[i].state != RP_KEY_DESTROYED) {
 			continue;
 		}
-		err = rp_store_ks(s, st, k, &ks);
-		if (!err) {
-			err = ks->ops->erase(ks, st, k);
+		e = rp_store_ks(s, &tmp, &s->keyring.keys[i], &ks);
+		if (!e) {
+			e = erase_material(s, &tmp, i, ks);
 		}
-		if (err) {
-			return err;
+		if (e && !err) {
+			err = e;
+			if (st && !st->err) {
+				*st = tmp;
+			}
 		}
 	}
-	return RP_OK;
+	return err;
 }
 
 int rp_store_key_is_due(const struct rp_store *s, size_t idx)

@@ -36,8 +36,10 @@ RP_MUST_CHECK enum rp_err rp_store_rekey(struct rp_store *s,
 
 /*
  * rp_store_key_revoke revokes an active or archived key and erases its
- * material, so only its backup can bring it back. Refuses a key that was
- * never backed up unless `is_force`.
+ * material, on its replica tokens too (dropping them from the keyring),
+ * so only its backup can bring it back. Refuses a key that was never
+ * backed up unless `is_force`. A replica token it cannot reach stays
+ * listed and the revoke fails, naming it; revoking again erases it.
  */
 RP_MUST_CHECK enum rp_err rp_store_key_revoke(struct rp_store *s,
 					      struct rp_status *st, size_t idx,
@@ -62,6 +64,25 @@ RP_MUST_CHECK enum rp_err rp_store_key_backup(struct rp_store *s,
 RP_MUST_CHECK enum rp_err
 rp_store_key_restore(struct rp_store *s, struct rp_status *st,
 		     const uint8_t *blob, size_t blob_len, size_t *out_idx);
+
+/*
+ * rp_store_key_replicate puts a key's material on another token of the
+ * store's PKCS#11 module (same PIN), `token` by label, from the key's
+ * backup blob (decoded and installed as rp_store_key_restore does, under
+ * this store's world; the token must hold the world's backup key, as
+ * tokens of one HSM security world do), and lists the replica in the
+ * keyring: the store then spreads the key's unwraps over its token and
+ * its replicas. Refuses a key not in the store (RP_ERR_NOKEY), a soft
+ * key, the store's own token or more than RP_REPLICAS_MAX replicas
+ * (RP_ERR_USAGE), a replica listed already (RP_ERR_EXISTS), a revoked,
+ * destroyed or retiring key (RP_ERR_STATE), a token that is not there
+ * (RP_ERR_NOTFOUND). Revoke, destroy and purge erase the key from its
+ * replicas too.
+ */
+RP_MUST_CHECK enum rp_err
+rp_store_key_replicate(struct rp_store *s, struct rp_status *st,
+		       const uint8_t *blob, size_t blob_len, const char *token,
+		       size_t *out_idx);
 
 /*
  * rp_key_backup_decode checks a key backup blob (as rp_store_key_backup
@@ -91,7 +112,10 @@ RP_MUST_CHECK enum rp_err rp_store_key_export(struct rp_store *s,
 
 /*
  * rp_store_key_destroy moves a revoked key to destroyed, for good: its
- * documents can never be opened again and its backups are refused.
+ * documents can never be opened again and its backups are refused. Its
+ * material is erased from its token and every replica token; a replica
+ * it cannot reach stays listed and the destroy fails, naming it, for
+ * rp_store_key_erase_destroyed ('key purge') to finish.
  */
 RP_MUST_CHECK enum rp_err
 rp_store_key_destroy(struct rp_store *s, struct rp_status *st, size_t idx);
@@ -137,7 +161,8 @@ int rp_store_key_is_due(const struct rp_store *s, size_t idx);
 /*
  * rp_store_key_erase_destroyed erases whatever material is left of every
  * destroyed key: a destroy or a purge cut short between the keyring
- * write and the erase ('key purge' calls it). Idempotent.
+ * write and the erase, or a replica token it could not reach ('key purge'
+ * calls it). Every key it can; returns the first failure. Idempotent.
  */
 RP_MUST_CHECK enum rp_err rp_store_key_erase_destroyed(struct rp_store *s,
 						       struct rp_status *st);

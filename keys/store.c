@@ -638,6 +638,17 @@ out:
 	return RP_OK;
 }
 
+/* free_tokens closes the replica tokens' keystores */
+static void free_tokens(struct rp_store *s)
+{
+	for (size_t i = 0; i < s->num_tokens; i++) {
+		rp_keystore_free(s->tokens[i].ks);
+	}
+	free(s->tokens);
+	s->tokens = NULL;
+	s->num_tokens = 0;
+}
+
 void rp_store_free(struct rp_store *s)
 {
 	if (!s) {
@@ -647,6 +658,7 @@ void rp_store_free(struct rp_store *s)
 		close(s->lock_fd);
 	}
 	rp_keystore_free(s->ks_soft);
+	free_tokens(s);
 	rp_keystore_free(s->ks_p11);
 	if (s->p11_pin) {
 		OPENSSL_clear_free(s->p11_pin, s->p11_pin_len + 1);
@@ -870,18 +882,21 @@ static enum rp_err token_generation(struct rp_store *s, struct rp_status *st)
 	return err;
 }
 
-static enum rp_err open_p11(struct rp_store *s, struct rp_status *st)
+/*
+ * p11_new opens token `label` of the store's PKCS#11 module with the
+ * store's PIN, for its workers
+ */
+static enum rp_err p11_new(const struct rp_store *s, struct rp_status *st,
+			   const char *label, struct rp_keystore **out)
 {
 	struct rp_pkcs11_config cfg = {
 		.module = s->keyring.conf.pkcs11_module,
-		.token_label = s->keyring.conf.pkcs11_token,
+		.token_label = label,
 		.pin = s->p11_pin,
 		.pin_len = s->p11_pin_len,
 	};
 
-	if (s->ks_p11) {
-		return RP_OK;
-	}
+	*out = NULL;
 	if (!cfg.module[0] || !cfg.token_label[0]) {
 		return rp_status_fail(st, RP_ERR_USAGE,
 				      "the store has no PKCS#11 token "
@@ -894,23 +909,83 @@ static enum rp_err open_p11(struct rp_store *s, struct rp_status *st)
 			"or give --pkcs11-pin-file");
 	}
 #ifdef RP_HAVE_PKCS11
-	{
-		enum rp_err err = rp_keystore_pkcs11_new(&s->ks_p11, st, &cfg,
-							 s->num_workers);
-
-		if (!err) {
-			err = token_generation(s, st);
-		}
-		if (err && s->ks_p11) {
-			s->ks_p11->ops->free(s->ks_p11);
-			s->ks_p11 = NULL;
-		}
-		return err;
-	}
+	return rp_keystore_pkcs11_new(out, st, &cfg, s->num_workers);
 #else
 	return rp_status_fail(st, RP_ERR_HSM,
 			      "this build has no PKCS#11 backend");
 #endif
+}
+
+static enum rp_err open_p11(struct rp_store *s, struct rp_status *st)
+{
+	enum rp_err err;
+
+	if (s->ks_p11) {
+		return RP_OK;
+	}
+	err = p11_new(s, st, s->keyring.conf.pkcs11_token, &s->ks_p11);
+	if (!err) {
+		err = token_generation(s, st);
+	}
+	if (err) {
+		rp_keystore_free(s->ks_p11);
+		s->ks_p11 = NULL;
+	}
+	return err;
+}
+
+/* replica_ks is rp_store_replica_ks with backend_lock held */
+static enum rp_err replica_ks(struct rp_store *s, struct rp_status *st,
+			      const char *label, struct rp_keystore **out)
+{
+	struct rp_store_token *p;
+	enum rp_err err;
+
+	*out = NULL;
+	for (size_t i = 0; i < s->num_tokens; i++) {
+		if (!strcmp(s->tokens[i].label, label)) {
+			*out = s->tokens[i].ks;
+			return RP_OK;
+		}
+	}
+	/* the store's own token first: its watermark is checked there */
+	err = open_p11(s, st);
+	if (err) {
+		return err;
+	}
+	if (strlen(label) >= sizeof(p->label)) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "a token label: at most %d characters",
+				      RP_CONF_STR_MAX);
+	}
+	p = realloc(s->tokens, (s->num_tokens + 1) * sizeof(*p));
+	if (!p) {
+		return rp_status_fail(st, RP_ERR_NOMEM, "out of memory");
+	}
+	s->tokens = p;
+	p = &s->tokens[s->num_tokens];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->label, sizeof(p->label), "%s", label);
+	/* level with the store's token, not behind it: no burst to catch up */
+	p->num_asked = __atomic_load_n(&s->p11_asked, __ATOMIC_RELAXED);
+	err = p11_new(s, st, label, &p->ks);
+	if (err) {
+		return err;
+	}
+	s->num_tokens++;
+	*out = p->ks;
+	return RP_OK;
+}
+
+enum rp_err rp_store_replica_ks(struct rp_store *s, struct rp_status *st,
+				const char *label, struct rp_keystore **out)
+{
+	enum rp_err err;
+
+	pthread_mutex_lock(&s->backend_lock);
+	err = replica_ks(s, st, label, out);
+	pthread_mutex_unlock(&s->backend_lock);
+	return err;
 }
 
 enum rp_err rp_store_ks(struct rp_store *s, struct rp_status *st,
@@ -1086,9 +1161,32 @@ enum rp_err rp_store_check_usable(const struct rp_store *s,
 	return RP_OK;
 }
 
-/* count_usage notes one use of key `ki` for the audit log */
+/* count_token notes an unwrap on token `label` in `u` */
+static void count_token(struct rp_key_usage *u, const char *label)
+{
+	size_t i = 0;
+
+	while (i < u->num_tokens && strcmp(u->tokens[i].label, label)) {
+		i++;
+	}
+	if (i == u->num_tokens) {
+		if (i == RP_ARRAY_LEN(u->tokens)) {
+			return; /* replicas replaced mid-command: best effort */
+		}
+		snprintf(u->tokens[i].label, sizeof(u->tokens[i].label), "%s",
+			 label);
+		u->tokens[i].num_unwrap = 0;
+		u->num_tokens++;
+	}
+	u->tokens[i].num_unwrap++;
+}
+
+/*
+ * count_usage notes one use of key `ki` for the audit log; an unwrap of a
+ * key with replicas names the token (`label`, else NULL)
+ */
 static void count_usage(struct rp_store *s, const struct rp_key_info *ki,
-			int is_sign)
+			int is_sign, const char *label)
 {
 	struct rp_key_usage *u = NULL;
 	const uint64_t t = rp_store_now();
@@ -1119,6 +1217,9 @@ static void count_usage(struct rp_store *s, const struct rp_key_info *ki,
 	} else {
 		u->num_unwrap++;
 	}
+	if (label) {
+		count_token(u, label);
+	}
 	pthread_mutex_unlock(&s->usage_lock);
 }
 
@@ -1141,7 +1242,9 @@ enum rp_err rp_store_set_workers(struct rp_store *s, struct rp_status *st,
 	s->num_workers = num_workers;
 	rp_keystore_free(s->ks_soft);
 	s->ks_soft = ks;
-	rp_keystore_free(s->ks_p11); /* reopened with as many sessions */
+	/* reopened with as many sessions */
+	free_tokens(s);
+	rp_keystore_free(s->ks_p11);
 	s->ks_p11 = NULL;
 	return RP_OK;
 }
@@ -1345,6 +1448,91 @@ static int key_op_busy(struct rp_store *s, struct rp_status *st, double *since)
 	return 1;
 }
 
+/*
+ * pick_token: of a key's token (the store's) and its `n` replicas from
+ * s->keyring.replicas[first], the one asked the fewest operations so far
+ * (signatures, unwraps of every key, and busy answers asked again count),
+ * so that the tokens share the load evenly and one that answers busy is
+ * asked less; with backend_lock held. *out_label names it.
+ */
+static enum rp_err pick_token(struct rp_store *s, struct rp_status *st,
+			      size_t first, size_t n, struct rp_keystore **out,
+			      const char **out_label)
+{
+	enum rp_err err = open_p11(s, st);
+	uint64_t *best;
+	struct rp_keystore *ks = NULL;
+
+	/* every replica open first: opening one moves s->tokens */
+	for (size_t i = first; !err && i < first + n; i++) {
+		err = replica_ks(s, st, s->keyring.replicas[i].token, &ks);
+		if (err && err != RP_ERR_NOMEM) {
+			/* as a token that stopped answering: the run stops */
+			err = RP_ERR_HSM;
+			if (st) {
+				st->err = err;
+			}
+			rp_status_prefix(st,
+					 "replica token '%s' is unavailable",
+					 s->keyring.replicas[i].token);
+		}
+	}
+	if (err) {
+		return err;
+	}
+	best = &s->p11_asked;
+	*out = s->ks_p11;
+	*out_label = s->keyring.conf.pkcs11_token;
+	for (size_t t = 0; t < s->num_tokens; t++) {
+		struct rp_store_token *tok = &s->tokens[t];
+		size_t i = first;
+
+		while (i < first + n &&
+		       strcmp(s->keyring.replicas[i].token, tok->label)) {
+			i++;
+		}
+		if (i < first + n &&
+		    __atomic_load_n(&tok->num_asked, __ATOMIC_RELAXED) <
+			    __atomic_load_n(best, __ATOMIC_RELAXED)) {
+			best = &tok->num_asked;
+			*out = tok->ks;
+			*out_label = s->keyring.replicas[i].token;
+		}
+	}
+	__atomic_add_fetch(best, 1, __ATOMIC_RELAXED);
+	return RP_OK;
+}
+
+/*
+ * unwrap_ks picks the keystore for an unwrap with key `ki`: its backend,
+ * or, for a key with replicas, its token or a replica (pick_token), again
+ * at each try. *out_label names the token taken for a key with replicas
+ * (borrowed from the keyring), else NULL.
+ */
+static enum rp_err unwrap_ks(struct rp_store *s, struct rp_status *st,
+			     const struct rp_key_info *ki,
+			     struct rp_keystore **out, const char **out_label)
+{
+	size_t first = 0, n = 0;
+	enum rp_err err;
+
+	*out_label = NULL;
+	if (ki->backend == RP_BACKEND_PKCS11) {
+		n = rp_keyring_replicas(&s->keyring, ki->id, &first);
+	}
+	if (!n) {
+		err = rp_store_ks(s, st, ki, out);
+		if (!err && *out == s->ks_p11) {
+			__atomic_add_fetch(&s->p11_asked, 1, __ATOMIC_RELAXED);
+		}
+		return err;
+	}
+	pthread_mutex_lock(&s->backend_lock);
+	err = pick_token(s, st, first, n, out, out_label);
+	pthread_mutex_unlock(&s->backend_lock);
+	return err;
+}
+
 enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
 			      size_t worker, size_t idx,
 			      const struct rp_age_stanza *stanza,
@@ -1352,12 +1540,15 @@ enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
 {
 	const struct rp_key_info *ki = &s->keyring.keys[idx];
 	struct rp_keystore *ks = NULL;
+	const char *label = NULL;
 	enum rp_err err = rp_store_check_usable(s, st, idx);
 
-	if (!err) {
-		err = rp_store_ks(s, st, ki, &ks);
-	}
+	/* each try takes the next token: a busy one is asked again later */
 	for (double busy_since = 0; !err;) {
+		err = unwrap_ks(s, st, ki, &ks, &label);
+		if (err) {
+			break;
+		}
 		if (!key_op_slot(s)) {
 			err = key_op_stopped(st);
 			break;
@@ -1370,7 +1561,7 @@ enum rp_err rp_store_unwrap_w(struct rp_store *s, struct rp_status *st,
 	}
 	if (!err) {
 		key_op_done(s, 0);
-		count_usage(s, ki, 0);
+		count_usage(s, ki, 0, label);
 	}
 	return err;
 }
@@ -1394,6 +1585,9 @@ enum rp_err rp_store_sign_w(struct rp_store *s, struct rp_status *st,
 			err = key_op_stopped(st);
 			break;
 		}
+		if (ks == s->ks_p11) {
+			__atomic_add_fetch(&s->p11_asked, 1, __ATOMIC_RELAXED);
+		}
 		err = ks->ops->sign(ks, st, worker, ki, msg, msg_len, out,
 				    out_cap, out_len);
 		if (err != RP_ERR_BUSY || !key_op_busy(s, st, &busy_since)) {
@@ -1403,7 +1597,7 @@ enum rp_err rp_store_sign_w(struct rp_store *s, struct rp_status *st,
 	}
 	if (!err) {
 		key_op_done(s, 0);
-		count_usage(s, ki, 1);
+		count_usage(s, ki, 1, NULL);
 	}
 	return err;
 }

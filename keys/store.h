@@ -233,7 +233,12 @@ RP_MUST_CHECK enum rp_err rp_store_set_workers(struct rp_store *s,
 /*
  * rp_store_unwrap_w and rp_store_sign_w are unwrap and sign for worker
  * `worker`: any number of threads may call them at once, each with its own
- * worker index. (rp_store_unwrap and rp_store_sign use worker 0.)
+ * worker index. (rp_store_unwrap and rp_store_sign use worker 0.) An
+ * unwrap with a key that has replicas (keyring.h) goes, at each try, to
+ * whichever of its token and its replica tokens was asked the fewest
+ * operations in this process, each opened the first time it is needed
+ * with a session per worker; a replica token that cannot be opened fails
+ * it with RP_ERR_HSM. Signing is always on the store's token.
  */
 RP_MUST_CHECK enum rp_err
 rp_store_unwrap_w(struct rp_store *s, struct rp_status *st, size_t worker,

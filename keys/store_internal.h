@@ -20,6 +20,22 @@ struct rp_key_usage {
 	uint64_t num_sign;
 	uint64_t first_at;
 	uint64_t last_at;
+	/*
+	 * a key with replicas: its unwraps per token (the primary and each
+	 * replica that served one), by label
+	 */
+	size_t num_tokens;
+	struct {
+		char label[RP_CONF_STR_MAX + 1];
+		uint64_t num_unwrap;
+	} tokens[1 + RP_REPLICAS_MAX];
+};
+
+/* a replica token's keystore (rp_store_replica_ks) */
+struct rp_store_token {
+	char label[RP_CONF_STR_MAX + 1];
+	struct rp_keystore *ks; /* owned */
+	uint64_t num_asked;	/* private-key operations asked (atomic) */
 };
 
 struct rp_pub_cache {
@@ -37,6 +53,10 @@ struct rp_store {
 	struct rp_keyring keyring;
 	struct rp_keystore *ks_soft; /* owned */
 	struct rp_keystore *ks_p11;  /* owned; NULL until first needed */
+	/* the replica tokens opened so far, under backend_lock */
+	size_t num_tokens;
+	struct rp_store_token *tokens; /* owned */
+	uint64_t p11_asked;	       /* operations asked of ks_p11 (atomic) */
 	char *p11_pin;		     /* owned, cleansed */
 	size_t p11_pin_len;
 	size_t num_workers;
@@ -76,6 +96,17 @@ RP_MUST_CHECK enum rp_err rp_store_save_keyring(struct rp_store *s,
 RP_MUST_CHECK enum rp_err rp_store_ks(struct rp_store *s, struct rp_status *st,
 				      const struct rp_key_info *ki,
 				      struct rp_keystore **out);
+
+/*
+ * rp_store_replica_ks returns the keystore of replica token `label` (the
+ * store's PKCS#11 module and PIN), opening it, and the store's own token
+ * before it (whose watermark is checked when it is opened), the first
+ * time. Safe from several threads.
+ */
+RP_MUST_CHECK enum rp_err rp_store_replica_ks(struct rp_store *s,
+					      struct rp_status *st,
+					      const char *label,
+					      struct rp_keystore **out);
 
 /* rp_store_ks_default returns the backend new keys go to. */
 RP_MUST_CHECK enum rp_err rp_store_ks_default(struct rp_store *s,
