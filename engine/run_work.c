@@ -633,23 +633,31 @@ static double clock_s(clockid_t c)
 }
 
 /*
- * sample: a dry run prepares a would-move document as a run would
- * (checks, unwrap, new stanza), writes nothing, and adds the CPU and the
- * time it took to the estimate. A document that fails its checks is
- * reported failed, as a run would report it.
+ * sample: a dry run checks a would-move document as a run would (the
+ * license, its signature and bindings, the unwrap, the header MAC, the
+ * final chunk), writes nothing, and adds the CPU and the time it took
+ * to the estimate. What it finds does not change the plan (the document
+ * would move, as every other one the dry run only read the header of),
+ * and a keystore that fails does not stop the dry run.
  */
 static void sample(struct run *r, size_t worker, struct job *j,
 		   struct rp_doc_info *info, struct rp_stream *vs,
-		   uint8_t *vbuf, EVP_PKEY_CTX **wrap_ctx)
+		   uint8_t *vbuf)
 {
 	const double cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	const double wall0 = clock_s(CLOCK_MONOTONIC);
+	struct rp_status st = { 0 };
+	int has_fk = 0;
 
-	if (!prepare(r, worker, j, info, vs, vbuf, wrap_ctx)) {
-		return;
+	memset(info, 0, sizeof(*info));
+	rp_doc_check(r->s, worker, &j->d, info, j->old_file_key, &has_fk,
+		     &r->sigs[worker], j->hdr_key);
+	if (!first_bad(info) && r->o->mode == RP_RUN_REWRAP) {
+		(void)!rp_doc_check_tail(&j->d, &st, &j->lic, j->old_file_key,
+					 vs, vbuf);
 	}
 	pthread_mutex_lock(&r->mu);
-	if (r->est.samples < RP_RUN_SAMPLES) {
+	if (!first_bad(info) && r->est.samples < RP_RUN_SAMPLES) {
 		r->est.sample_cpu[r->est.samples] =
 			clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 		r->est.sample_wall[r->est.samples] =
@@ -657,6 +665,8 @@ static void sample(struct run *r, size_t worker, struct job *j,
 		r->est.samples++;
 	}
 	pthread_mutex_unlock(&r->mu);
+	OPENSSL_cleanse(j->old_file_key, sizeof(j->old_file_key));
+	OPENSSL_cleanse(j->hdr_key, sizeof(j->hdr_key));
 	run_finish(r, j, RP_OUT_WOULD_MOVE, NULL);
 }
 
@@ -693,7 +703,7 @@ void *run_worker_main(void *p)
 			continue;
 		}
 		if (j->is_sample) {
-			sample(r, a->index, j, info, vs, vbuf, &wrap_ctx);
+			sample(r, a->index, j, info, vs, vbuf);
 			continue;
 		}
 		if (!prepare(r, a->index, j, info, vs, vbuf, &wrap_ctx)) {

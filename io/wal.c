@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -82,10 +84,35 @@ static enum rp_err open_dir(int *out, struct rp_status *st,
 	return RP_OK;
 }
 
+/* a journal being made: NAME.wal.new until it is locked (rp_wal_open) */
+#define WAL_NEW ".new"
+
+/*
+ * drop_unborn removes a NAME.wal.new that no live run holds and that is
+ * a minute old: a run killed between making its journal and naming it,
+ * before it wrote anything (a live run names it within microseconds)
+ */
+static void drop_unborn(int dir_fd, const char *name)
+{
+	const int fd = openat(dir_fd, name,
+			      O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	struct stat sb;
+
+	if (fd < 0) {
+		return;
+	}
+	if (!fstat(fd, &sb) && sb.st_mtime + 60 < time(NULL) &&
+	    !flock(fd, LOCK_EX | LOCK_NB)) {
+		(void)unlinkat(dir_fd, name, 0);
+	}
+	close(fd);
+}
+
 enum rp_err rp_wal_open(struct rp_wal **out, struct rp_status *st,
 			const char *store_dir, int sync)
 {
 	struct rp_wal *w = calloc(1, sizeof(*w));
+	char tmp[sizeof(w->name) + sizeof(WAL_NEW)];
 	uint8_t rnd[8];
 	enum rp_err err;
 
@@ -112,14 +139,25 @@ enum rp_err rp_wal_open(struct rp_wal **out, struct rp_status *st,
 		 "run-%ld-%02x%02x%02x%02x%02x%02x%02x%02x.wal",
 		 (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
 		 rnd[6], rnd[7]);
-	w->fd = openat(w->dir_fd, w->name,
+	/*
+	 * made as NAME.new, which recovery does not take, locked, then
+	 * renamed: a recovery starting beside this run never sees the
+	 * journal unlocked (it would take a live run's journal for a killed
+	 * one's and delete it)
+	 */
+	snprintf(tmp, sizeof(tmp), "%s%s", w->name, WAL_NEW);
+	w->fd = openat(w->dir_fd, tmp,
 		       O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW |
 			       O_CLOEXEC,
 		       0600);
 	if (w->fd < 0 || flock(w->fd, LOCK_EX | LOCK_NB) < 0 ||
+	    renameat(w->dir_fd, tmp, w->dir_fd, w->name) < 0 ||
 	    (sync && fsync(w->dir_fd) < 0)) {
 		err = rp_status_errno(st, errno, "cannot create the journal",
 				      w->name);
+		if (w->fd >= 0) {
+			(void)unlinkat(w->dir_fd, tmp, 0);
+		}
 		rp_wal_close(w);
 		return err;
 	}
@@ -518,6 +556,10 @@ enum rp_err rp_wal_recover(const char *store_dir, struct rp_status *st,
 	while ((e = readdir(d))) {
 		const size_t n = strlen(e->d_name);
 
+		if (n > 8 && !strcmp(e->d_name + n - 8, ".wal" WAL_NEW)) {
+			drop_unborn(dirfd(d), e->d_name);
+			continue;
+		}
 		if (n < 4 || strcmp(e->d_name + n - 4, ".wal")) {
 			continue;
 		}

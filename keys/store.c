@@ -1342,8 +1342,11 @@ static double mono_now(void)
  * pace, 1/rate seconds after the one before (a token bucket of one,
  * shared by every thread): the operations are spread evenly, never in a
  * burst above the rate, and a thread waits only for its own slot. Returns
- * 0 when the caller's stop came while the keystore is throttled (a busy
- * answer in the last BUSY_RECENT seconds): the operation is not asked.
+ * 0 when the caller's stop came while it waited for its slot, or while
+ * the keystore is throttled (a busy answer in the last BUSY_RECENT
+ * seconds): the operation is not asked. (Under a slow quota, in-flight
+ * documents would otherwise hold a stop for many seconds, past a
+ * scheduler's grace period.)
  */
 static int key_op_slot(struct rp_store *s)
 {
@@ -1367,8 +1370,8 @@ static int key_op_slot(struct rp_store *s)
 		const double step = wait < 0.1 ? wait : 0.1;
 		struct timespec ts;
 
-		if (is_throttled && stop && *stop) {
-			return 0;
+		if (stop && *stop) {
+			return 0; /* a stop does not wait for the pace */
 		}
 		ts.tv_sec = 0;
 		ts.tv_nsec = (long)(step * 1e9);
@@ -1441,7 +1444,8 @@ static void key_op_done(struct rp_store *s, int is_busy)
 static enum rp_err key_op_stopped(struct rp_status *st)
 {
 	return rp_status_fail(st, RP_ERR_HSM,
-			      "not asked: stopped while the keystore is busy");
+			      "not asked: the run stopped while waiting for "
+			      "the keystore's pace");
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wal.h"
@@ -241,6 +242,47 @@ static void test_wal_recover_busy_keeps(void **state)
 	assert_int_equal(journals(f), 0);
 }
 
+/*
+ * a journal being born (NAME.wal.new, made, not yet locked and named) is
+ * not recovery's: a fresh one is left alone; one a minute old, which no
+ * run holds, was a run killed before it wrote anything, and goes. A
+ * journal rp_wal_open made is named and locked, with no .new left.
+ */
+static void test_wal_recover_leaves_unborn(void **state)
+{
+	struct fx *f = *state;
+	struct rp_status st = { 0 };
+	struct rp_wal_recovery rec;
+	struct rp_wal *w;
+	char fresh[200], old[200];
+	struct timespec t[2];
+	int fd;
+
+	assert_int_equal(rp_wal_open(&w, &st, f->store, 0), RP_OK);
+	assert_int_equal(journals(f), 1);
+	snprintf(fresh, sizeof(fresh), "%s/wal/run-1-fresh.wal.new", f->store);
+	snprintf(old, sizeof(old), "%s/wal/run-2-old.wal.new", f->store);
+	fd = open(fresh, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	fd = open(old, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= 120;
+	t[1] = t[0];
+	assert_int_equal(futimens(fd, t), 0);
+	close(fd);
+	/* the live run's journal is busy, not taken; only the old one goes */
+	assert_int_equal(rp_wal_recover(f->store, &st, &rec, NULL, NULL),
+			 RP_OK);
+	assert_int_equal(rec.journals, 0);
+	assert_int_equal(access(fresh, F_OK), 0);
+	assert_int_equal(access(old, F_OK), -1);
+	assert_int_equal(journals(f), 2); /* the run's and the fresh one */
+	rp_wal_close(w);
+	unlink(fresh);
+}
+
 /* a journal cut short in its last record: the records before it count */
 static void test_wal_recover_short_journal(void **state)
 {
@@ -272,6 +314,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wal_recover_leaves_changed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recover_busy_keeps,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_recover_leaves_unborn,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recover_short_journal,
 						setup, teardown),
