@@ -230,6 +230,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_recover(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_census(struct rp_cli *cli, int argc, char **argv);
 int rp_cmd_report(struct rp_cli *cli, int argc, char **argv);
+int rp_cmd_quota(struct rp_cli *cli, int argc, char **argv);
 
 struct rp_wal_recovery;
 /* a recovery (rp_run_recover) shown to a person, or in a JSON report */

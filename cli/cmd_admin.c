@@ -496,3 +496,89 @@ out:
 	rp_store_free(s);
 	return rc;
 }
+
+static const char quota_help[] =
+	"usage: reprotect quota [RATE | none]\n"
+	"\n"
+	"Shows or sets the store's keystore quota: the most private-key\n"
+	"operations a second (unwraps and batch signatures) any run or\n"
+	"verify of this store asks of its keystore, spread evenly, as\n"
+	"--key-ops does (a run's --key-ops may only lower it; a shard of N\n"
+	"takes 1/N of it). 'none' removes it. RATE is a whole number,\n"
+	"1 to 1000000. Kept in the keyring (sealed audit record\n"
+	"'quota').\n";
+
+int rp_cmd_quota(struct rp_cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		RP_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rp_status st = { 0 };
+	struct rp_store *s = NULL;
+	uint64_t rate = 0;
+	enum rp_err err;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(quota_help, stdout);
+			return RP_EXIT_OK;
+		}
+		if (!rp_cli_common_opt(cli, c, optarg)) {
+			return rp_cli_usage("quota", "bad option");
+		}
+	}
+	if (argc - optind > 1) {
+		return rp_cli_usage("quota", "give one RATE, or none");
+	}
+	if (optind < argc && strcmp(argv[optind], "none") &&
+	    (!rp_cli_parse_u64(argv[optind], &rate) || !rate ||
+	     rate > RP_KEY_OPS_MAX)) {
+		return rp_cli_usage("quota",
+				    "RATE: a whole number of operations a "
+				    "second, 1 to %d, or none",
+				    RP_KEY_OPS_MAX);
+	}
+	err = rp_cli_open_store(cli, &st, &s);
+	if (!err && optind == argc) {
+		const uint32_t q = rp_store_keyring(s)->key_ops;
+
+		if (q) {
+			printf("quota: %u private-key operations a second\n",
+			       q);
+		} else {
+			printf("quota: none\n");
+		}
+		rp_store_free(s);
+		return RP_EXIT_OK;
+	}
+	if (!err) {
+		err = rp_store_lock(s, &st, 10000);
+	}
+	if (!err) {
+		err = rp_cli_audit_gate(s, &st, "quota", NULL,
+					"per_second=%llu",
+					(unsigned long long)rate);
+	}
+	if (!err) {
+		err = rp_store_set_quota(s, &st, (uint32_t)rate);
+	}
+	if (err) {
+		rc = rp_cli_error(&st);
+		goto out;
+	}
+	if (rate) {
+		printf("quota: %llu private-key operations a second\n",
+		       (unsigned long long)rate);
+	} else {
+		printf("quota: none\n");
+	}
+	rp_cli_audit(s, "quota", NULL, "per_second=%llu",
+		     (unsigned long long)rate);
+	rc = RP_EXIT_OK;
+out:
+	rp_store_free(s);
+	return rc;
+}

@@ -86,9 +86,14 @@ static const char help[] =
 	"  --key-ops RATE     ask the keystore for at most RATE private-key\n"
 	"                     operations a second (unwraps and signatures),\n"
 	"                     spread evenly; with --shard I/N this shard\n"
-	"                     takes RATE/N. The report shows the rate\n"
+	"                     takes RATE/N. The store's own quota\n"
+	"                     ('reprotect quota') binds too: RATE may\n"
+	"                     only lower it. The report shows the rate\n"
 	"                     reached against the rate allowed\n"
-	"  --dry-run          read headers only; print the plan\n"
+	"  --dry-run          read headers only (and check 16 documents\n"
+	"                     to measure them); print the plan and an\n"
+	"                     estimate: key operations, their time at the\n"
+	"                     quota, the workers' time, what binds\n"
 	"  --report FILE      write the JSON report to FILE\n"
 	"  --json             print the JSON report on standard output\n"
 	"  --journal FILE     one line per document (default: in the store's\n"
@@ -1045,6 +1050,15 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 	err = rp_cli_open_store(cli, &st, &s);
 	if (err) {
 		return rp_cli_error(&st);
+	}
+	/* the store's quota binds every run; --key-ops may only lower it */
+	if (rp_store_keyring(s)->key_ops) {
+		const double share = (double)rp_store_keyring(s)->key_ops /
+				     (double)(o.shard_n > 1 ? o.shard_n : 1);
+
+		if (o.key_ops <= 0 || o.key_ops > share) {
+			o.key_ops = share;
+		}
 	}
 	for (size_t i = 0; i < num_from; i++) {
 		const long k = rp_keyring_find_hex(rp_store_keyring(s), &st,

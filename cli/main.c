@@ -35,6 +35,8 @@ static const char usage[] =
 	"                            signed statement (and verify, merge)\n"
 	"  report merge REPORT...    put the reports of a run's shards\n"
 	"                            together\n"
+	"  quota [RATE|none]         the store's keystore quota (private-key\n"
+	"                            operations a second, for every run)\n"
 	"  protect IN...             protect files under the active key\n"
 	"  unprotect IN              check and open a protected document\n"
 	"  inspect FILE              show a document's key, license and "
@@ -57,6 +59,7 @@ static const struct command commands[] = {
 	{ "audit", rp_cmd_audit },	 { "run", rp_cmd_run },
 	{ "verify", rp_cmd_run },	 { "recover", rp_cmd_recover },
 	{ "census", rp_cmd_census },	 { "report", rp_cmd_report },
+	{ "quota", rp_cmd_quota },
 };
 
 /*

@@ -21,14 +21,16 @@
  * census digest 32 bytes). A keyring is written as version 2 only when
  * that section says something (a retiring key, a minimum other than the
  * default, a store id, a pin file), so each keyring has one encoding.
- * Version 3 is version 2 followed by the replica list: u32 count (1 or
- * more); per replica the key id (32 bytes) and the token's label (u16
+ * Version 3 is version 2 followed by the store's keystore quota (u32
+ * private-key operations a second, 0: none, at most RP_KEY_OPS_MAX) and
+ * the replica list: u32 count; per replica the key id (32 bytes) and the
+ * token's label (u16
  * length, 1..RP_CONF_STR_MAX printable ASCII bytes, not ending in a
  * space), sorted by key id then label (bytewise), no pair twice, at most
  * RP_REPLICAS_MAX per key, each for a key of the keyring on the PKCS#11
  * backend and never on the store's own token. A keyring is written as
- * version 3 only when it has a replica (its version 2 section may then
- * say nothing).
+ * version 3 only when it has a quota or a replica (its version 2 section
+ * may then say nothing).
  */
 #define KEYRING_VERSION	   1
 #define KEYRING_VERSION_V2 2
@@ -525,9 +527,10 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 		num_retiring += kr->keys[i].state == RP_KEY_RETIRING;
 	}
 	is_v2 = num_retiring || min_days != RP_RETIRE_DEFAULT_DAYS ||
-		kr->pin_path[0] || has_store_id(kr) || kr->num_replicas;
+		kr->pin_path[0] || has_store_id(kr) || kr->num_replicas ||
+		kr->key_ops;
 	version = is_v2 ? KEYRING_VERSION_V2 : KEYRING_VERSION;
-	if (kr->num_replicas) {
+	if (kr->num_replicas || kr->key_ops) {
 		version = KEYRING_VERSION_V3;
 	}
 	err = rp_buf_add(out, KEYRING_MAGIC, 4);
@@ -588,8 +591,11 @@ enum rp_err rp_keyring_encode(struct rp_buf *out, struct rp_status *st,
 			}
 		}
 	}
-	if (!err && kr->num_replicas) {
-		err = rp_buf_add_u32be(out, (uint32_t)kr->num_replicas);
+	if (!err && version == KEYRING_VERSION_V3) {
+		err = rp_buf_add_u32be(out, kr->key_ops);
+		if (!err) {
+			err = rp_buf_add_u32be(out, (uint32_t)kr->num_replicas);
+		}
 	}
 	for (size_t i = 0; !err && i < kr->num_replicas; i++) {
 		err = rp_buf_add(out, kr->replicas[i].key_id, RP_KEY_ID_LEN);
@@ -708,8 +714,9 @@ static int get_retirement(struct rp_span *s, struct rp_keyring *kr,
 }
 
 /*
- * get_replicas reads version 3's replica list into kr (its keys and conf
- * read): canonical order, each pair once, only what add_replica allows
+ * get_replicas reads version 3's quota and replica list into kr (its keys
+ * and conf read): a quota in range, the replicas in canonical order, each
+ * pair once, only what add_replica allows; a section that says something
  */
 static int get_replicas(struct rp_span *s, struct rp_keyring *kr)
 {
@@ -719,10 +726,14 @@ static int get_replicas(struct rp_span *s, struct rp_keyring *kr)
 	 * an entry has 35 bytes or more: a count the input cannot hold is
 	 * refused before anything is allocated for it
 	 */
-	if (!rp_span_get_u32be(s, &num) || !num ||
-	    num > kr->num_keys * RP_REPLICAS_MAX ||
+	if (!rp_span_get_u32be(s, &kr->key_ops) ||
+	    kr->key_ops > RP_KEY_OPS_MAX || !rp_span_get_u32be(s, &num) ||
+	    (!num && !kr->key_ops) || num > kr->num_keys * RP_REPLICAS_MAX ||
 	    num > s->len / (RP_KEY_ID_LEN + 2 + 1)) {
 		return 0;
+	}
+	if (!num) {
+		return 1;
 	}
 	kr->replicas = calloc(num, sizeof(*kr->replicas));
 	if (!kr->replicas) {

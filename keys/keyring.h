@@ -105,7 +105,8 @@ struct rp_store_conf {
  * store spreads the key's unwraps over its token and its replicas. For a
  * revoked or destroyed key, a replica is material left to erase.
  */
-#define RP_REPLICAS_MAX 8 /* replicas of one key */
+#define RP_REPLICAS_MAX 8	/* replicas of one key */
+#define RP_KEY_OPS_MAX	1000000 /* the highest quota, operations a second */
 
 struct rp_replica {
 	uint8_t key_id[RP_KEY_ID_LEN];
@@ -117,6 +118,12 @@ struct rp_keyring {
 	struct rp_store_conf conf;
 	/* the shortest waiting period a retirement may have (set at init) */
 	uint32_t min_retire_days;
+	/*
+	 * the keystore's quota: the most private-key operations a second a
+	 * run of this store asks (0: none; `reprotect quota`); a run's
+	 * --key-ops may only lower it
+	 */
+	uint32_t key_ops;
 	/* the store's own id, random, made at init (zero: a keyring of
 	 * before 2026-12-06); a PKCS#11 token keeps its generation by it */
 	uint8_t store_id[16];

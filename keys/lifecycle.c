@@ -762,6 +762,24 @@ enum rp_err rp_store_set_min_retire_days(struct rp_store *s,
 	return err;
 }
 
+enum rp_err rp_store_set_quota(struct rp_store *s, struct rp_status *st,
+			       uint32_t per_second)
+{
+	enum rp_err err;
+
+	if (per_second > RP_KEY_OPS_MAX) {
+		return rp_status_fail(st, RP_ERR_USAGE,
+				      "the quota: 1 to %d operations a second",
+				      RP_KEY_OPS_MAX);
+	}
+	s->keyring.key_ops = per_second;
+	err = rp_store_save_keyring(s, st);
+	if (err) {
+		discard(s);
+	}
+	return err;
+}
+
 enum rp_err rp_store_key_erase_destroyed(struct rp_store *s,
 					 struct rp_status *st)
 {

@@ -175,6 +175,14 @@ RP_MUST_CHECK enum rp_err rp_store_key_erase_destroyed(struct rp_store *s,
 RP_MUST_CHECK enum rp_err rp_store_set_min_retire_days(struct rp_store *s,
 						       struct rp_status *st,
 						       uint32_t days);
+/*
+ * rp_store_set_quota sets the store's keystore quota (keyring version 3):
+ * at most `per_second` private-key operations a second for any run of the
+ * store (0: none; at most RP_KEY_OPS_MAX). The caller holds the lock.
+ */
+RP_MUST_CHECK enum rp_err rp_store_set_quota(struct rp_store *s,
+					     struct rp_status *st,
+					     uint32_t per_second);
 RP_MUST_CHECK enum rp_err rp_store_key_purge(struct rp_store *s,
 					     struct rp_status *st, size_t idx);
 

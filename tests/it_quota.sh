@@ -97,6 +97,39 @@ expect_rc 0 "$RP" run "$T/c" --in-place --quiet --report "$T/s5b.json"
 assert_json "$T/s5b.json" \
 	'["outcomes"]["moved"]["documents"] + d["outcomes"]["current"]["documents"]' 60
 
+case_ "the store's quota binds every run; --key-ops only lowers it"
+expect_rc 0 "$RP" quota
+assert_grep "$OUT" "quota: none"
+expect_rc 0 "$RP" quota 30
+assert_grep "$OUT" "quota: 30 private-key operations a second"
+expect_rc 0 "$RP" quota
+assert_grep "$OUT" "quota: 30"
+expect_rc 0 "$RP" audit
+assert_grep "$OUT" "quota"
+expect_rc 0 "$RP" rekey --alg x25519
+expect_rc 0 "$RP" run "$T/c" --in-place --quiet --report "$T/q1.json"
+quota_ok "$T/q1.json" 30.0
+expect_rc 0 "$RP" rekey --alg x25519
+expect_rc 0 "$RP" run "$T/c" --in-place --quiet --key-ops 500 \
+	--report "$T/q2.json"
+assert_json "$T/q2.json" '["key_ops"]["allowed_per_second"]' 30.0
+expect_rc 0 "$RP" rekey --alg x25519
+expect_rc 0 "$RP" run "$T/c" --in-place --quiet --shard 1/2 \
+	--report "$T/q3.json"
+assert_json "$T/q3.json" '["key_ops"]["allowed_per_second"]' 15.0
+expect_rc 0 "$RP" run "$T/c" --in-place --quiet --shard 0/2 --key-ops 20 \
+	--report "$T/q4.json"
+assert_json "$T/q4.json" '["key_ops"]["allowed_per_second"]' 10.0
+expect_rc 2 "$RP" quota 0
+expect_rc 2 "$RP" quota 1000001
+expect_rc 2 "$RP" quota fast
+expect_rc 0 "$RP" quota none
+assert_grep "$OUT" "quota: none"
+expect_rc 0 "$RP" rekey --alg x25519
+expect_rc 0 "$RP" run "$T/c" --in-place --quiet --report "$T/q5.json"
+assert_json "$T/q5.json" '["key_ops"]["allowed_per_second"]' null
+expect_rc 0 "$RP" audit verify
+
 case_ "verify --key-ops: the same cap"
 expect_rc 0 "$RP" verify "$T/c" --quiet --key-ops 50 --report "$T/v1.json"
 quota_ok "$T/v1.json" 50.0

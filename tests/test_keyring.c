@@ -341,6 +341,67 @@ static void test_keyring_replicas_round_trip(void **state)
 	rp_buf_fini(&b2);
 }
 
+/*
+ * the store's quota: written as version 3 (alone, or with replicas), read
+ * back the same, one encoding; a quota above RP_KEY_OPS_MAX, and a
+ * version 3 section saying nothing, do not decode
+ */
+static void test_keyring_quota_round_trip(void **state)
+{
+	struct rp_buf b = { 0 }, b2 = { 0 };
+	struct rp_keyring kr, back;
+	struct rp_status st = { 0 };
+
+	(void)state;
+	make_p11(&kr);
+	kr.key_ops = 1100;
+	assert_int_equal(rp_keyring_encode(&b, &st, &kr, mac_key), RP_OK);
+	assert_int_equal(b.p[4], 3);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_OK);
+	assert_int_equal(back.key_ops, 1100);
+	assert_int_equal(back.num_replicas, 0);
+	assert_int_equal(rp_keyring_encode(&b2, &st, &back, mac_key), RP_OK);
+	assert_int_equal(b2.len, b.len);
+	assert_memory_equal(b2.p, b.p, b.len);
+	rp_keyring_fini(&back);
+	/* the quota's bytes: the u32 before the replica count (0) */
+	assert_int_equal(b.p[b.len - 32 - 8 + 2], 0x04);
+	assert_int_equal(b.p[b.len - 32 - 8 + 3], 0x4c);
+	/* above the highest quota */
+	b.p[b.len - 32 - 8] = 0x7f;
+	remac(&b);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_ERR_FORMAT);
+	rp_status_clear(&st);
+	/* a version 3 section that says nothing: no quota, no replica */
+	memset(b.p + b.len - 32 - 8, 0, 4);
+	remac(&b);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_ERR_FORMAT);
+	rp_status_clear(&st);
+	/* with a replica too */
+	assert_int_equal(
+		rp_keyring_add_replica(&kr, &st, kr.keys[1].id, "tok-b"),
+		RP_OK);
+	rp_buf_reset(&b);
+	assert_int_equal(rp_keyring_encode(&b, &st, &kr, mac_key), RP_OK);
+	assert_int_equal(rp_keyring_decode(&back, &st, b.p, b.len, mac_key),
+			 RP_OK);
+	assert_int_equal(back.key_ops, 1100);
+	assert_int_equal(back.num_replicas, 1);
+	rp_keyring_fini(&back);
+	/* no quota, no replica, nothing for version 2: version 1 */
+	kr.key_ops = 0;
+	rp_keyring_remove_replica(&kr, 0);
+	rp_buf_reset(&b);
+	assert_int_equal(rp_keyring_encode(&b, &st, &kr, mac_key), RP_OK);
+	assert_int_equal(b.p[4], 1);
+	rp_keyring_fini(&kr);
+	rp_buf_fini(&b);
+	rp_buf_fini(&b2);
+}
+
 static void test_keyring_replica_check_refusals(void **state)
 {
 	struct rp_keyring kr;
@@ -496,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_keyring_find_hex_prefix_and_ambiguity),
 		cmocka_unit_test(test_keyring_alg_names_round_trip),
 		cmocka_unit_test(test_keyring_replicas_round_trip),
+		cmocka_unit_test(test_keyring_quota_round_trip),
 		cmocka_unit_test(test_keyring_replica_check_refusals),
 		cmocka_unit_test(test_keyring_replicas_non_canonical_refused),
 	};
