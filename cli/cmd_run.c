@@ -13,6 +13,7 @@
 #include "journal.h"
 #include "rp_file.h"
 #include "rp_b64.h"
+#include "rp_clock.h"
 #include "rp_json.h"
 #include "run.h"
 
@@ -787,14 +788,6 @@ static int save_report(const char *path, const struct report_ctx *c)
 	return 0;
 }
 
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* run_exit_code: what a finished run or verify returns (rp_exit) */
 static int run_exit_code(const struct rp_run_opts *o,
 			 const struct rp_run_result *res)
@@ -1097,7 +1090,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 		o.progress_arg = &prog;
 	}
 	rp_cli_on_signals();
-	started = wall_now();
+	started = rp_clock_s(CLOCK_REALTIME);
 	err = rp_run(s, &st, &o, &res);
 	if (prog.is_tty) {
 		fputc('\n', stderr);
@@ -1117,7 +1110,7 @@ int rp_cmd_run(struct rp_cli *cli, int argc, char **argv)
 				    .s = s,
 				    .journal = journal,
 				    .started = started,
-				    .ended = wall_now(),
+				    .ended = rp_clock_s(CLOCK_REALTIME),
 				    .exit_code = rc };
 	if (is_json) {
 		write_report(stdout, &rctx);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rp_clock.h"
 #include "rp_compiler.h"
 
 void rp_test_crash_point(const char *point)
@@ -321,12 +322,9 @@ static struct busy_window *busy_window_of(const char *token)
 long rp_test_busy(const char *token)
 {
 	struct busy_window *w;
-	struct timespec ts;
-	double now;
+	const double now = rp_clock_s(CLOCK_MONOTONIC);
 	long code = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	pthread_mutex_lock(&busy_lock);
 	if (busy_rate < 0) {
 		busy_parse();

@@ -4,6 +4,7 @@
  */
 #include "run_internal.h"
 
+#include "rp_clock.h"
 #include "rp_ossl.h"
 
 /*
@@ -624,14 +625,6 @@ static void verify_doc(struct run *r, size_t worker, struct job *j,
 	run_finish(r, j, RP_OUT_VERIFIED, NULL);
 }
 
-static double clock_s(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * sample: a dry run checks a would-move document as a run would (the
  * license, its signature and bindings, the unwrap, the header MAC, the
@@ -644,8 +637,8 @@ static void sample(struct run *r, size_t worker, struct job *j,
 		   struct rp_doc_info *info, struct rp_stream *vs,
 		   uint8_t *vbuf)
 {
-	const double cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-	const double wall0 = clock_s(CLOCK_MONOTONIC);
+	const double cpu0 = rp_clock_s(CLOCK_THREAD_CPUTIME_ID);
+	const double wall0 = rp_clock_s(CLOCK_MONOTONIC);
 	struct rp_status st = { 0 };
 	int has_fk = 0;
 
@@ -659,9 +652,9 @@ static void sample(struct run *r, size_t worker, struct job *j,
 	pthread_mutex_lock(&r->mu);
 	if (!first_bad(info) && r->est.samples < RP_RUN_SAMPLES) {
 		r->est.sample_cpu[r->est.samples] =
-			clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+			rp_clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 		r->est.sample_wall[r->est.samples] =
-			clock_s(CLOCK_MONOTONIC) - wall0;
+			rp_clock_s(CLOCK_MONOTONIC) - wall0;
 		r->est.samples++;
 	}
 	pthread_mutex_unlock(&r->mu);

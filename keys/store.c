@@ -21,6 +21,7 @@
 #include "age_recip.h"
 #include "audit.h"
 #include "ks_soft.h"
+#include "rp_clock.h"
 #include "rp_ossl.h"
 #include "rp_testhook.h"
 #include "store_internal.h"
@@ -1313,14 +1314,6 @@ void rp_store_key_ops(struct rp_store *s, struct rp_key_ops_stats *out)
 	pthread_mutex_unlock(&s->usage_lock);
 }
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * The pace under busy answers (docs/ENGINE.md, "A busy keystore"): a busy
  * answer cuts the pace to BUSY_CUT of what it was (or of the rate
@@ -1350,7 +1343,7 @@ static double mono_now(void)
  */
 static int key_op_slot(struct rp_store *s)
 {
-	double now = mono_now(), at = 0, wait = 0;
+	double now = rp_clock_s(CLOCK_MONOTONIC), at = 0, wait = 0;
 	volatile sig_atomic_t *stop;
 	int is_throttled;
 
@@ -1384,7 +1377,7 @@ static int key_op_slot(struct rp_store *s)
 
 static void key_op_done(struct rp_store *s, int is_busy)
 {
-	const double now = mono_now();
+	const double now = rp_clock_s(CLOCK_MONOTONIC);
 
 	pthread_mutex_lock(&s->usage_lock);
 	if (is_busy) {
@@ -1456,7 +1449,7 @@ static enum rp_err key_op_stopped(struct rp_status *st)
  */
 static int key_op_busy(struct rp_store *s, struct rp_status *st, double *since)
 {
-	const double now = mono_now();
+	const double now = rp_clock_s(CLOCK_MONOTONIC);
 	volatile sig_atomic_t *stop;
 
 	key_op_done(s, 1);

@@ -38,33 +38,11 @@ done
 expect_rc 0 "$RP" protect "$T"/c/d*
 find "$T/c" -type f ! -name '*.age' -delete
 
-# rate_ok REPORT LIMIT: every document moved, busy answers came, and the
-# operations done (asked minus answered busy) ran at 0.9 to 1.0 x LIMIT
-rate_ok() {
-	if py - "$1" "$2" "$N" <<'PY'; then pass; else fail "$(cat "$1")"; fi
-import json, sys
-r = json.load(open(sys.argv[1]))
-limit, n = float(sys.argv[2]), int(sys.argv[3])
-k = r["key_ops"]
-done = k["count"] - k["busy"]
-rate = done / r["seconds"]
-print("rate %.1f/s of %.0f (%.2f), %d busy answers, %.1f s, pace at end %s"
-      % (rate, limit, rate / limit, k["busy"], r["seconds"],
-         k["pace_at_end"]), file=sys.stderr)
-assert r["outcomes"]["moved"]["documents"] == n, r["outcomes"]
-assert not [d for d in r["documents"] if d["outcome"].startswith("failed")]
-assert k["busy"] > 0, k
-assert done >= n, k
-assert rate <= limit * 1.02 + limit / r["seconds"], rate
-assert rate >= limit * 0.90, rate
-PY
-}
-
 case_ "a token busy above 120/s (CKR_OPERATION_ACTIVE): all moved, 0.9-1.0 x"
 expect_rc 0 "$RP" rekey --alg rsa2048
 REPROTECT_TEST_BUSY=120:0x90 expect_rc 0 "$RP" run "$T/c" --in-place \
 	--quiet --report "$T/r1.json"
-rate_ok "$T/r1.json" 120
+busy_rate_ok "$T/r1.json" 120 "$N"
 assert_json "$T/r1.json" '["binding"]' keystore
 cat "$ERR" >&2
 expect_rc 0 "$RP" verify "$T/c" --quiet
@@ -73,7 +51,7 @@ case_ "CKR_FUNCTION_REJECTED, under a --key-ops above the limit"
 expect_rc 0 "$RP" rekey --alg rsa2048
 REPROTECT_TEST_BUSY=150:0x200 expect_rc 0 "$RP" run "$T/c" --in-place \
 	--quiet --key-ops 400 --report "$T/r2.json"
-rate_ok "$T/r2.json" 150
+busy_rate_ok "$T/r2.json" 150 "$N"
 cat "$ERR" >&2
 assert_json "$T/r2.json" '["key_ops"]["allowed_per_second"]' 400.0
 
@@ -86,20 +64,8 @@ assert_json "$T/r3.json" '["outcomes"]["moved"]["documents"]' $N
 
 case_ "a stop while the token is busy: exit 8 at once, nothing failed"
 expect_rc 0 "$RP" rekey --alg rsa2048
-REPROTECT_TEST_BUSY=2:0x90 "$RP" run "$T/c" --in-place --quiet \
-	--report "$T/r4.json" --journal "$T/j4" >/dev/null 2>"$T/e4" &
-_pid=$!
-wait_for -e "$T/j4"
-sleep 1 # busy by now: 2 operations a second
-_t0=$(date +%s)
-kill -TERM "$_pid"
-_rc=0
-wait "$_pid" || _rc=$?
-_t1=$(date +%s)
-assert_eq "$_rc" 8 "exit after SIGTERM"
-if [ $((_t1 - _t0)) -le 10 ]; then pass; else
-	fail "the stop took $((_t1 - _t0)) s"
-fi
+REPROTECT_TEST_BUSY=2:0x90 stop_run "$T/j4" 10 "$RP" run "$T/c" --in-place \
+	--quiet --report "$T/r4.json" --journal "$T/j4"
 assert_json "$T/r4.json" '["stopped"]' true
 if py - "$T/r4.json" <<'PY'; then pass; else fail "$(cat "$T/r4.json")"; fi
 import json, sys

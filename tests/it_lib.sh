@@ -129,6 +129,53 @@ wait_for() {
 	done
 }
 
+# stop_run JOURNAL MAX CMD...: runs CMD (a run or verify with --journal
+# JOURNAL) in the background, sends it SIGTERM a second after its journal
+# is open (its signal handlers are set by then), and checks that it exits
+# 8 within MAX seconds of the signal
+stop_run() {
+	_L_j=$1
+	_L_max=$2
+	shift 2
+	"$@" >/dev/null 2>"$T/.stop-err" &
+	_L_pid=$!
+	wait_for -e "$_L_j"
+	sleep 1
+	_L_t0=$(date +%s)
+	kill -TERM "$_L_pid"
+	_L_rc=0
+	wait "$_L_pid" || _L_rc=$?
+	_L_t1=$(date +%s)
+	assert_eq "$_L_rc" 8 "exit after SIGTERM"
+	if [ $((_L_t1 - _L_t0)) -le "$_L_max" ]; then pass; else
+		fail "the stop took $((_L_t1 - _L_t0)) s, want at most $_L_max"
+	fi
+}
+
+# busy_rate_ok REPORT LIMIT DOCS: a run under a keystore busy above LIMIT
+# operations a second (REPROTECT_TEST_BUSY) moved all DOCS documents,
+# failed none, was told busy, and its operations done (asked minus
+# answered busy) ran at 0.90 to 1.0 x LIMIT
+busy_rate_ok() {
+	if py - "$1" "$2" "$3" <<'PY'; then pass; else fail "$(cat "$1")"; fi
+import json, sys
+r = json.load(open(sys.argv[1]))
+limit, n = float(sys.argv[2]), int(sys.argv[3])
+k = r["key_ops"]
+done = k["count"] - k["busy"]
+rate = done / r["seconds"]
+print("rate %.1f/s of %.0f (%.2f), %d busy answers, %.1f s, pace at end %s"
+      % (rate, limit, rate / limit, k["busy"], r["seconds"],
+         k["pace_at_end"]), file=sys.stderr)
+assert r["outcomes"]["moved"]["documents"] == n, r["outcomes"]
+assert not [d for d in r["documents"] if d["outcome"].startswith("failed")]
+assert k["busy"] > 0, k
+assert done >= n, k
+assert rate <= limit * 1.02 + limit / r["seconds"], rate
+assert rate >= limit * 0.90, rate
+PY
+}
+
 # assert_eq GOT WANT WHAT: the two strings are equal.
 assert_eq() {
 	if [ "$1" = "$2" ]; then pass; else fail "$3: got '$1', want '$2'"; fi

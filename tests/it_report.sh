@@ -125,15 +125,8 @@ case_ "a stopped shard: exit 8 until its rerun"
 shard 0 3
 # a slow shard (2 key operations a second): stopped by SIGTERM once it
 # runs (its journal is open: the signal handlers are set right after)
-"$RP" run "$T/c" --in-place --quiet --shard 2/3 --key-ops 6 \
-	--report "$T/s2-of-3.json" --journal "$T/j2" >/dev/null 2>&1 &
-_pid=$!
-wait_for -e "$T/j2"
-sleep 0.3
-kill -TERM "$_pid"
-_rc=0
-wait "$_pid" || _rc=$?
-assert_eq "$_rc" 8 "shard stopped"
+stop_run "$T/j2" 10 "$RP" run "$T/c" --in-place --quiet --shard 2/3 \
+	--key-ops 6 --report "$T/s2-of-3.json" --journal "$T/j2"
 assert_json "$T/s2-of-3.json" '["stopped"]' true
 expect_rc 8 "$RP" report merge "$T/s0-of-3.json" "$T/s1-of-3.json" \
 	"$T/s2-of-3.json"
